@@ -1,0 +1,64 @@
+"""Runs a plan's tool calls and streams ``Step`` events.
+
+A call whose result is already in the workspace (same tool, arguments and input images)
+is not run again. A tool that fails on bad input becomes a visible ``error`` step with
+its message; an unexpected exception is logged and reported the same way, so a turn
+never crashes the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from rschat.agent.steps import Step, ToolCall
+from rschat.agent.workspace import Workspace
+from rschat.geo.errors import InputError
+from rschat.tools import REGISTRY
+from rschat.tools.base import ToolContext
+
+log = logging.getLogger(__name__)
+
+
+def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
+    for number, call in enumerate(calls, start=1):
+        tool = REGISTRY[call.tool]
+        cid = f"{call.tool}-{number}"
+        stored = ws.find_result(call.tool, call.args, tool.needs)
+        if stored is not None:
+            yield Step(
+                "done",
+                f"reused stored result {stored.id}: {stored.result.summary}",
+                call.tool,
+                call.args,
+                0.0,
+                stored.result,
+                stored.id,
+                reused=True,
+                call_id=cid,
+            )
+            continue
+        yield Step("start", f"running {call.tool}: {call.why}", call.tool, call.args, call_id=cid)
+        started = time.perf_counter()
+        ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings)
+        try:
+            result = tool.run(call.args, ctx)
+        except InputError as err:
+            yield Step("error", str(err), call.tool, call.args, time.perf_counter() - started, call_id=cid)
+            return
+        except Exception as err:  # a bug: keep the session alive, say so plainly
+            log.exception("tool %s failed", call.tool)
+            yield Step(
+                "error",
+                f"{call.tool} failed unexpectedly ({type(err).__name__}: {err}).",
+                call.tool,
+                call.args,
+                time.perf_counter() - started,
+                call_id=cid,
+            )
+            return
+        stored = ws.store_result(call.tool, call.args, tool.needs, result)
+        yield Step(
+            "done", result.summary, call.tool, call.args, time.perf_counter() - started, result, stored.id, call_id=cid
+        )

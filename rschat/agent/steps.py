@@ -1,0 +1,33 @@
+"""The events one turn streams, from plan to answer.
+
+The UI and the CLI render these; neither looks inside the agent otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rschat.tools.base import ToolResult
+
+StepKind = Literal["plan", "start", "done", "error", "answer"]
+
+
+@dataclass
+class ToolCall:
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+    why: str = ""  # one line for the plan shown to the user
+
+
+@dataclass
+class Step:
+    kind: StepKind
+    text: str
+    tool: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None
+    result: ToolResult | None = None
+    result_id: str | None = None
+    reused: bool = False  # the result came from the workspace, not a new run
+    call_id: str | None = None  # ties a tool's start step to its done/error step

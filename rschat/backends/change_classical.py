@@ -1,0 +1,125 @@
+"""Training-free change detection between two co-registered RGB images (lite backend).
+
+The method, in the order ``detect`` runs it:
+
+1. Radiometric normalisation: the after image's histogram is matched to the before
+   image, band by band, so that a different sun, season or sensor gain is not "change".
+2. Two kinds of evidence, each in CIELAB at the scale of a building (``scale_px``):
+   - structure gain: how much the smoothed gradient magnitude of L* grows from before
+     to after (new roofs, roads and walls bring edges that fields and bare soil lack);
+     a loss of structure (demolition) counts at a quarter of that weight;
+   - chromatic change: the distance between smoothed (a*, b*) vectors, which is
+     insensitive to the brightness shifts that histogram matching leaves behind.
+   Each evidence map is divided by its median over the image (a robust self-normalisation,
+   as in change-vector analysis) and the two are added.
+3. Decision: Otsu's threshold on the combined score, then an object-level clean-up that
+   drops regions smaller than ``min_region_m2`` (or pixels without georeference) and
+   fills holes.
+
+Measured on ../shared/data/change (LEVIR-CD + DSIFN-CD, 11 pairs, pixels pooled) by
+``rschat eval change``: see README for the figures. Plain CVA + Otsu scores F1 ~0.27 on
+the same pairs; the structure term is what lifts it. Written here because no maintained
+library ships an unsupervised bitemporal change detector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage import color, exposure, filters, morphology
+
+METHOD_NAME = "lite change detector (histogram matching + structure-gain and chromatic CVA, Otsu, object clean-up)"
+
+
+@dataclass
+class ChangeOutput:
+    mask: np.ndarray  # (H, W) bool, True = changed
+    score: np.ndarray  # (H, W) float32, combined evidence (dimensionless)
+    threshold: float
+
+
+LIGHT_WEIGHT = 0.5
+_FULL_RES_MAX = 384  # images with both sides >= 2x this are scored at half resolution
+
+
+def _downsample(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """Block-mean downsampling of an (H, W, 3) image by an integer factor."""
+    h, w = (rgb.shape[0] // factor) * factor, (rgb.shape[1] // factor) * factor
+    blocks = rgb[:h, :w].reshape(h // factor, factor, w // factor, factor, rgb.shape[2])
+    return blocks.mean(axis=(1, 3))
+
+
+def _smoothed_gradient(lightness: np.ndarray, scale_px: float) -> np.ndarray:
+    return ndimage.gaussian_filter(filters.sobel(lightness), scale_px)
+
+
+def _robust(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    med = float(np.median(x[valid])) if valid.any() else 0.0
+    return x / (med + 1e-6)
+
+
+def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, scale_px: float) -> np.ndarray:
+    """Combined change evidence for two (H, W, 3) float RGB images in [0, 1]."""
+    after_matched = exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1)
+    lab_a = color.rgb2lab(before_rgb)
+    lab_b = color.rgb2lab(np.clip(after_matched, 0, 1))
+
+    grad_a = _smoothed_gradient(lab_a[..., 0], scale_px)
+    grad_b = _smoothed_gradient(lab_b[..., 0], scale_px)
+    structure = np.clip(grad_b - grad_a, 0, None) + 0.25 * np.clip(grad_a - grad_b, 0, None)
+
+    chroma_scale = scale_px / 2
+    ab_a = ndimage.gaussian_filter(lab_a[..., 1:], (chroma_scale, chroma_scale, 0))
+    ab_b = ndimage.gaussian_filter(lab_b[..., 1:], (chroma_scale, chroma_scale, 0))
+    chroma = np.linalg.norm(ab_a - ab_b, axis=-1)
+
+    light = np.abs(
+        ndimage.gaussian_filter(lab_a[..., 0], chroma_scale) - ndimage.gaussian_filter(lab_b[..., 0], chroma_scale)
+    )
+    score = _robust(structure, valid) + _robust(chroma, valid) + LIGHT_WEIGHT * _robust(light, valid)
+    score[~valid] = 0.0
+    return score.astype(np.float32)
+
+
+def detect(
+    before_rgb: np.ndarray,
+    after_rgb: np.ndarray,
+    valid: np.ndarray | None = None,
+    scale_px: float = 16.0,
+    min_region_px: int = 64,
+) -> ChangeOutput:
+    """Change mask between two co-registered (H, W, 3) float RGB images in [0, 1].
+
+    ``valid`` is an (H, W) bool mask of pixels with data in both images; ``scale_px`` the
+    size of the objects of interest in pixels (about 8 m on the ground works well).
+    """
+    if before_rgb.shape != after_rgb.shape:
+        raise ValueError(f"shapes differ: {before_rgb.shape} vs {after_rgb.shape}")
+    valid = np.ones(before_rgb.shape[:2], dtype=bool) if valid is None else valid
+    before_rgb = np.where(valid[..., None], before_rgb, 0.0)
+    after_rgb = np.where(valid[..., None], after_rgb, 0.0)
+
+    # The evidence is smooth at the object scale, so large images are scored at half
+    # resolution (4x less work) and the score is interpolated back.
+    factor = 2 if min(before_rgb.shape[:2]) >= 2 * _FULL_RES_MAX and scale_px >= 8 else 1
+    if factor == 1:
+        score = change_score(before_rgb, after_rgb, valid, scale_px)
+    else:
+        coarse_valid = _downsample(valid[..., None].astype(np.float32), factor)[..., 0] == 1.0
+        coarse = change_score(
+            _downsample(before_rgb, factor), _downsample(after_rgb, factor), coarse_valid, scale_px / factor
+        )
+        score = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+        score = ndimage.uniform_filter(score, factor)  # soften the block edges
+        pad = ((0, before_rgb.shape[0] - score.shape[0]), (0, before_rgb.shape[1] - score.shape[1]))
+        score = np.pad(score, pad, mode="edge")
+        score[~valid] = 0.0
+    values = score[valid]
+    threshold = float(filters.threshold_otsu(values)) if values.size and np.ptp(values) > 0 else np.inf
+    mask = (score > threshold) & valid
+
+    mask = morphology.remove_small_objects(mask, max_size=max(min_region_px, 1) - 1)
+    mask = ndimage.binary_fill_holes(mask) & valid
+    return ChangeOutput(mask=mask, score=score, threshold=threshold)

@@ -1,0 +1,144 @@
+"""The ``rschat`` command: serve the app, ask the agent headless, evaluate.
+
+    rschat serve [--host H] [--port P]
+    rschat ask [--image P]... [--before P --after P] [--out DIR] [--json] QUESTION
+    rschat eval change --manifest M [--json]
+
+``ask`` runs exactly the agent the web app runs. It exits 1 with the message on bad
+input (corrupt file, mismatched pair, missing image) so scripts can tell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from rschat.config import load_settings
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from rschat.ui.app import launch
+
+    launch(host=args.host, port=args.port)
+    return 0
+
+
+def _step_json(step, out_dir: Path | None) -> dict:  # type: ignore[no-untyped-def]
+    artifacts: list[str] = []
+    if step.result is not None and out_dir is not None:
+        for art in step.result.artifacts:
+            dest = out_dir / art.path.name
+            if art.path.resolve() != dest.resolve():
+                shutil.copy2(art.path, dest)
+            artifacts.append(str(dest))
+    data = step.result.data if step.result is not None else {}
+    return {"tool": step.tool, "args": step.args, "summary": step.text, "data": data, "artifacts": artifacts}
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from rschat.agent import Workspace, backends, turn
+
+    if bool(args.before) != bool(args.after):
+        print("rschat ask: --before and --after go together.", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ws = Workspace(settings)
+    named = {"before": Path(args.before), "after": Path(args.after)} if args.before else None
+    uploads = [Path(p) for p in args.image] if args.image else None
+    steps = []
+    failed = False
+    try:
+        for step in turn(ws, args.question, uploads=uploads, named=named):
+            if step.kind in ("done", "error"):
+                steps.append(step)
+                failed |= step.kind == "error"
+            if not args.json:
+                _print_step(step)
+        answer = ws.history[-1]["content"]
+        if args.json:
+            doc = {
+                "answer": answer,
+                "backends": backends(ws),
+                "steps": [_step_json(s, out_dir) for s in steps],
+            }
+            print(json.dumps(doc, indent=2, default=str))
+        elif out_dir is not None:
+            for s in steps:
+                for path in _step_json(s, out_dir)["artifacts"]:
+                    print(f"wrote {path}")
+    finally:
+        ws.close()
+    return 1 if failed else 0
+
+
+def _print_step(step) -> None:  # type: ignore[no-untyped-def]
+    if step.kind == "answer":
+        print("\n" + step.text)
+    elif step.kind == "error":
+        print(f"[error] {step.tool}: {step.text}", file=sys.stderr)
+    else:
+        took = f" ({step.duration_s:.2f} s)" if step.duration_s is not None else ""
+        print(f"[{step.kind}] {step.text}{took}", file=sys.stderr)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rschat.eval.change import evaluate_manifest
+
+    report = evaluate_manifest(Path(args.manifest))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"change detection on {report['pairs']} pairs ({args.manifest})")
+    print(f"{'dataset':<12}{'precision':>10}{'recall':>10}{'F1':>10}{'IoU':>10}")
+    rows = [*report["per_dataset"].items(), ("pooled", report["pooled"])]
+    for name, s in rows:
+        print(f"{name:<12}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}{s['iou']:>10.3f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the web app (same as python app.py)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=_cmd_serve)
+
+    ask = sub.add_parser("ask", help="ask the agent one question, headless")
+    ask.add_argument("question")
+    ask.add_argument("--image", action="append", help="an image; two make a before/after pair (repeatable)")
+    ask.add_argument("--before", help="the earlier image of a pair")
+    ask.add_argument("--after", help="the later image of a pair")
+    ask.add_argument("--out", help="folder for the artifacts (overlay, GeoTIFF, GeoJSON)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(func=_cmd_ask)
+
+    ev = sub.add_parser("eval", help="measure accuracy on labelled data")
+    ev_sub = ev.add_subparsers(dest="task", required=True)
+    change = ev_sub.add_parser("change", help="change detection: precision, recall, F1, IoU")
+    change.add_argument("--manifest", required=True)
+    change.add_argument("--json", action="store_true")
+    change.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rschat.geo.errors import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(f"rschat: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

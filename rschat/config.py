@@ -1,0 +1,60 @@
+"""One settings object for the whole app.
+
+Values come from, in increasing priority: the defaults below, an optional TOML file
+(``RSCHAT_CONFIG`` or ``./rschat.toml``) with the same keys in lower case, and
+environment variables ``RSCHAT_<KEY>``. Nothing here imports a model library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Largest image accepted, in pixels (width x height). Checked from the file header
+    # before any pixel is decoded, so a decompression bomb is refused cheaply.
+    max_pixels: int = 64_000_000
+    # Largest upload accepted, in bytes.
+    max_file_bytes: int = 512 * 1024 * 1024
+    # Where per-session artifacts (overlays, GeoTIFFs, GeoJSON) are written.
+    work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "rschat")
+    # Full-mode backends (issue "Full mode"); empty means lite mode for that capability.
+    vlm: str = ""
+    vlm_quant: str = "4bit"
+    device: str = "cpu"
+    sam: str = ""
+    clip: str = ""
+    generator: str = ""
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+
+def _coerce(name: str, raw: object) -> object:
+    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
+    if kind == "int":
+        return int(str(raw))
+    if kind == "Path":
+        return Path(str(raw))
+    return str(raw)
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build the settings from the TOML file (if any) and ``RSCHAT_*`` variables."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, object] = {}
+    toml_path = Path(env.get("RSCHAT_CONFIG", "rschat.toml"))
+    if toml_path.is_file():
+        with toml_path.open("rb") as fh:
+            for key, raw in tomllib.load(fh).items():
+                if key in {f.name for f in dataclasses.fields(Settings)}:
+                    values[key] = _coerce(key, raw)
+    for f in dataclasses.fields(Settings):
+        raw = env.get(f"RSCHAT_{f.name.upper()}")
+        if raw is not None and raw != "":
+            values[f.name] = _coerce(f.name, raw)
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Metrics and benchmark runners over manifests of real data."""

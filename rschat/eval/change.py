@@ -1,0 +1,83 @@
+"""Accuracy of change detection on a manifest of labelled pairs.
+
+A manifest is a JSON list of ``{"dataset", "before", "after", "label"}`` with paths
+relative to the manifest's folder (the format of ../shared/data/change/manifest.json).
+Labels are masks where any non-zero pixel means "changed" (0/255 and 0/1 both work).
+Pairs go through the same tool as a user's request, so what is scored is what users get.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rschat.geo.errors import InputError
+from rschat.geo.io import read_raster
+from rschat.tools import REGISTRY
+from rschat.tools.base import ToolContext
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        self.tp += int(np.sum(pred & truth))
+        self.fp += int(np.sum(pred & ~truth))
+        self.fn += int(np.sum(~pred & truth))
+        self.tn += int(np.sum(~pred & ~truth))
+
+    def scores(self) -> dict[str, float]:
+        def ratio(a: int, b: int) -> float:
+            return a / b if b else 0.0
+
+        return {
+            "precision": ratio(self.tp, self.tp + self.fp),
+            "recall": ratio(self.tp, self.tp + self.fn),
+            "f1": ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn),
+            "iou": ratio(self.tp, self.tp + self.fp + self.fn),
+            "pixels": self.tp + self.fp + self.fn + self.tn,
+        }
+
+
+def _resolve(manifest: Path, rel: str) -> Path:
+    """A manifest path, relative to the manifest's folder; failing that, to the nearest
+    ancestor folder that holds it (../shared/data/change/manifest.json is written
+    relative to data/)."""
+    for base in [manifest.parent, *manifest.parent.parents]:
+        if (base / rel).is_file():
+            return base / rel
+    raise InputError(f"{rel} (listed in {manifest.name}) was not found next to the manifest.")
+
+
+def evaluate_manifest(manifest: Path) -> dict:
+    """Precision, recall, F1 and IoU per dataset and pooled over all pixels."""
+    try:
+        entries = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{manifest} is not a readable JSON manifest ({err}).") from err
+    pooled = Counts()
+    per_dataset: dict[str, Counts] = {}
+    tool = REGISTRY["detect_changes"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in entries:
+            rasters = {k: read_raster(_resolve(manifest, entry[k])) for k in ("before", "after")}
+            result = tool.run({}, ToolContext(rasters=rasters, out_dir=Path(tmp)))
+            truth = read_raster(_resolve(manifest, entry["label"])).data[0] > 0
+            pred = result.memory["mask"]
+            if pred.shape != truth.shape:
+                raise ValueError(f"label {entry['label']} is {truth.shape}, prediction {pred.shape}")
+            pooled.add(pred, truth)
+            per_dataset.setdefault(entry.get("dataset", "all"), Counts()).add(pred, truth)
+    return {
+        "pairs": len(entries),
+        "pooled": pooled.scores(),
+        "per_dataset": {name: c.scores() for name, c in per_dataset.items()},
+    }

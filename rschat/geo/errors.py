@@ -1,0 +1,9 @@
+"""Errors about the user's input, worded for the user.
+
+An ``InputError`` carries a message meant to be shown as-is in the chat or printed by
+the CLI (which then exits non-zero). Anything else that escapes a tool is a bug.
+"""
+
+
+class InputError(ValueError):
+    """Bad input from the user: a corrupt file, a mismatched pair, an image too large."""

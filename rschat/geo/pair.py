@@ -1,0 +1,96 @@
+"""Putting two rasters of the same place on one pixel grid.
+
+- Same size, and either no georeference or the same grid: used as they are.
+- Both georeferenced on different grids (another CRS, resolution or extent): the second
+  is reprojected onto the first's grid with rasterio; pixels it does not cover become
+  nodata (NaN), and a footprint with no overlap is an error.
+- Different sizes without a georeference (on either side): there is no way to know how
+  they line up, so an error says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from rasterio.warp import Resampling, reproject
+
+from rschat.geo.errors import InputError
+from rschat.geo.raster import Raster
+
+
+def _same_grid(a: Raster, b: Raster) -> bool:
+    return (
+        a.height == b.height
+        and a.width == b.width
+        and a.crs == b.crs
+        and a.transform is not None
+        and b.transform is not None
+        and a.transform.almost_equals(b.transform)
+    )
+
+
+def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
+    """Return (before, after) on before's grid, or raise InputError explaining why not."""
+    if before.count != after.count:
+        raise InputError(
+            f"The pair has different bands: '{before.name}' has {before.count}, '{after.name}' has "
+            f"{after.count}. Both images must carry the same bands in the same order."
+        )
+    if before.georeferenced and after.georeferenced:
+        if _same_grid(before, after):
+            return before, after
+        return before, _reproject_onto(after, before)
+    if (before.height, before.width) != (after.height, after.width):
+        missing = [r.name for r in (before, after) if not r.georeferenced]
+        raise InputError(
+            f"The pair does not line up: '{before.name}' is {before.width}x{before.height} and "
+            f"'{after.name}' is {after.width}x{after.height} pixels, and {', '.join(missing)} has "
+            "no georeference to match them by. Upload two images of the same size covering the "
+            "same area, or GeoTIFFs."
+        )
+    if before.georeferenced != after.georeferenced:
+        geo, plain = (before, after) if before.georeferenced else (after, before)
+        note = f"'{plain.name}' has no georeference; it was assumed to cover the same grid as '{geo.name}' (same size)."
+        adopted = replace(plain, crs=geo.crs, transform=geo.transform, notes=[*plain.notes, note])
+        return (before, adopted) if plain is after else (adopted, after)
+    return before, after
+
+
+def _reproject_onto(src: Raster, ref: Raster) -> Raster:
+    """Reproject ``src`` onto ``ref``'s grid (bilinear); uncovered pixels become NaN."""
+    dst = np.full((src.count, ref.height, ref.width), np.nan, dtype=np.float32)
+    source = src.data.astype(np.float32)
+    if src.nodata is not None:
+        source = np.where(source == src.nodata, np.nan, source)
+    reproject(
+        source=source,
+        destination=dst,
+        src_transform=src.transform,
+        src_crs=src.crs,
+        src_nodata=np.nan,
+        dst_transform=ref.transform,
+        dst_crs=ref.crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
+    covered = np.all(np.isfinite(dst), axis=0)
+    if covered.mean() == 0:
+        raise InputError(
+            f"'{src.name}' and '{ref.name}' do not overlap on the ground: their footprints are "
+            "disjoint, so there is nothing to compare."
+        )
+    note = (
+        f"'{src.name}' was reprojected onto the grid of '{ref.name}' "
+        f"({ref.describe_georef()}); {100 * covered.mean():.1f}% of it overlaps."
+    )
+    return Raster(
+        data=dst,
+        crs=ref.crs,
+        transform=ref.transform,
+        nodata=None,
+        band_names=src.band_names,
+        date=src.date,
+        name=src.name,
+        notes=[*src.notes, note],
+    )

@@ -1,0 +1,99 @@
+"""The ``Raster`` value: pixels plus where they are on the ground.
+
+Pixels are stored band-first, ``data.shape == (bands, H, W)``, in their original dtype.
+Pixel coordinates are (col, row) = (x, y) with the origin at the top-left corner of the
+top-left pixel; ``transform`` (an affine) maps them to map coordinates in ``crs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+
+from rschat.geo.area import pixel_area_grid
+
+
+@dataclass
+class Raster:
+    data: np.ndarray  # (bands, H, W), any numeric dtype
+    crs: CRS | None = None
+    transform: Affine | None = None
+    nodata: float | None = None
+    band_names: tuple[str, ...] = ()
+    date: dt.date | None = None
+    name: str = "image"
+    # Ground sample distance stated by the user (metres per pixel) for a raster with no
+    # georeference; used for areas only, never invented.
+    gsd_m: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.data.ndim == 2:
+            self.data = self.data[None]
+        if self.data.ndim != 3:
+            raise ValueError(f"Raster data must be (bands, H, W), got shape {self.data.shape}")
+        if not self.band_names:
+            self.band_names = tuple(f"band {i + 1}" for i in range(self.data.shape[0]))
+
+    @property
+    def count(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None and self.transform is not None and not self.transform.is_identity
+
+    def valid_mask(self) -> np.ndarray:
+        """(H, W) bool: pixels with data in every band (not nodata, not NaN)."""
+        valid = np.ones((self.height, self.width), dtype=bool)
+        if np.issubdtype(self.data.dtype, np.floating):
+            valid &= np.all(np.isfinite(self.data), axis=0)
+        if self.nodata is not None and not np.isnan(self.nodata):
+            valid &= ~np.all(self.data == self.nodata, axis=0)
+        return valid
+
+    def pixel_area_m2(self) -> np.ndarray | None:
+        """Ground area of each pixel in m2, broadcastable to (H, W); None if unknown.
+
+        See ``rschat.geo.area`` for how each kind of CRS is handled.
+        """
+        if self.georeferenced:
+            assert self.crs is not None and self.transform is not None
+            return pixel_area_grid(self.crs, self.transform, self.height, self.width)
+        if self.gsd_m:
+            return np.full((1, 1), self.gsd_m**2)
+        return None
+
+    def area_m2(self, mask: np.ndarray) -> float | None:
+        """Ground area in m2 of the True pixels of an (H, W) mask; None if unknown."""
+        per_pixel = self.pixel_area_m2()
+        if per_pixel is None:
+            return None
+        return float(np.sum(np.broadcast_to(per_pixel, mask.shape), where=mask.astype(bool)))
+
+    def pixel_size_m(self) -> float | None:
+        """Mean ground sample distance in metres (square root of the mean pixel area)."""
+        per_pixel = self.pixel_area_m2()
+        return None if per_pixel is None else float(np.sqrt(np.mean(per_pixel)))
+
+    def describe_georef(self) -> str:
+        if self.georeferenced:
+            assert self.crs is not None
+            epsg = self.crs.to_epsg()
+            crs = f"EPSG:{epsg}" if epsg else self.crs.to_string()[:60]
+            return f"{crs}, {self.pixel_size_m():.2f} m pixels"
+        if self.gsd_m:
+            return f"no georeference, stated pixel size {self.gsd_m} m"
+        return "no georeference"

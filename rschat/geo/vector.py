@@ -1,0 +1,112 @@
+"""From masks to regions and GeoJSON.
+
+Regions are 8-connected components of a mask. Their polygons are traced with
+``rasterio.features.shapes`` in the raster's CRS and written as GeoJSON in EPSG:4326
+(RFC 7946). A raster without georeference gets polygons in pixel coordinates (x right,
+y down), and the file says so in its ``"coordinates"`` member.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from affine import Affine
+from pyproj import Transformer
+from rasterio import features
+from scipy import ndimage
+from shapely.geometry import MultiPolygon, mapping, shape
+
+from rschat.geo.raster import Raster
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass
+class Region:
+    id: int
+    pixels: int
+    area_m2: float | None
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, exclusive end
+    centroid: tuple[float, float]  # x, y in pixels
+
+
+def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected labels of an (H, W) bool mask: (labels int32, count)."""
+    labels, count = ndimage.label(mask, structure=_EIGHT)
+    return labels.astype(np.int32), int(count)
+
+
+def regions_of(mask: np.ndarray, raster: Raster) -> tuple[np.ndarray, list[Region]]:
+    """Connected regions of a mask with their pixel count, ground area and box, largest first."""
+    labels, count = label_regions(mask)
+    if count == 0:
+        return labels, []
+    ids = np.arange(1, count + 1)
+    pixels = ndimage.sum_labels(np.ones_like(labels), labels, ids).astype(int)
+    per_pixel = raster.pixel_area_m2()
+    if per_pixel is None:
+        areas: list[float | None] = [None] * count
+    else:
+        weights = np.broadcast_to(per_pixel, mask.shape)
+        areas = [float(a) for a in ndimage.sum_labels(weights, labels, ids)]
+    slices = ndimage.find_objects(labels)
+    centroids = ndimage.center_of_mass(np.ones_like(labels), labels, ids)
+    regions = [
+        Region(
+            id=int(i),
+            pixels=int(p),
+            area_m2=a,
+            bbox=(s[1].start, s[0].start, s[1].stop, s[0].stop),
+            centroid=(float(c[1]), float(c[0])),
+        )
+        for i, p, a, s, c in zip(ids, pixels, areas, slices, centroids, strict=True)
+    ]
+    regions.sort(key=lambda r: r.pixels, reverse=True)
+    return labels, regions
+
+
+def regions_geojson(labels: np.ndarray, regions: list[Region], raster: Raster, kind: str) -> dict:
+    """A FeatureCollection of the regions' polygons (EPSG:4326, or pixels without georef)."""
+    georef = raster.georeferenced
+    transform = raster.transform if georef else Affine.identity()
+    to_wgs84 = (
+        Transformer.from_crs(raster.crs.to_wkt(), "EPSG:4326", always_xy=True).transform
+        if georef and raster.crs is not None
+        else None
+    )
+    by_id = {r.id: r for r in regions}
+    polygons: dict[int, list] = {}
+    for geom, value in features.shapes(labels, mask=labels > 0, transform=transform, connectivity=8):
+        polygons.setdefault(int(value), []).append(shape(geom))
+    feats = []
+    for rid, parts in polygons.items():
+        region = by_id[rid]
+        geom = parts[0] if len(parts) == 1 else MultiPolygon(parts)
+        if to_wgs84 is not None:
+            geom = shapely.transform(geom, to_wgs84, interleaved=False)
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(geom),
+                "properties": {
+                    "kind": kind,
+                    "region_id": rid,
+                    "pixels": region.pixels,
+                    "area_m2": None if region.area_m2 is None else round(region.area_m2, 2),
+                    "area_ha": None if region.area_m2 is None else round(region.area_m2 / 1e4, 4),
+                },
+            }
+        )
+    collection: dict = {"type": "FeatureCollection", "features": feats}
+    if not georef:
+        collection["coordinates"] = "pixel (x right, y down); the image has no georeference"
+    return collection
+
+
+def write_geojson(path: Path, collection: dict) -> Path:
+    path.write_text(json.dumps(collection))
+    return path

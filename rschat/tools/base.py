@@ -1,0 +1,75 @@
+"""What every tool is and returns.
+
+A tool has a name, a description written for a planner (rules or a model), a JSON
+schema of its arguments, and ``run(args, ctx) -> ToolResult``. Tools read rasters from
+the context (never from the UI), write their files into ``ctx.out_dir``, and report
+numbers with their unit in the key (``changed_area_m2``) or ``None`` when unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rschat.geo.raster import Raster
+
+
+@dataclass
+class Artifact:
+    """A file a tool produced. ``kind``: 'overlay' | 'mask' | 'geojson' | 'geotiff' | 'plot'."""
+
+    kind: str
+    path: Path
+    label: str
+
+
+@dataclass
+class ToolResult:
+    summary: str  # one line, with units
+    data: dict[str, float | int | None]  # numbers with units in their names
+    artifacts: list[Artifact] = field(default_factory=list)
+    method: str = ""  # how the numbers were computed, for the answer
+    limits: list[str] = field(default_factory=list)  # what the reader should keep in mind
+    notes: list[str] = field(default_factory=list)  # what was done to the input (reprojection, ...)
+    # In-memory values that later turns can reuse (masks, regions); not serialised.
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    def artifact(self, kind: str) -> Artifact | None:
+        return next((a for a in self.artifacts if a.kind == kind), None)
+
+
+@dataclass
+class ToolContext:
+    rasters: Mapping[str, Raster]  # named rasters of the session: "image", "before", "after"
+    out_dir: Path
+    settings: Any = None
+    progress: Callable[[float, str], None] = lambda fraction, text: None
+
+    def raster(self, name: str) -> Raster:
+        from rschat.geo.errors import InputError
+
+        if name not in self.rasters:
+            have = ", ".join(sorted(self.rasters)) or "none"
+            raise InputError(f"This needs an image called '{name}', and the session has {have}.")
+        return self.rasters[name]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    schema: dict[str, Any]  # JSON schema of the arguments (type: object)
+    run: Callable[[dict[str, Any], ToolContext], ToolResult]
+    # Which named rasters the tool needs, so the planner can ask for missing ones.
+    needs: tuple[str, ...] = ()
+
+
+def to_float_rgb(raster: Raster) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1] from a raster's preview bands (see geo.preview)."""
+    from rschat.geo.preview import rgb_preview
+
+    return rgb_preview(raster).astype(np.float32) / 255.0

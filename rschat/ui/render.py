@@ -1,0 +1,53 @@
+"""Pure functions from agent ``Step``s to Gradio chat messages (no Gradio import).
+
+Messages are dicts in Gradio 6's format: ``{"role", "content", "metadata"}``. A tool's
+``start`` step becomes a pending message that its ``done``/``error`` step replaces in
+place, so the user sees each tool running, then finished with its duration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rschat.agent.steps import Step
+
+Message = dict[str, Any]
+
+
+def step_message(step: Step) -> Message:
+    """The chat message for one step."""
+    if step.kind == "answer":
+        return {"role": "assistant", "content": step.text}
+    if step.kind == "plan":
+        return {"role": "assistant", "content": step.text, "metadata": {"title": "Plan", "status": "done"}}
+    if step.kind == "start":
+        return {
+            "role": "assistant",
+            "content": step.text,
+            "metadata": {"title": f"Running {step.tool}", "status": "pending", "id": _step_id(step)},
+        }
+    title = f"{step.tool}: failed" if step.kind == "error" else f"{step.tool}: done"
+    if step.reused:
+        title = f"{step.tool}: stored result {step.result_id}"
+    meta: dict[str, Any] = {"title": title, "status": "done", "id": _step_id(step)}
+    if step.duration_s is not None:
+        meta["duration"] = round(step.duration_s, 2)
+    return {"role": "assistant", "content": step.text, "metadata": meta}
+
+
+def _step_id(step: Step) -> str | None:
+    return step.call_id
+
+
+def apply_step(history: list[Message], step: Step) -> list[Message]:
+    """Add a step to the history, replacing the pending message of the same tool call."""
+    message = step_message(step)
+    step_id = message.get("metadata", {}).get("id")
+    if step.kind in ("done", "error") and step_id:
+        for i in range(len(history) - 1, -1, -1):
+            meta = history[i].get("metadata") or {}
+            if meta.get("id") == step_id and meta.get("status") == "pending":
+                history[i] = message
+                return history
+    history.append(message)
+    return history

@@ -1,0 +1,66 @@
+"""Test-wide setup: offline, deterministic, small synthetic rasters with explicit CRSs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # read once at import time by Hugging Face libraries
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+from rschat.config import Settings  # noqa: E402
+from rschat.geo.raster import Raster  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+ASSETS = ROOT / "assets" / "examples"
+
+_real_connect = socket.socket.connect
+
+
+def _local_only(self, address):  # type: ignore[no-untyped-def]
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0") and not host.startswith("/"):
+        raise OSError(f"network disabled in tests (tried {address})")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    socket.socket.connect = _local_only  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(work_dir=tmp_path / "work")
+
+
+def make_pair(crs: str | None = "EPSG:32617", pixel: float = 0.5, size: int = 128, seed: int = 0):
+    """A textured RGB pair where a bright 'building' (32x24 px) appears in the after image.
+
+    Returns (before, after, truth_mask). The after image also gets a global brightness
+    change (x1.1 + 8) that is not a change on the ground.
+    """
+    rng = np.random.default_rng(seed)
+    base = np.zeros((3, size, size), dtype=np.float32)
+    base[0], base[1], base[2] = 90, 120, 70  # vegetation-ish
+    base += rng.normal(0, 6, base.shape)
+    after = base * 1.1 + 8
+    truth = np.zeros((size, size), dtype=bool)
+    truth[40:64, 50:82] = True
+    after[:, truth] = np.array([210, 205, 200])[:, None] + rng.normal(0, 3, (3, int(truth.sum())))
+    after[:, 40:64, 50] = 60  # a roof edge
+    tr = Affine(pixel, 0, 500000.0, 0, -pixel, 3000000.0) if crs else None
+    kw = {"crs": CRS.from_string(crs) if crs else None, "transform": tr, "band_names": ("red", "green", "blue")}
+    before_r = Raster(np.clip(base, 0, 255).astype(np.uint8), name="before", **kw)
+    after_r = Raster(np.clip(after, 0, 255).astype(np.uint8), name="after", **kw)
+    return before_r, after_r, truth

@@ -1,0 +1,86 @@
+"""The launched app, driven through gradio_client as a remote user would."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import ASSETS
+from rschat.config import Settings
+
+PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from rschat.ui.app import CSS, build_demo
+
+    demo = build_demo(Settings(work_dir=tmp_path_factory.mktemp("work")))
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, css=CSS, quiet=True)
+    yield url, demo
+    demo.close()
+
+
+def text_of(message: dict) -> str:
+    content = message["content"]
+    return " ".join(c.get("text", "") for c in content) if isinstance(content, list) else str(content)
+
+
+def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app_url):
+    url, demo = app_url
+    client = Client(url, verbose=False)
+    chat, _, overlay, slider, files = client.predict(
+        {"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat"
+    )
+    answer = text_of(chat[-1])
+    assert "What changed" in answer and "ha" in answer
+    tool_msgs = [m for m in chat if (m.get("metadata") or {}).get("title", "").startswith("detect_changes")]
+    assert tool_msgs and tool_msgs[0]["metadata"]["status"] == "done" and tool_msgs[0]["metadata"]["duration"] > 0
+    assert overlay.endswith("_overlay.png") and len(slider) == 2
+    assert {f.rsplit(".", 1)[-1] for f in files} >= {"tif", "geojson"}
+
+    # A follow-up in the same session is answered from the stored result.
+    chat, *_ = client.predict({"text": "how big is the largest change?", "files": []}, chat, api_name="/chat")
+    assert "largest change region" in text_of(chat[-1]) and "not recomputed" in text_of(chat[-1])
+
+
+def test_before_after_slots_and_bad_files(app_url, tmp_path):
+    url, _ = app_url
+    client = Client(url, verbose=False)
+    status, *_ = client.predict(handle_file(str(PAIR[0])), api_name="/load_before")
+    assert "EPSG:26914" in status
+    bad = tmp_path / "bad.png"
+    bad.write_text("no image here")
+    status, *_ = client.predict(handle_file(str(bad)), api_name="/load_after")
+    assert "not loaded" in status and "bad.png" in status
+
+
+def test_sessions_are_separate(app_url):
+    url, demo = app_url
+    a, b = Client(url, verbose=False), Client(url, verbose=False)
+    a.predict({"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat")
+    chat, *_ = b.predict({"text": "what changed?", "files": []}, [], api_name="/chat")
+    assert "two images" in text_of(chat[-1])
+
+
+def test_serving_and_a_lite_turn_import_no_model_library():
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from rschat.ui.app import build_demo
+        from rschat.agent import Workspace, turn
+        from rschat.config import Settings
+        demo = build_demo()
+        ws = Workspace(Settings())
+        list(turn(ws, "what changed?", uploads=[Path({str(PAIR[0])!r}), Path({str(PAIR[1])!r})]))
+        heavy = [m for m in ("torch", "transformers", "diffusers", "open_clip", "segment_anything") if m in sys.modules]
+        print("HEAVY", heavy)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout

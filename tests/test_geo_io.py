@@ -1,0 +1,107 @@
+"""Reading images: formats, dtypes, nodata, previews, and refusing bad input."""
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image
+
+from rschat.geo import InputError, read_raster, rgb_preview
+from rschat.geo.io import date_from_name
+
+
+def write_tif(path: Path, data: np.ndarray, crs="EPSG:32616", nodata=None, descriptions=None) -> Path:
+    profile = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": Affine(0.5, 0, 700000, 0, -0.5, 3700000),
+        "nodata": nodata,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if descriptions:
+            dst.descriptions = descriptions
+    return path
+
+
+def test_png_and_jpeg(tmp_path: Path):
+    rgb = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "a.jpg")
+    png = read_raster(tmp_path / "a.png")
+    assert png.data.shape == (3, 20, 30) and not png.georeferenced
+    np.testing.assert_array_equal(rgb_preview(png), rgb)
+    assert read_raster(tmp_path / "a.jpg").data.shape == (3, 20, 30)
+
+
+def test_uint16_panchromatic_preview_is_not_black(tmp_path: Path):
+    pan = (np.random.default_rng(1).normal(400, 60, (1, 50, 50))).clip(0).astype(np.uint16)
+    r = read_raster(write_tif(tmp_path / "pan.tif", pan))
+    assert r.crs.to_epsg() == 32616 and r.pixel_size_m() == pytest.approx(0.5)
+    prev = rgb_preview(r)
+    assert prev.shape == (50, 50, 3) and prev.mean() > 60  # a plain cast to uint8 would be ~ (400 % 256)
+
+
+def test_float_multiband_with_nodata_and_band_names(tmp_path: Path):
+    data = np.random.default_rng(2).random((4, 16, 16)).astype(np.float32)
+    data[:, :4, :] = -9999
+    r = read_raster(write_tif(tmp_path / "ms.tif", data, nodata=-9999, descriptions=("red", "green", "blue", "nir")))
+    assert r.band_names == ("red", "green", "blue", "nir")
+    assert r.valid_mask().sum() == 12 * 16
+    assert rgb_preview(r)[:4].max() == 0
+
+
+def test_corrupt_and_non_image_files_are_refused(tmp_path: Path):
+    (tmp_path / "notes.png").write_text("this is not an image")
+    with pytest.raises(InputError, match="not a PNG, JPEG"):
+        read_raster(tmp_path / "notes.png")
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(good)
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
+    with pytest.raises(InputError, match="corrupt"):
+        read_raster(tmp_path / "cut.png")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        read_raster(tmp_path / "empty.tif")
+
+
+def test_decompression_bomb_refused_from_header(tmp_path: Path):
+    # A valid PNG header that claims 100000 x 100000 pixels, with almost no data behind it.
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    bomb = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    with pytest.raises(InputError, match="over the limit"):
+        read_raster(tmp_path / "bomb.png", max_pixels=64_000_000)
+
+
+def test_size_limit_is_configurable(tmp_path: Path):
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(InputError, match="RSCHAT_MAX_PIXELS"):
+        read_raster(tmp_path / "a.png", max_pixels=5000)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("m_4709963_se_14_1_20090818", "2009-08-18"),
+        ("pucallpa_1985", "1985-07-01"),
+        ("s2_2020-05-03", "2020-05-03"),
+        ("image", None),
+    ],
+)
+def test_dates_from_file_names(name, expected):
+    got = date_from_name(name)
+    assert (got.isoformat() if got else None) == expected
