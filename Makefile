@@ -23,5 +23,6 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will skip"
 
 test: env browser
-	$(VENV)/bin/ruff check rschat tests app.py
+	$(VENV)/bin/ruff check rschat tests app.py scripts
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q

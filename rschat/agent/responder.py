@@ -34,7 +34,7 @@ def _change_answer(r: ToolResult, source: str, focus: str | None) -> str:
             return f"No change region was found, so there is no largest one ({source})."
         big = regions[0]
         h, w = mask.shape if mask is not None else (0, 0)
-        where = position_in_words(*big.centroid, w, h) if mask is not None else "the image"
+        where = position_in_words(big.centroid[0], big.centroid[1], w, h) if mask is not None else "the image"
         x0, y0, x1, y1 = big.bbox
         return (
             f"The largest change region covers {area_text(big.area_m2)}, {big.pixels:,} pixels, in "
@@ -54,7 +54,7 @@ def _change_answer(r: ToolResult, source: str, focus: str | None) -> str:
     if d.get("pixel_size_m"):
         lines.append(f"Pixel size {d['pixel_size_m']:.2f} m; analysed area {area_text(d['analysed_area_m2'])}.")
     if regions and mask is not None:
-        where = position_in_words(*regions[0].centroid, mask.shape[1], mask.shape[0])
+        where = position_in_words(regions[0].centroid[0], regions[0].centroid[1], mask.shape[1], mask.shape[0])
         lines.append(f"The largest change is in {where} of the image.")
     return "\n\n".join(lines)
 

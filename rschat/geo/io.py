@@ -109,9 +109,9 @@ def _date_from_tags(tags: dict[str, str]) -> dt.date | None:
 
 def _read_pil(path: Path, max_pixels: int) -> Raster:
     try:
-        with Image.open(path) as im:
-            _check_size(path, im.width, im.height, max_pixels)
-            im = ImageOps.exif_transpose(im)
+        with Image.open(path) as opened:
+            _check_size(path, opened.width, opened.height, max_pixels)
+            im: Image.Image = ImageOps.exif_transpose(opened)
             if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
                 im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
             arr = np.asarray(im)
