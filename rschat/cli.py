@@ -49,6 +49,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     ws = Workspace(settings)
+    for box in args.box or []:
+        ws.add_box(box)
+    for x, y, positive in args.point or []:
+        ws.add_point(x, y, positive)
     named = {"before": Path(args.before), "after": Path(args.after)} if args.before else None
     uploads = [Path(p) for p in args.image] if args.image else None
     steps = []
@@ -102,6 +106,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _point(text: str) -> tuple[float, float, bool]:
+    parts = text.split(",")
+    try:
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("+", "-")):
+            raise ValueError
+        return float(parts[0]), float(parts[1]), len(parts) == 2 or parts[2] == "+"
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not X,Y or X,Y,+ or X,Y,-") from None
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x0, y0, x1, y1 = (int(float(v)) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not X0,Y0,X1,Y1") from None
+    return x0, y0, x1, y1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--after", help="the later image of a pair")
     ask.add_argument("--out", help="folder for the artifacts (overlay, GeoTIFF, GeoJSON)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument(
+        "--point",
+        action="append",
+        type=_point,
+        metavar="X,Y[,+|-]",
+        help="a point in pixels of the first image; + (default) or - (repeatable)",
+    )
+    ask.add_argument(
+        "--box",
+        action="append",
+        type=_box,
+        metavar="X0,Y0,X1,Y1",
+        help="a box in pixels of the first image (repeatable; the last one is used)",
+    )
     ask.set_defaults(func=_cmd_ask)
 
     ev = sub.add_parser("eval", help="measure accuracy on labelled data")

@@ -24,6 +24,18 @@ def app_url(tmp_path_factory):
     demo.close()
 
 
+def resend(history: list[dict]) -> list[dict]:
+    """The history as gradio_client must send it back: file paths wrapped by handle_file."""
+    out = []
+    for m in history:
+        content = [
+            {**c, "file": handle_file(c["file"])} if isinstance(c, dict) and c.get("type") == "file" else c
+            for c in m["content"]
+        ]
+        out.append({**m, "content": content})
+    return out
+
+
 def text_of(message: dict) -> str:
     content = message["content"]
     return " ".join(c.get("text", "") for c in content) if isinstance(content, list) else str(content)
@@ -43,7 +55,9 @@ def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app
     assert {f.rsplit(".", 1)[-1] for f in files} >= {"tif", "geojson"}
 
     # A follow-up in the same session is answered from the stored result.
-    chat, *_ = client.predict({"text": "how big is the largest change?", "files": []}, chat, api_name="/chat")
+    picture = [m for m in chat if isinstance(m["content"], list) and m["content"][0].get("type") == "file"]
+    assert picture and picture[0]["content"][0]["file"].endswith("_overlay.png")  # shown inline in the chat
+    chat, *_ = client.predict({"text": "how big is the largest change?", "files": []}, resend(chat), api_name="/chat")
     assert "largest change region" in text_of(chat[-1]) and "not recomputed" in text_of(chat[-1])
 
 
@@ -84,3 +98,30 @@ def test_serving_and_a_lite_turn_import_no_model_library():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+def test_clicks_add_points_and_two_clicks_make_a_box(tmp_path):
+    import gradio as gr
+
+    from rschat.ui import panels
+    from rschat.ui.session import SessionStore
+
+    store = SessionStore(Settings(work_dir=tmp_path))
+
+    class Req:
+        session_hash = "abc"
+
+    session = store.get(Req())
+    session.ws.load("image", PAIR[0])
+    panels.refresh(session)
+    evt = gr.SelectData(None, {"index": [10, 20], "value": None})  # what Gradio passes on a click
+    assert "added" in session.click("point +", *evt.index)
+    session.click("point -", 30, 30)
+    assert "corner" in session.click("box (two clicks)", 40, 30)
+    assert "added" in session.click("box (two clicks)", 5, 5)
+    drawn = panels.with_prompts(session)
+    assert drawn != session.base_image and drawn.endswith(".png")
+    assert session.ws.current_box() == (5, 5, 40, 30) and session.ws.current_point() == (10.0, 20.0)
+    assert session.ws.points[-1] == (30.0, 30.0, False)
+    store.drop(Req())
+    assert len(store) == 0

@@ -62,6 +62,9 @@ def test_page_loads_runs_the_example_and_screenshots(app_url, tmp_path: Path):
         page.locator("#ask textarea").press("Enter")
         page.get_by_text("What changed", exact=False).last.wait_for(timeout=60_000)
         page.get_by_text("of the analysed area changed").last.wait_for(timeout=60_000)
+        # A click on the image panel adds a point prompt (drawn server-side on the image).
+        page.locator("#image-panel img").first.click(position={"x": 60, "y": 60})
+        page.get_by_text("added").first.wait_for(timeout=30_000)
         shot = tmp_path / "page.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()

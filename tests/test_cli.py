@@ -64,3 +64,14 @@ def test_eval_change_on_a_small_manifest(tmp_path: Path):
     assert set(doc["pooled"]) >= {"precision", "recall", "f1", "iou"}
     assert doc["per_dataset"]["synthetic"]["f1"] > 0.7
     assert "pooled" in rschat("eval", "change", "--manifest", str(manifest)).stdout
+
+
+def test_ask_with_box_and_point_flags():
+    neon = str(ASSETS.parents[1] / "tests" / "data" / "neon" / "OSBS_029.tif")
+    proc = rschat("ask", "--image", neon, "--box", "0,0,200,200", "--json", "how many trees in this box?")
+    assert proc.returncode == 0, proc.stderr
+    step = json.loads(proc.stdout)["steps"][0]
+    assert step["tool"] == "count_objects" and step["args"]["box"] == [0, 0, 200, 200] and step["data"]["count"] > 0
+    proc = rschat("ask", "--image", neon, "--point", "50,50,+", "--json", "is this vegetation?")
+    assert proc.returncode == 0 and "the point (50, 50)" in json.loads(proc.stdout)["answer"]
+    assert rschat("ask", "--image", neon, "--point", "oops", "x").returncode == 2

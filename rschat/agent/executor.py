@@ -22,11 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
+    previous = None
     for number, call in enumerate(calls, start=1):
         tool = REGISTRY[call.tool]
         cid = f"{call.tool}-{number}"
-        stored = ws.find_result(call.tool, call.args, tool.needs)
+        inputs = ws.inputs_key(call.args, tool.needs)
+        # A chained call depends on the step before it, so only stand-alone calls are reused.
+        stored = ws.find_result(call.tool, call.args, inputs) if number == 1 else None
         if stored is not None:
+            previous = stored.result
             yield Step(
                 "done",
                 f"reused stored result {stored.id}: {stored.result.summary}",
@@ -41,7 +45,7 @@ def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
             continue
         yield Step("start", f"running {call.tool}: {call.why}", call.tool, call.args, call_id=cid)
         started = time.perf_counter()
-        ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings)
+        ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings, previous=previous)
         try:
             result = tool.run(call.args, ctx)
         except InputError as err:
@@ -58,7 +62,8 @@ def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
                 call_id=cid,
             )
             return
-        stored = ws.store_result(call.tool, call.args, tool.needs, result)
+        stored = ws.store_result(call.tool, call.args, inputs, result)
+        previous = result
         yield Step(
             "done", result.summary, call.tool, call.args, time.perf_counter() - started, result, stored.id, call_id=cid
         )

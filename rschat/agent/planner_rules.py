@@ -1,69 +1,120 @@
-"""The rule planner: a chat message (and the session's state) -> a plan.
+"""The rule planner: a chat message (and the session's state) -> a plan of tool calls.
 
-Intents are recognised from keywords in order of specificity; slots (what the user wants
-to know: the largest region, an area, a count, a share) steer the answer. A follow-up
-that names no task ("how big is the largest one?") refers to the last result.
+Two stages, as small models are also asked to do: classify the task (intent), then fill
+the slots (target class or object with synonyms, which image, which box or point, which
+index). Some requests become chains ("how many buildings appeared in the box?" ->
+detect_changes in the box -> count_objects inside the changed area); vague ones are
+decomposed ("assess the water in the indicated area" -> segment water in the box ->
+measure it -> describe the box). A follow-up that names no task refers to the last result.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from rschat.agent.steps import ToolCall
 from rschat.agent.workspace import Workspace
+from rschat.tools.analyze_timeseries import stack_names
 
 CAPABILITIES = (
-    "- **change detection** between two images of the same place: upload a before and an "
-    "after image (two files in one message, or the before/after slots) and ask *what "
-    "changed?*; I answer with the changed share (%), area (m2, ha), the change regions, an "
-    "overlay and downloads (GeoTIFF mask, GeoJSON regions)\n"
-    "- **follow-ups** on a result: *how big is the largest change?*, *how many regions?*, "
-    "*what share changed?*, answered from the stored result without recomputing\n"
-    "- **help**: this list"
+    "- **change detection** between two images of the same place (*what changed?*, *what changed inside "
+    "the box?*): changed share (%), area (m2, ha), regions, overlay, GeoTIFF and GeoJSON\n"
+    "- **land cover** (*how much of this is water?*, *segment the vegetation*): water, trees, low "
+    "vegetation, bare soil, built-up, shadow, cloud, with areas and shares; NDVI/NDWI/NDBI when the "
+    "bands are named (*the bands are SWIR1, NIR, red, green*)\n"
+    "- **counting** trees (and buildings, experimental) with boxes on the image (*how many trees in this box?*)\n"
+    "- **measuring** a box, a region or a mask in m, m2 and ha (*measure the box*, *how big is the lake?*); "
+    "without georeference, tell me the pixel size (*the pixel size is 0.5 m*)\n"
+    "- **scene description** from the land cover, with places in words (*describe the scene*)\n"
+    "- **time series** of NDVI, NDWI or brightness over 3+ dated images (*show the NDVI trend*)\n"
+    "- **visual prompts**: click points and draw boxes on the image (or `--point x,y`, `--box x0,y0,x1,y1` "
+    "in the CLI); *clear the prompts* removes them\n"
+    "- **follow-ups** on a result (*how big is the largest one?*), answered without recomputing"
 )
 
-# Tasks the design card promises that this build cannot serve yet, with what they need.
 _NOT_YET = {
-    "segment": "land-cover segmentation (water, vegetation, built-up)",
-    "count": "object counting (trees, buildings)",
-    "measure": "measuring areas and lengths of boxes or drawn regions",
-    "describe": "scene descriptions and captions",
-    "classify": "scene classification",
-    "timeseries": "time-series analysis of an index over dated images",
     "generate": "image generation (it needs a diffusion model: full mode, RSCHAT_GENERATOR)",
+    "classify": "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)",
     "vqa": "free-form visual questions (they need a vision-language model: full mode, RSCHAT_VLM)",
 }
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+# Target words -> land-cover class (for segment / measure) and object (for counting).
+_CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
+    ("water", re.compile(r"\b(water|lakes?|rivers?|ponds?|reservoirs?|sea|ocean|streams?|wetlands?|flood\w*)\b", re.I)),
+    ("trees", re.compile(r"\b(trees?|forests?|woodlands?|woods|canopy|crowns?)\b", re.I)),
+    ("low_vegetation", re.compile(r"\b(grass\w*|crops?|cropland|fields?|meadows?|pasture|shrubs?|lawns?)\b", re.I)),
+    ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
+    (
+        "built_up",
+        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|roads?|settlements?)\b", re.I),
+    ),
+    ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
+    ("cloud", re.compile(r"\bclouds?\b", re.I)),
+    ("shadow", re.compile(r"\bshadows?\b", re.I)),
+]
+_OBJECT_WORDS: list[tuple[str, re.Pattern[str]]] = [
+    ("tree", re.compile(r"\b(trees?|crowns?|palms?)\b", re.I)),
+    ("building", re.compile(r"\b(buildings?|houses?|roofs?|homes?|sheds?|structures?)\b", re.I)),
+    ("vehicle", re.compile(r"\b(cars?|vehicles?|trucks?|buses)\b", re.I)),
+    ("ship", re.compile(r"\b(ships?|boats?|vessels?)\b", re.I)),
+    ("pool", re.compile(r"\b(pools?)\b", re.I)),
+    ("solar_panel", re.compile(r"\bsolar\b", re.I)),
+]
+
+_INTENTS: list[tuple[str, re.Pattern[str]]] = [
+    ("clear", re.compile(r"\bclear\b.*\b(prompts?|points?|box(es)?|clicks?)\b", re.I)),
     ("help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I)),
-    ("generate", re.compile(r"\b(generate|synthesi[sz]e|render|create|draw me|make)\b.*\b(image|scene|picture)", re.I)),
+    (
+        "generate",
+        re.compile(r"\b(generate|synthesi[sz]e|render|draw me|imagine)\b|\bcreate an? (image|scene|picture)", re.I),
+    ),
+    (
+        "timeseries",
+        re.compile(
+            r"\btrend|time.?series|over time|through time|\bevolution|each (year|date)|"
+            r"\bsince (19|20)\d\d|over the (years|dates)",
+            re.I,
+        ),
+    ),
     (
         "change",
         re.compile(
-            r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road)|"
+            r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road|house)|"
             r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b",
             re.I,
         ),
     ),
-    ("timeseries", re.compile(r"\btrend|time.?series|over time|\bndvi\b|\bsince (19|20)\d\d", re.I)),
     ("count", re.compile(r"\bhow many\b|\bcount|\bnumber of\b", re.I)),
-    ("measure", re.compile(r"\bmeasure|perimeter|\blength\b|\bdistance\b|\barea of\b", re.I)),
-    ("segment", re.compile(r"\bsegment|land.?cover|\bwater\b|vegetation|\bforest|built.?up|\bmask\b", re.I)),
-    ("classify", re.compile(r"\bclassify|kind of (scene|place|area)|scene type", re.I)),
-    ("describe", re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar", re.I)),
+    ("assess", re.compile(r"\b(assess|analy[sz]e|evaluate|inspect|examine|look at)\b", re.I)),
+    (
+        "measure",
+        re.compile(
+            r"\bmeasure|perimeter|\blength\b|\bdistance\b|\barea of\b|\bsize of\b|how (big|large|long|wide)", re.I
+        ),
+    ),
+    ("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I)),
+    ("describe", re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about", re.I)),
+    (
+        "segment",
+        re.compile(
+            r"\bsegment|land.?cover|\bmask\b|\bmap (the|all)|how much|\bshare\b|percent|\bcover(ed|age)?\b|"
+            r"\bis (this|it|that|here)\b|\bwhere\b|\bfind\b",
+            re.I,
+        ),
+    ),
 ]
 
 _FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("largest", re.compile(r"larg|bigg|main|major", re.I)),
     ("count", re.compile(r"how many|number of|count", re.I)),
-    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio", re.I)),
-    ("area", re.compile(r"how (big|large|much)|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
+    ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
+    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
 ]
-
-
-# Words that point at an earlier result ("how many regions?", "how big is it?").
 _REFERS_BACK = re.compile(r"\bregions?\b|\bones?\b|\bit\b|\bthem\b|\bthose\b|\bthat\b|\bpolygons?\b", re.I)
+_INDEX = re.compile(r"\b(ndvi|ndwi|mndwi|ndbi|brightness)\b", re.I)
+_BEFORE_WORDS = re.compile(r"\b(before|earlier|first|older|old) (image|one|date|picture)\b", re.I)
 
 
 @dataclass
@@ -73,10 +124,11 @@ class Plan:
     focus: str | None = None  # which number the user asked about
     reply: str | None = None  # a direct answer when no tool runs (help, not yet, missing input)
     use_result: str | None = None  # id of a stored result a follow-up refers to
+    point: tuple[float, float] | None = None  # a clicked point the answer is about
 
 
 def intent_of(message: str) -> str | None:
-    for intent, pattern in _PATTERNS:
+    for intent, pattern in _INTENTS:
         if pattern.search(message):
             return intent
     return None
@@ -89,38 +141,184 @@ def focus_of(message: str) -> str | None:
     return None
 
 
+def class_of(message: str) -> str | None:
+    for name, pattern in _CLASS_WORDS:
+        if pattern.search(message):
+            return name
+    return None
+
+
+def object_of(message: str) -> str | None:
+    for name, pattern in _OBJECT_WORDS:
+        if pattern.search(message):
+            return name
+    return None
+
+
+def _single_image(message: str, ws: Workspace) -> str | None:
+    """Which raster a one-image tool should use: the single image, else the after (or
+    before when asked), else the last date of a stack."""
+    if "before" in ws.rasters and _BEFORE_WORDS.search(message):
+        return "before"
+    for name in ("image", "after"):
+        if name in ws.rasters:
+            return name
+    stack = stack_names(ws.rasters)
+    return stack[-1] if stack else None
+
+
+def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
+    box = ws.current_box()
+    return {**args, "box": list(box)} if box else args
+
+
+def _need_image(what: str) -> Plan:
+    return Plan("missing", reply=f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again.")
+
+
 def plan(message: str, ws: Workspace) -> Plan:
     intent = intent_of(message)
     focus = focus_of(message)
+    cls, obj = class_of(message), object_of(message)
 
     if intent == "help":
-        return Plan("help", reply=f"Here is what I can do in this build:\n\n{CAPABILITIES}")
+        return Plan("help", reply=f"Here is what I can do:\n\n{CAPABILITIES}")
+    if intent == "clear":
+        return Plan("clear", reply="The points and boxes are cleared.")
+    if intent in _NOT_YET:
+        return Plan(intent, reply=f"I can't do {_NOT_YET[intent]} in lite mode. What I can do:\n\n{CAPABILITIES}")
+
+    if intent == "timeseries":
+        if len(stack_names(ws.rasters)) < 3:
+            return Plan(
+                "timeseries",
+                reply="A time series needs three or more dated images: upload them together "
+                "(dates in the file names such as 1985.tif or scene_20200831.tif), then ask again.",
+            )
+        index = m.group(1).lower() if (m := _INDEX.search(message)) else "ndwi" if cls == "water" else "auto"
+        return Plan(
+            "timeseries",
+            [
+                ToolCall(
+                    "analyze_timeseries", _with_box({"index": index}, ws), f"{index.upper()} through the dated images"
+                )
+            ],
+            focus,
+        )
 
     if intent == "change":
-        missing = [n for n in ("before", "after") if n not in ws.rasters]
-        if missing:
+        if not {"before", "after"} <= set(ws.rasters):
             have = "one image" if "image" in ws.rasters else "no images"
             return Plan(
                 "change",
                 focus=focus,
                 reply=(
-                    f"Change detection needs two images of the same place, and this session has {have}. "
-                    "Upload a before and an after image (two files in one message, or the "
-                    "before/after slots), then ask again."
+                    f"Change detection needs two images of the same place, and this session has {have}. Upload a before "
+                    "and an after image (two files in one message, or the before/after slots), then ask again."
                 ),
             )
-        call = ToolCall("detect_changes", {"before": "before", "after": "after"}, "compare the before and after images")
-        return Plan("change", calls=[call], focus=focus)
+        calls = [
+            ToolCall(
+                "detect_changes",
+                _with_box({"before": "before", "after": "after"}, ws),
+                "compare the before and after images" + (" inside the box" if ws.current_box() else ""),
+            )
+        ]
+        if focus == "count" and obj is not None:
+            calls.append(
+                ToolCall(
+                    "count_objects",
+                    _with_box({"target": obj, "image": "after", "within_previous_mask": True}, ws),
+                    f"count {obj}s on the after image inside the changed area",
+                )
+            )
+            focus = None
+        return Plan("change", calls, focus)
 
     last = ws.last_result()
     refers_back = intent in (None, "count", "measure") and (intent is None or _REFERS_BACK.search(message))
-    if refers_back and focus is not None and last is not None:
+    if refers_back and focus is not None and last is not None and obj is None and cls is None:
         return Plan("followup", focus=focus, use_result=last.id)
 
-    if intent in _NOT_YET or intent is None:
-        what = _NOT_YET.get(intent or "vqa", _NOT_YET["vqa"])
+    image = _single_image(message, ws)
+    if intent in ("count", "measure", "segment", "describe", "assess") and image is None:
+        return _need_image("That")
+
+    if intent == "count":
+        target = obj or ("tree" if cls == "trees" else None)
+        if target is None:
+            return Plan(
+                "count",
+                reply="What should I count? Lite mode counts trees (and buildings, experimental): "
+                "ask e.g. *how many trees are in this box?*",
+            )
         return Plan(
-            intent or "unsupported",
-            reply=(f"I can't do {what} in this build yet, and I won't guess. What I can do now:\n\n{CAPABILITIES}"),
+            "count",
+            [
+                ToolCall(
+                    "count_objects",
+                    _with_box({"target": target, "image": image}, ws),
+                    f"count {target}s" + (" in the box" if ws.current_box() else ""),
+                )
+            ],
+            "count",
         )
-    raise AssertionError(f"unhandled intent {intent}")
+
+    if intent == "measure":
+        if cls is not None and cls != "vegetation":
+            return Plan(
+                "measure",
+                [
+                    ToolCall("segment", {"image": image, "target": cls}, f"find the {cls.replace('_', ' ')}"),
+                    ToolCall(
+                        "measure", {"image": image, "what": "largest_region"}, f"measure the largest {cls} region"
+                    ),
+                ],
+                "measure",
+            )
+        if ws.current_box() is None and last is not None:
+            return Plan("followup", focus="area", use_result=last.id)
+        return Plan("measure", [ToolCall("measure", _with_box({"image": image, "what": "box"}, ws), "measure the box")])
+
+    if intent == "assess":
+        target = cls or "all"
+        calls = [
+            ToolCall(
+                "segment",
+                _with_box({"image": image, "target": target}, ws),
+                f"segment {target.replace('_', ' ')}" + (" in the box" if ws.current_box() else ""),
+            )
+        ]
+        if target != "all" and ws.current_box() is None:
+            calls.append(
+                ToolCall("measure", {"image": image, "what": "largest_region"}, f"measure the largest {target} area")
+            )
+        calls.append(ToolCall("describe_scene", _with_box({"image": image}, ws), "describe the area"))
+        return Plan("assess", calls)
+
+    if intent == "describe":
+        return Plan("describe", [ToolCall("describe_scene", _with_box({"image": image}, ws), "describe the scene")])
+
+    point = ws.current_point()
+    if intent == "segment" or (cls is not None and intent is None):
+        target = cls or "all"
+        if point and re.search(r"\bis (this|it|that|here)\b|\bwhat is (this|here)\b", message, re.I):
+            # A question about a clicked point: classify the whole image, read the point.
+            call = ToolCall("segment", {"image": image, "target": target}, f"land cover at the point {point}")
+            return Plan("segment", [call], focus="point", point=point)
+        return Plan(
+            "segment",
+            [
+                ToolCall(
+                    "segment",
+                    _with_box({"image": image, "target": target}, ws),
+                    f"land cover ({target.replace('_', ' ')})",
+                )
+            ],
+            focus=focus,
+        )
+
+    return Plan(
+        intent or "unsupported",
+        reply=(f"I can't do {_NOT_YET['vqa']} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}"),
+    )

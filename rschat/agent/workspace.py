@@ -41,6 +41,13 @@ class Workspace:
     raster_uids: dict[str, int] = field(default_factory=dict)
     results: list[StoredResult] = field(default_factory=list)
     history: list[dict[str, str]] = field(default_factory=list)  # {"role", "content"}
+    # Visual prompts in pixel coordinates of the image shown (the "image", else "after"):
+    # points (x, y, positive?) and boxes (x0, y0, x1, y1). They stay until cleared.
+    points: list[tuple[float, float, bool]] = field(default_factory=list)
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # What the user told us about the images: pixel size (m), band order.
+    stated_gsd_m: float | None = None
+    stated_bands: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.out_dir == Path():
@@ -50,8 +57,52 @@ class Workspace:
     # -- images -------------------------------------------------------------------------
     def add_raster(self, name: str, raster: Raster) -> None:
         raster.name = raster.name or name
+        self._apply_statements(raster)
         self.rasters[name] = raster
         self.raster_uids[name] = next(_uids)
+
+    def _apply_statements(self, raster: Raster) -> None:
+        if self.stated_gsd_m and not raster.georeferenced:
+            raster.gsd_m = self.stated_gsd_m
+        if self.stated_bands and len(self.stated_bands) == raster.count:
+            raster.band_names = self.stated_bands
+
+    def state(self, gsd_m: float | None = None, bands: list[str] | None = None) -> list[str]:
+        """Record what the user said about the images and apply it to those loaded.
+        Returns what changed, for the chat."""
+        said = []
+        if gsd_m:
+            self.stated_gsd_m = gsd_m
+            said.append(f"pixel size {gsd_m} m (used where an image has no georeference)")
+        if bands:
+            self.stated_bands = tuple(bands)
+            said.append("band order " + ", ".join(bands))
+        for name in list(self.rasters):
+            before = (self.rasters[name].gsd_m, self.rasters[name].band_names)
+            self._apply_statements(self.rasters[name])
+            if (self.rasters[name].gsd_m, self.rasters[name].band_names) != before:
+                self.raster_uids[name] = next(_uids)  # earlier results no longer apply
+        return said
+
+    # -- visual prompts -----------------------------------------------------------------
+    def add_point(self, x: float, y: float, positive: bool = True) -> None:
+        self.points.append((float(x), float(y), positive))
+
+    def add_box(self, box: tuple[int, int, int, int] | list[int]) -> None:
+        x0, x1 = sorted((int(box[0]), int(box[2])))
+        y0, y1 = sorted((int(box[1]), int(box[3])))
+        self.boxes.append((x0, y0, x1, y1))
+
+    def clear_prompts(self) -> None:
+        self.points.clear()
+        self.boxes.clear()
+
+    def current_box(self) -> tuple[int, int, int, int] | None:
+        return self.boxes[-1] if self.boxes else None
+
+    def current_point(self) -> tuple[float, float] | None:
+        positive = [(x, y) for x, y, pos in self.points if pos]
+        return positive[-1] if positive else None
 
     def load(self, name: str, path: str | Path) -> Raster:
         """Read a file (checked against the size limits) and store it under ``name``."""
@@ -83,28 +134,23 @@ class Workspace:
         return names
 
     # -- results ------------------------------------------------------------------------
-    def _inputs_key(self, names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    def inputs_key(self, args: dict[str, Any], needs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+        """Which rasters (name, version) a call reads: those its arguments name, or all of
+        them for tools that read the whole session (a time series)."""
+        names = tuple(args.get(n, n) for n in needs) if needs else tuple(sorted(self.rasters))
         return tuple((n, self.raster_uids.get(n, -1)) for n in names)
 
-    def find_result(self, tool: str, args: dict[str, Any], needs: tuple[str, ...]) -> StoredResult | None:
-        key = self._inputs_key(tuple(args.get(n, n) for n in needs))
+    def find_result(self, tool: str, args: dict[str, Any], inputs: tuple[tuple[str, int], ...]) -> StoredResult | None:
+        wanted = json.dumps(args, sort_keys=True)
         for stored in reversed(self.results):
-            if (
-                stored.tool == tool
-                and stored.inputs == key
-                and json.dumps(stored.args, sort_keys=True) == json.dumps(args, sort_keys=True)
-            ):
+            if stored.tool == tool and stored.inputs == inputs and json.dumps(stored.args, sort_keys=True) == wanted:
                 return stored
         return None
 
-    def store_result(self, tool: str, args: dict[str, Any], needs: tuple[str, ...], result: ToolResult) -> StoredResult:
-        stored = StoredResult(
-            id=f"r{len(self.results) + 1}",
-            tool=tool,
-            args=dict(args),
-            inputs=self._inputs_key(tuple(args.get(n, n) for n in needs)),
-            result=result,
-        )
+    def store_result(
+        self, tool: str, args: dict[str, Any], inputs: tuple[tuple[str, int], ...], result: ToolResult
+    ) -> StoredResult:
+        stored = StoredResult(id=f"r{len(self.results) + 1}", tool=tool, args=dict(args), inputs=inputs, result=result)
         self.results.append(stored)
         return stored
 

@@ -8,7 +8,7 @@ top-left pixel; ``transform`` (an affine) maps them to map coordinates in ``crs`
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from affine import Affine
@@ -88,6 +88,12 @@ class Raster:
         per_pixel = self.pixel_area_m2()
         return None if per_pixel is None else float(np.sqrt(np.mean(per_pixel)))
 
+    def crop(self, box: tuple[int, int, int, int]) -> Raster:
+        """The pixels inside an XYXY pixel box (end exclusive), with the transform moved."""
+        x0, y0, x1, y1 = clip_box(box, self.width, self.height)
+        transform = self.transform @ Affine.translation(x0, y0) if self.transform is not None else None
+        return replace(self, data=self.data[:, y0:y1, x0:x1], transform=transform, notes=list(self.notes))
+
     def describe_georef(self) -> str:
         if self.georeferenced:
             assert self.crs is not None
@@ -97,3 +103,14 @@ class Raster:
         if self.gsd_m:
             return f"no georeference, stated pixel size {self.gsd_m} m"
         return "no georeference"
+
+
+def clip_box(box: tuple[int, int, int, int] | list[int], width: int, height: int) -> tuple[int, int, int, int]:
+    """An XYXY pixel box put in order and clipped to the image; ValueError if empty."""
+    x0, x1 = sorted((int(box[0]), int(box[2])))
+    y0, y1 = sorted((int(box[1]), int(box[3])))
+    x0, x1 = max(0, x0), min(width, x1)
+    y0, y1 = max(0, y0), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise ValueError(f"the box {list(box)} does not cover the {width}x{height} image")
+    return x0, y0, x1, y1

@@ -1,8 +1,18 @@
 """The tools the agent can call, by name. One file per tool; see ``base`` for the interface."""
 
-from rschat.tools import detect_changes
+from rschat.tools import analyze_timeseries, count_objects, describe_scene, detect_changes, measure, segment
 from rschat.tools.base import Artifact, Tool, ToolContext, ToolResult
 
-REGISTRY: dict[str, Tool] = {t.name: t for t in (detect_changes.TOOL,)}
+REGISTRY: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        detect_changes.TOOL,
+        segment.TOOL,
+        count_objects.TOOL,
+        measure.TOOL,
+        describe_scene.TOOL,
+        analyze_timeseries.TOOL,
+    )
+}
 
 __all__ = ["REGISTRY", "Artifact", "Tool", "ToolContext", "ToolResult"]

@@ -38,6 +38,10 @@ class ToolResult:
     # In-memory values that later turns can reuse (masks, regions); not serialised.
     memory: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Numbers cross into JSON and the UI: plain Python floats and ints only.
+        self.data = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.data.items()}
+
     def artifact(self, kind: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.kind == kind), None)
 
@@ -48,6 +52,7 @@ class ToolContext:
     out_dir: Path
     settings: Any = None
     progress: Callable[[float, str], None] = lambda fraction, text: None
+    previous: ToolResult | None = None  # the result of the step before, for chained plans
 
     def raster(self, name: str) -> Raster:
         from rschat.geo.errors import InputError
@@ -73,3 +78,31 @@ def to_float_rgb(raster: Raster) -> np.ndarray:
     from rschat.geo.preview import rgb_preview
 
     return rgb_preview(raster).astype(np.float32) / 255.0
+
+
+def scoped_raster(args: dict[str, Any], ctx: ToolContext, default: str = "image") -> tuple[Raster, str]:
+    """The raster a tool works on, cropped to ``args['box']`` when one is given.
+
+    Returns (raster, scope text for answers). A box is XYXY in pixels of that raster.
+    """
+    from rschat.geo.errors import InputError
+
+    name = args.get("image", default)
+    raster = ctx.raster(name)
+    box = args.get("box")
+    if not box:
+        return raster, f"the whole image '{raster.name}'"
+    try:
+        cropped = raster.crop(tuple(box))
+    except ValueError as err:
+        raise InputError(f"The box cannot be used: {err}.") from err
+    return cropped, f"the box x {box[0]}-{box[2]}, y {box[1]}-{box[3]} of '{raster.name}'"
+
+
+BOX_SCHEMA = {
+    "type": "array",
+    "items": {"type": "integer"},
+    "minItems": 4,
+    "maxItems": 4,
+    "description": "x0, y0, x1, y1 in pixels of the image (optional)",
+}

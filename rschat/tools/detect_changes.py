@@ -7,17 +7,19 @@ from typing import Any
 import numpy as np
 
 from rschat.backends import change_classical
+from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.pair import align_pair
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.vector import regions_geojson, regions_of, write_geojson
-from rschat.tools.base import Artifact, Tool, ToolContext, ToolResult, to_float_rgb
+from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult, to_float_rgb
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "before": {"type": "string", "description": "name of the earlier image", "default": "before"},
         "after": {"type": "string", "description": "name of the later image", "default": "after"},
+        "box": BOX_SCHEMA,
     },
     "additionalProperties": False,
 }
@@ -38,6 +40,14 @@ def _fmt_area(m2: float | None) -> str:
 def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the pair on one grid (reprojected or refused, see geo.pair).
     before, after = align_pair(ctx.raster(args.get("before", "before")), ctx.raster(args.get("after", "after")))
+    scope = "the whole image"
+    if args.get("box"):
+        try:
+            before, after = before.crop(tuple(args["box"])), after.crop(tuple(args["box"]))
+        except ValueError as err:
+            raise InputError(f"The box cannot be used: {err}.") from err
+        x0, y0, x1, y1 = args["box"]
+        scope = f"the box x {x0}-{x1}, y {y0}-{y1}"
     ctx.progress(0.1, "pair aligned")
 
     # 2. Detect.
@@ -92,7 +102,7 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     ctx.progress(1.0, "artifacts written")
 
     summary = (
-        f"{data['changed_percent']:.1f}% of the analysed area changed ({changed_px:,} pixels, "
+        f"in {scope}, {data['changed_percent']:.1f}% of the analysed area changed ({changed_px:,} pixels, "
         f"{_fmt_area(changed_m2)}) in {len(regions)} regions"
     )
     if largest:
@@ -104,7 +114,7 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         method=change_classical.METHOD_NAME,
         limits=list(LIMITS),
         notes=[*before.notes, *after.notes],
-        memory={"mask": mask, "labels": labels, "regions": regions, "georef": before.describe_georef()},
+        memory={"mask": mask, "labels": labels, "regions": regions, "georef": before.describe_georef(), "scope": scope},
     )
 
 

@@ -1,13 +1,13 @@
-"""The Gradio app: chat with streamed tool steps, image panel, before/after slider, downloads.
+"""The Gradio app: chat with streamed tool steps, image panel with visual prompts,
+before/after slider, pair upload and downloads.
 
-Per-session state lives in a ``SessionStore`` keyed by Gradio's session hash (a
-Workspace holds arrays that must not be deep-copied or shared), and is deleted when the
-browser tab goes away. The UI reaches the tools only through ``rschat.agent.turn``.
+Layout and event wiring only: per-session state lives in ``ui.session``, what the panels
+show in ``ui.panels``, how steps become chat messages in ``ui.render``. The UI reaches the
+tools only through ``rschat.agent.turn``.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +16,19 @@ import gradio as gr
 from rschat.agent import Workspace, backends, turn
 from rschat.config import Settings, load_settings
 from rschat.geo.errors import InputError
-from rschat.geo.io import write_png
-from rschat.geo.preview import rgb_preview
-from rschat.ui.render import apply_step
+from rschat.ui import panels
+from rschat.ui.render import apply_step, artifact_messages
+from rschat.ui.session import SessionStore
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLE_BEFORE = ASSETS / "examples" / "naip_2009-08-18.tif"
 EXAMPLE_AFTER = ASSETS / "examples" / "naip_2015-09-26.tif"
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
+CLICK_MODES = ["point +", "point -", "box (two clicks)"]
 
 CSS = """
 #lite-banner {border-left: 4px solid #d97706; padding: 6px 12px; background: rgba(217,119,6,0.08);}
 """
-
-
-class SessionStore:
-    """Workspaces by session hash; one per browser tab, never shared."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._by_session: dict[str, Workspace] = {}
-        self._lock = threading.Lock()
-
-    def get(self, request: gr.Request) -> Workspace:
-        key = request.session_hash or "anonymous"
-        with self._lock:
-            if key not in self._by_session:
-                self._by_session[key] = Workspace(self.settings)
-            return self._by_session[key]
-
-    def drop(self, request: gr.Request) -> None:
-        with self._lock:
-            ws = self._by_session.pop(request.session_hash or "anonymous", None)
-        if ws is not None:
-            ws.close()
-
-    def __len__(self) -> int:
-        return len(self._by_session)
 
 
 def banner_text(ws: Workspace) -> str:
@@ -65,44 +41,19 @@ def banner_text(ws: Workspace) -> str:
     )
 
 
-def _preview_path(ws: Workspace, name: str) -> str:
-    path = ws.out_dir / f"preview_{name}_{ws.raster_uids[name]}.png"
-    if not path.exists():
-        write_png(path, rgb_preview(ws.rasters[name]))
-    return str(path)
-
-
-def _panels(ws: Workspace) -> dict[str, Any]:
-    """Values for the image panel, slider and downloads from the session's latest state."""
-    last = ws.last_result()
-    image = slider = None
-    files: list[str] = []
-    if last is not None and last.result.artifact("overlay") is not None:
-        res = last.result
-        image = str(res.artifact("overlay").path)  # type: ignore[union-attr]
-        slider = (str(res.artifact("before_preview").path), str(res.artifact("after_preview").path))  # type: ignore[union-attr]
-        files = [str(a.path) for a in res.artifacts if a.kind in ("geotiff", "geojson", "overlay")]
-    elif "after" in ws.rasters and "before" in ws.rasters:
-        slider = (_preview_path(ws, "before"), _preview_path(ws, "after"))
-        image = slider[1]
-    elif "image" in ws.rasters:
-        image = _preview_path(ws, "image")
-    return {"image": image, "slider": slider, "files": files or None}
-
-
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or load_settings()
     store = SessionStore(settings)
 
     with gr.Blocks(title="rschat: remote-sensing assistant") as demo:
         demo.store = store  # type: ignore[attr-defined]  # for tests and cleanup
-        gr.Markdown("# rschat\nAsk about satellite and aerial images: upload a pair and ask *what changed?*")
-        banner = gr.Markdown(banner_text(Workspace(settings)), elem_id="lite-banner")
+        gr.Markdown("# rschat\nAsk about satellite and aerial images: changes, land cover, counts, areas, trends.")
+        gr.Markdown(banner_text(Workspace(settings)), elem_id="lite-banner")
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=560, elem_id="chat")
                 box = gr.MultimodalTextbox(
-                    placeholder="Ask a question; attach one image, or two (before, after) for change detection",
+                    placeholder="Ask a question; attach one image, two (before, after) or a dated series",
                     file_count="multiple",
                     file_types=IMAGE_TYPES,
                     elem_id="ask",
@@ -113,79 +64,100 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             with gr.Column(scale=2):
                 with gr.Tabs():
                     with gr.Tab("Image"):
-                        image = gr.Image(label="Image / change overlay", type="filepath", interactive=False)
+                        image = gr.Image(
+                            label="Image (click to add points or boxes)",
+                            type="filepath",
+                            interactive=False,
+                            elem_id="image-panel",
+                        )
+                        with gr.Row():
+                            click_mode = gr.Radio(CLICK_MODES, value=CLICK_MODES[0], label="A click adds", scale=3)
+                            clear_prompts_btn = gr.Button("Clear points and boxes", size="sm", scale=1)
                     with gr.Tab("Before / after"):
                         slider = gr.ImageSlider(label="Before | after", type="filepath")
                     with gr.Tab("Pair upload"):
                         before_file = gr.File(label="Before (PNG, JPEG, GeoTIFF)", file_types=IMAGE_TYPES)
                         after_file = gr.File(label="After (PNG, JPEG, GeoTIFF)", file_types=IMAGE_TYPES)
                 slot_status = gr.Markdown(elem_id="slot-status")
-                downloads = gr.File(
-                    label="Downloads (overlay PNG, GeoTIFF mask, GeoJSON regions)", file_count="multiple"
-                )
+                downloads = gr.File(label="Downloads (GeoTIFF, GeoJSON, CSV, PNG)", file_count="multiple")
 
         def respond(message: dict, history: list[dict], request: gr.Request):  # type: ignore[no-untyped-def]
-            ws = store.get(request)
+            session = store.get(request)
             text = (message or {}).get("text", "").strip()
             files = [Path(f) for f in (message or {}).get("files", [])]
             shown = text + (("\n\n📎 " + ", ".join(f.name for f in files)) if files else "")
             history = [*history, {"role": "user", "content": shown or "(no text)"}]
             yield {chatbot: history, box: gr.MultimodalTextbox(value=None, interactive=False)}
-            for step in turn(ws, text, uploads=files or None):
+            for step in turn(session.ws, text, uploads=files or None):
                 history = apply_step(history, step)
+                if step.kind == "done" and not step.reused:
+                    history += artifact_messages(step)
                 yield {chatbot: history}
-            panels = _panels(ws)
+            shown_panels = panels.refresh(session)
             yield {
                 chatbot: history,
                 box: gr.MultimodalTextbox(value=None, interactive=True),
-                image: panels["image"],
-                slider: panels["slider"],
-                downloads: panels["files"],
+                image: shown_panels["image"],
+                slider: shown_panels["slider"],
+                downloads: shown_panels["files"],
             }
 
         def load_slot(name: str):  # type: ignore[no-untyped-def]
             def handler(file: str | None, request: gr.Request):  # type: ignore[no-untyped-def]
                 if not file:
                     return {slot_status: ""}
-                ws = store.get(request)
+                session = store.get(request)
                 try:
-                    raster = ws.load(name, file)
+                    raster = session.ws.load(name, file)
                 except InputError as err:
                     return {slot_status: f"**{name} not loaded:** {err}"}
-                panels = _panels(ws)
+                shown_panels = panels.refresh(session)
                 return {
                     slot_status: f"{name} = {raster.name} ({raster.width}x{raster.height}, {raster.count} band(s), "
                     f"{raster.describe_georef()})",
-                    image: panels["image"],
-                    slider: panels["slider"],
+                    image: shown_panels["image"],
+                    slider: shown_panels["slider"],
                 }
 
             return handler
 
         def load_example(request: gr.Request):  # type: ignore[no-untyped-def]
-            ws = store.get(request)
-            ws.load("before", EXAMPLE_BEFORE)
-            ws.load("after", EXAMPLE_AFTER)
-            panels = _panels(ws)
+            session = store.get(request)
+            session.ws.load("before", EXAMPLE_BEFORE)
+            session.ws.load("after", EXAMPLE_AFTER)
+            shown_panels = panels.refresh(session)
             return {
                 slot_status: "Example loaded: NAIP 2009-08-18 (before) and 2015-09-26 (after), North Dakota, 5 m.",
-                image: panels["image"],
-                slider: panels["slider"],
+                image: shown_panels["image"],
+                slider: shown_panels["slider"],
                 box: gr.MultimodalTextbox(value={"text": "What changed between these two images?", "files": []}),
             }
+
+        def on_click(mode: str, evt: gr.SelectData, request: gr.Request):  # type: ignore[no-untyped-def]
+            session = store.get(request)
+            if not session.base_is_raster:
+                return {slot_status: "Clicks work on an image, not on a plot: upload an image first."}
+            note = session.click(mode, float(evt.index[0]), float(evt.index[1]))
+            return {image: panels.with_prompts(session), slot_status: note}
+
+        def clear_prompts(request: gr.Request):  # type: ignore[no-untyped-def]
+            session = store.get(request)
+            session.ws.clear_prompts()
+            session.pending_corner = None
+            return {image: panels.with_prompts(session), slot_status: "points and boxes cleared"}
 
         def new_session(request: gr.Request):  # type: ignore[no-untyped-def]
             store.drop(request)
             return {chatbot: [], image: None, slider: None, downloads: None, slot_status: ""}
 
-        outputs_turn = [chatbot, box, image, slider, downloads]
-        box.submit(respond, [box, chatbot], outputs_turn, api_name="chat")
+        box.submit(respond, [box, chatbot], [chatbot, box, image, slider, downloads], api_name="chat")
         before_file.change(load_slot("before"), [before_file], [slot_status, image, slider], api_name="load_before")
         after_file.change(load_slot("after"), [after_file], [slot_status, image, slider], api_name="load_after")
         example_btn.click(load_example, None, [slot_status, image, slider, box], api_name="load_example")
-        clear_btn.click(new_session, None, [chatbot, image, slider, downloads, slot_status])
+        image.select(on_click, [click_mode], [image, slot_status], api_visibility="private")
+        clear_prompts_btn.click(clear_prompts, None, [image, slot_status], api_name="clear_prompts")
+        clear_btn.click(new_session, None, [chatbot, image, slider, downloads, slot_status], api_name="new_session")
         demo.unload(store.drop)
-        _ = banner
     return demo
 
 

@@ -51,3 +51,13 @@ def apply_step(history: list[Message], step: Step) -> list[Message]:
                 return history
     history.append(message)
     return history
+
+
+def artifact_messages(step: Step) -> list[Message]:
+    """Chat messages that show a finished step's picture (overlay or plot) inline."""
+    if step.result is None:
+        return []
+    shown = step.result.artifact("overlay") or step.result.artifact("plot")
+    if shown is None:
+        return []
+    return [{"role": "assistant", "content": {"path": str(shown.path), "alt_text": shown.label}}]

@@ -1,0 +1,115 @@
+"""Training-free object counting: tree crowns (blob detection) and buildings (shape rules).
+
+Trees. Crowns are blobs a few metres across in two evidence maps, each self-normalised
+by its 99.5th percentile: living crowns in excess green, leafless or dead crowns in
+"bright, grey and textured" (L* minus chroma plus texture). Laplacian-of-Gaussian blob
+detection (scikit-image ``blob_log``) runs at 0.2-0.25 m per pixel over crown radii of
+0.7-3 m; dead-crown blobs that overlap a living one are dropped. Measured on the three
+NEON tiles of ../shared/data/counting: see README.
+
+Buildings. Roofs are smooth, mid-grey, compact and rectangular: low local texture and a
+mid-range brightness make candidates, which are kept when their area (40-600 m2),
+solidity, rectangularity (area over the minimum rotated rectangle) and elongation fit a
+house. This is weak evidence under tree canopy; the tool says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from shapely.geometry import MultiPoint
+from skimage import color, feature, measure, morphology
+
+TREE_METHOD = "lite tree-crown detector (excess-green and dead-crown evidence, Laplacian-of-Gaussian blobs)"
+BUILDING_METHOD = "lite building detector (smooth mid-grey compact rectangles; shape rules)"
+MAX_TREE_GSD_M = 0.6  # coarser pixels cannot resolve single crowns
+MAX_BUILDING_GSD_M = 1.5
+
+
+@dataclass
+class Detection:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+    score: float
+    kind: str  # e.g. "tree (green crown)", "tree (leafless/dead crown)", "building"
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+
+def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:
+    mean = ndimage.gaussian_filter(x, sigma)
+    return np.sqrt(np.clip(ndimage.gaussian_filter(x * x, sigma) - mean * mean, 0, None))
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    return (x - np.median(x)) / (x.std() + 1e-6)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return np.clip(x / (np.percentile(x, 99.5) + 1e-6), 0, 1)
+
+
+def _blobs(score: np.ndarray, px_per_m: float, r_min_m: float, r_max_m: float, threshold: float, step: int):
+    small = score[::step, ::step]
+    px = px_per_m / step
+    found = feature.blob_log(
+        small,
+        min_sigma=r_min_m * px / np.sqrt(2),
+        max_sigma=r_max_m * px / np.sqrt(2),
+        num_sigma=8,
+        threshold=threshold,
+        overlap=0.3,
+    )
+    return [(y * step, x * step, s * step * np.sqrt(2), float(small[int(y), int(x)])) for y, x, s in found]
+
+
+def count_trees(rgb: np.ndarray, gsd_m: float) -> list[Detection]:
+    """Tree crowns in an (H, W, 3) float RGB image in [0, 1] with pixels of ``gsd_m`` metres."""
+    px = 1.0 / gsd_m
+    total = rgb.sum(axis=-1) + 1e-6
+    exg = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / total
+    lab = color.rgb2lab(rgb)
+    lightness, chroma = lab[..., 0], np.hypot(lab[..., 1], lab[..., 2])
+    living = np.clip(_zscore(ndimage.gaussian_filter(exg, 0.1 * px)), 0, None)
+    texture = _zscore(ndimage.gaussian_filter(_local_std(lightness, 0.15 * px), 0.3 * px))
+    dead = _zscore(ndimage.gaussian_filter(lightness, 0.4 * px)) - _zscore(ndimage.gaussian_filter(chroma, 0.4 * px))
+    dead = np.clip(dead + texture, 0, None)
+
+    step = max(1, int(0.25 * px))
+    green_blobs = _blobs(_unit(living), px, 0.7, 3.0, 0.3, step)
+    dead_blobs = _blobs(_unit(dead), px, 0.5, 2.5, 0.4, step)
+    kept = [(y, x, r, s, "tree (green crown)") for y, x, r, s in green_blobs]
+    for y, x, r, s in dead_blobs:
+        if all(np.hypot(y - ky, x - kx) > r + kr for ky, kx, kr, _, _ in kept):
+            kept.append((y, x, r, s, "tree (leafless/dead crown)"))
+    h, w = rgb.shape[:2]
+    return [
+        Detection((max(0.0, x - r), max(0.0, y - r), min(w, x + r), min(h, y + r)), s, kind)
+        for y, x, r, s, kind in kept
+    ]
+
+
+def count_buildings(gray: np.ndarray, gsd_m: float) -> list[Detection]:
+    """Building candidates in an (H, W) float image in [0, 1] with ``gsd_m`` metre pixels."""
+    px = 1.0 / gsd_m
+    smooth = ndimage.median_filter(gray, 3)
+    texture = _local_std(smooth, 2.0 * px)
+    lo, hi = np.percentile(smooth, [10, 97])
+    candidates = (texture < np.percentile(texture, 50)) & (smooth > lo) & (smooth < hi)
+    candidates = morphology.opening(candidates, morphology.disk(2))
+    out: list[Detection] = []
+    for region in measure.regionprops(measure.label(candidates)):
+        area_m2 = region.area * gsd_m**2
+        if not 40 <= area_m2 <= 600 or region.solidity < 0.8:
+            continue
+        if region.axis_minor_length <= 0 or region.axis_major_length / region.axis_minor_length > 4:
+            continue
+        rect = MultiPoint(region.coords[:, ::-1].astype(float)).minimum_rotated_rectangle
+        if region.area / max(rect.area, 1.0) < 0.6:
+            continue
+        y0, x0, y1, x1 = region.bbox
+        out.append(Detection((float(x0), float(y0), float(x1), float(y1)), float(region.solidity), "building"))
+    return out

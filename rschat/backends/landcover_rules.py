@@ -1,0 +1,148 @@
+"""Training-free land-cover segmentation: spectral rules decided per superpixel.
+
+1. Superpixels: SLIC on the RGB preview (at half resolution for large images), so each
+   decision covers a small homogeneous object, not a noisy pixel.
+2. Per-superpixel features: CIELAB lightness and chroma, excess green (2g - r - b on
+   chromatic coordinates), local texture (std of L*), and, when the bands exist, NDVI,
+   NDWI (green/NIR), MNDWI (green/SWIR1) and NDBI (SWIR1/NIR).
+3. Rules, in order: cloud, water, shadow, vegetation (trees vs low vegetation by texture
+   and darkness), built-up, bare soil. With NIR/SWIR the indices decide; from RGB alone
+   colour and texture do, and dark smooth areas are water when they form large bodies
+   and shadow when small (RGB cannot tell them apart spectrally).
+
+Thresholds are the usual ones from the index literature (NDVI > 0.3 vegetation, NDWI >
+0 water, NDBI > 0 built-up) and were checked on ../shared/data; see README for figures.
+Written here because no maintained library ships a training-free land-cover classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage import color, segmentation
+
+from rschat.geo.bands import band_index, spectral_index
+from rschat.geo.preview import rgb_preview
+from rschat.geo.raster import Raster
+
+CLASSES = ("water", "trees", "low_vegetation", "bare_soil", "built_up", "shadow", "cloud")
+PALETTE = {
+    "water": (30, 90, 200),
+    "trees": (20, 110, 30),
+    "low_vegetation": (140, 200, 80),
+    "bare_soil": (190, 150, 90),
+    "built_up": (220, 40, 60),
+    "shadow": (60, 60, 60),
+    "cloud": (245, 245, 245),
+}
+# Texture (local std of L*, 0-100 scale) below which a superpixel is smooth (water, cloud,
+# bare fields) and above which it is structured (tree crowns, buildings).
+SMOOTH_TEXTURE = 3.5
+ROUGH_TEXTURE = 5.0
+METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
+
+
+@dataclass
+class LandCover:
+    classes: np.ndarray  # (H, W) int8: index into CLASSES, -1 = no data
+    superpixels: np.ndarray  # (H, W) int32 labels
+    used_indices: list[str]  # spectral indices that took part
+
+    def mask(self, name: str) -> np.ndarray:
+        return self.classes == CLASSES.index(name)
+
+
+def _superpixels(rgb: np.ndarray, valid: np.ndarray, size_px: int = 10) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    factor = 2 if min(h, w) >= 768 else 1
+    small = rgb[::factor, ::factor]
+    n = max(16, (small.shape[0] * small.shape[1]) // (size_px * size_px))
+    labels = segmentation.slic(small, n_segments=n, compactness=10, start_label=1, channel_axis=-1)
+    if factor > 1:
+        labels = np.repeat(np.repeat(labels, factor, axis=0), factor, axis=1)[:h, :w]
+    labels = labels.astype(np.int32)
+    labels[~valid] = 0
+    return labels
+
+
+def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:
+    mean = ndimage.gaussian_filter(x, sigma)
+    return np.sqrt(np.clip(ndimage.gaussian_filter(x * x, sigma) - mean * mean, 0, None))
+
+
+def classify(raster: Raster) -> LandCover:
+    """Land-cover classes for every valid pixel of a raster (see module docstring)."""
+    valid = raster.valid_mask()
+    rgb = rgb_preview(raster).astype(np.float32) / 255.0
+    indices = {name: spectral_index(raster, name) for name in ("ndvi", "ndwi", "mndwi", "ndbi")}
+    # Index rules are robust per pixel, so they get finer superpixels (narrow rivers,
+    # field edges); colour rules need larger ones to average out texture.
+    labels = _superpixels(rgb, valid, size_px=5 if indices["ndvi"] is not None else 10)
+    ids = np.arange(labels.max() + 1)
+
+    counts = np.maximum(np.bincount(labels.ravel(), minlength=len(ids)), 1)
+
+    def per_sp(x: np.ndarray) -> np.ndarray:
+        return np.bincount(labels.ravel(), weights=np.nan_to_num(x).ravel(), minlength=len(ids)) / counts
+
+    lab = color.rgb2lab(rgb)
+    total = rgb.sum(axis=-1) + 1e-6
+    exg = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / total
+    L, chroma = per_sp(lab[..., 0]), per_sp(np.hypot(lab[..., 1], lab[..., 2]))
+    a_star, b_star = per_sp(lab[..., 1]), per_sp(lab[..., 2])
+    texture = per_sp(_local_std(lab[..., 0], 1.5))
+    green = per_sp(exg)
+
+    used = [k for k, v in indices.items() if v is not None]
+    sp_index = {k: per_sp(v) for k, v in indices.items() if v is not None}
+
+    cls = np.full(ids.shape, CLASSES.index("bare_soil"), dtype=np.int8)
+    smooth = texture < SMOOTH_TEXTURE
+    textured = texture >= ROUGH_TEXTURE
+    grey_structure = (chroma < 12) & (L >= 35) & (L <= 88) & textured
+
+    if "ndvi" in sp_index:
+        ndvi = sp_index["ndvi"]
+        water = sp_index["mndwi"] > 0.1 if "mndwi" in sp_index else sp_index["ndwi"] > 0.0
+        veg = ndvi > 0.3
+        built = (sp_index["ndbi"] > 0.0) & (ndvi < 0.2) if "ndbi" in sp_index else grey_structure & (ndvi < 0.15)
+        shadow = (L < 20) & ~water & ~veg
+    else:
+        veg = (green > 0.04) | ((a_star < -6) & (L > 15) & ~smooth)
+        dark_smooth = (L < 38) & smooth & ~(green > 0.08)
+        # Dark smooth superpixels: water if they join into a large body, shadow if small.
+        body = ndimage.label(dark_smooth[labels] & (labels > 0))[0]
+        body_px = np.bincount(body.ravel())
+        large = (body > 0) & (body_px[body] > max(400, labels.size // 400))
+        in_body = per_sp(large.astype(np.float32)) > 0.5
+        water = (dark_smooth & in_body) | ((b_star < -4) & smooth & (L < 75))
+        shadow = (L < 25) & ~water
+        built = grey_structure & ~veg
+    trees = veg & (textured | (L < 40))
+    cloud = (L > 88) & (chroma < 8) & smooth & ~water
+    blue = band_index(raster, "blue")
+    if blue is not None and np.issubdtype(raster.data.dtype, np.floating) and np.nanmax(raster.data[blue]) <= 2.0:
+        # Surface reflectance: clouds and thick haze are bright in the blue band, which
+        # land rarely is (> 0.2), whatever the preview's stretch makes of them.
+        cloud |= per_sp(raster.data[blue].astype(np.float32)) > 0.2
+
+    cls[built] = CLASSES.index("built_up")
+    cls[veg & ~trees] = CLASSES.index("low_vegetation")
+    cls[trees] = CLASSES.index("trees")
+    cls[shadow] = CLASSES.index("shadow")
+    cls[water] = CLASSES.index("water")
+    cls[cloud] = CLASSES.index("cloud")
+
+    classes = cls[labels]
+    classes[labels == 0] = -1
+    return LandCover(classes=classes, superpixels=labels, used_indices=used)
+
+
+def colorize(lc: LandCover) -> np.ndarray:
+    """(H, W, 3) uint8 colour map of the classes (black = no data)."""
+    out = np.zeros((*lc.classes.shape, 3), dtype=np.uint8)
+    for i, name in enumerate(CLASSES):
+        out[lc.classes == i] = PALETTE[name]
+    return out

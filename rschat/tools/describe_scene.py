@@ -1,0 +1,118 @@
+"""Tool ``describe_scene``: a caption built from land-cover masks, with places in words.
+
+Rule-based captioning in the mask-to-box / box-to-caption manner: each class's share
+and where it lies (the image split 3 x 3, north up), the largest water body and whether
+it crosses the image like a river, and tree crowns when the resolution allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from skimage import measure, morphology
+
+from rschat.backends import landcover_rules as lcr
+from rschat.geo.io import write_png
+from rschat.geo.places import place
+from rschat.geo.preview import rgb_preview
+from rschat.geo.vector import label_regions
+from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult, scoped_raster
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"image": {"type": "string", "default": "image"}, "box": BOX_SCHEMA},
+    "additionalProperties": False,
+}
+NAMES = {
+    "water": "water",
+    "trees": "trees",
+    "low_vegetation": "low vegetation",
+    "bare_soil": "bare soil",
+    "built_up": "built-up land",
+    "shadow": "shadow",
+    "cloud": "cloud",
+}
+
+
+def _edge_side(x: float, y: float, width: int, height: int) -> str:
+    d = {"west": x, "east": width - 1 - x, "north": y, "south": height - 1 - y}
+    return min(d, key=lambda k: d[k])
+
+
+def river_sentence(water: np.ndarray) -> str | None:
+    """'a river crosses from the north-west to the south-east' for an elongated water body
+    touching two different image edges; None otherwise."""
+    labels, n = label_regions(water)
+    if n == 0:
+        return None
+    h, w = water.shape
+    biggest = max(measure.regionprops(labels), key=lambda r: r.area)
+    body = labels == biggest.label
+    # Elongation from the skeleton: a channel's length is many times its mean width
+    # (moments would call a meandering river compact).
+    length = max(int(morphology.skeletonize(body).sum()), 1)
+    if biggest.area < 0.005 * water.size or length < 6 * (biggest.area / length):
+        return None
+    ys, xs = np.nonzero(body)
+    border = (xs == 0) | (ys == 0) | (xs == w - 1) | (ys == h - 1)
+    if border.sum() < 2:
+        return None
+    bx, by = xs[border], ys[border]
+    sides = {_edge_side(x, y, w, h) for x, y in zip(bx, by, strict=True)}
+    if len(sides) < 2:
+        return None
+    # The two border points farthest apart are where the river enters and leaves.
+    pts = np.stack([bx, by], 1)[:: max(1, border.sum() // 200)]
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    i, j = np.unravel_index(np.argmax(d), d.shape)
+    a, b = sorted([pts[i], pts[j]], key=lambda p: (p[1], p[0]))
+    return f"a river or channel crosses the image from {place(a[0], a[1], w, h)} to {place(b[0], b[1], w, h)}"
+
+
+def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    raster, scope = scoped_raster(args, ctx)
+    prev = ctx.previous.memory.get("landcover") if ctx.previous is not None else None
+    lc = prev if prev is not None and prev.classes.shape == (raster.height, raster.width) else lcr.classify(raster)
+    valid = lc.classes >= 0
+    h, w = lc.classes.shape
+    shares = {c: 100.0 * lc.mask(c).sum() / max(valid.sum(), 1) for c in lcr.CLASSES}
+    ranked = [c for c in sorted(shares, key=lambda c: -shares[c]) if shares[c] >= 3]
+
+    sentences = []
+    if ranked:
+        main = ranked[0]
+        sentences.append(f"The scene is mostly {NAMES[main]} ({shares[main]:.0f}%)")
+        for c in ranked[1:4]:
+            ys, xs = np.nonzero(lc.mask(c))
+            sentences.append(f"{NAMES[c]} covers {shares[c]:.0f}%, mostly in {place(xs.mean(), ys.mean(), w, h)}")
+    river = river_sentence(lc.mask("water"))
+    if river:
+        sentences.append(river)
+    gsd = raster.pixel_size_m()
+    caption = "; ".join(sentences) if sentences else "no land cover could be recognised"
+    caption = caption[0].upper() + caption[1:]
+    data: dict[str, float | int | None] = {f"{c}_percent": shares[c] for c in lcr.CLASSES}
+    data["pixel_size_m"] = gsd
+    colors = lcr.colorize(lc)
+    overlay = (0.5 * rgb_preview(raster) + 0.5 * colors).astype(np.uint8)
+    return ToolResult(
+        summary=caption,  # the responder adds the full stop
+        data=data,
+        artifacts=[Artifact("overlay", write_png(ctx.out_dir / f"describe_{raster.name}.png", overlay), "land cover")],
+        method="rule-based caption from the lite land-cover masks (" + lcr.METHOD_NAME + ")",
+        limits=[
+            "a caption from class masks: it names land cover and where it lies, not objects or activities; "
+            "free-form description needs full mode (RSCHAT_VLM)"
+        ],
+        memory={"landcover": lc, "caption": caption, "scope": scope},
+    )
+
+
+TOOL = Tool(
+    name="describe_scene",
+    description="Describe an image in words: land-cover shares, where each class lies, rivers crossing the scene.",
+    schema=SCHEMA,
+    run=run,
+    needs=("image",),
+)

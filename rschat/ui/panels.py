@@ -1,0 +1,83 @@
+"""What the side panels show: the image (with the user's prompts drawn), the slider, files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from rschat.geo.io import write_png
+from rschat.geo.preview import rgb_preview
+from rschat.ui.session import UiSession
+
+DOWNLOAD_KINDS = ("geotiff", "geojson", "table", "plot", "overlay")
+
+
+def preview_path(session: UiSession, name: str) -> str:
+    ws = session.ws
+    path = ws.out_dir / f"preview_{name}_{ws.raster_uids[name]}.png"
+    if not path.exists():
+        write_png(path, rgb_preview(ws.rasters[name]))
+    return str(path)
+
+
+def with_prompts(session: UiSession) -> str | None:
+    """The base image with points (green +, red -) and boxes (yellow) drawn on it."""
+    ws = session.ws
+    if session.base_image is None:
+        return None
+    if not session.base_is_raster or not (ws.points or ws.boxes or session.pending_corner):
+        return session.base_image
+    im = Image.open(session.base_image).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    r = max(3, min(im.size) // 100)
+    for x0, y0, x1, y1 in ws.boxes:
+        draw.rectangle((x0, y0, x1, y1), outline=(255, 220, 0), width=max(2, r // 2))
+    for x, y, positive in ws.points:
+        color = (0, 230, 0) if positive else (255, 40, 40)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=color, outline=(0, 0, 0))
+    if session.pending_corner:
+        x, y = session.pending_corner
+        draw.line((x - 2 * r, y, x + 2 * r, y), fill=(255, 220, 0), width=2)
+        draw.line((x, y - 2 * r, x, y + 2 * r), fill=(255, 220, 0), width=2)
+    out = ws.out_dir / f"prompts_{len(ws.points)}_{len(ws.boxes)}_{abs(hash(session.pending_corner))}.png"
+    write_png(out, np.asarray(im))
+    return str(out)
+
+
+def refresh(session: UiSession) -> dict[str, Any]:
+    """Values for the image panel, slider and downloads from the session's latest state."""
+    ws = session.ws
+    last = ws.last_result()
+    slider = None
+    files: list[str] = []
+    if "before" in ws.rasters and "after" in ws.rasters:
+        slider = (preview_path(session, "before"), preview_path(session, "after"))
+    # Prompts are in pixels of the first image: the single image, or the pair's before image
+    # (whose grid the after image is reprojected onto).
+    shown_raster = "image" if "image" in ws.rasters else "before" if "before" in ws.rasters else None
+    session.base_image, session.base_is_raster = None, False
+    if shown_raster:
+        session.base_image, session.base_is_raster = preview_path(session, shown_raster), True
+    if last is not None:
+        res = last.result
+        files = [str(a.path) for a in res.artifacts if a.kind in DOWNLOAD_KINDS]
+        overlay, plot = res.artifact("overlay"), res.artifact("plot")
+        if overlay is not None and _same_size(overlay.path, session.base_image):
+            session.base_image, session.base_is_raster = str(overlay.path), True
+        elif plot is not None:
+            session.base_image, session.base_is_raster = str(plot.path), False
+        before, after = res.artifact("before_preview"), res.artifact("after_preview")
+        if before is not None and after is not None:
+            slider = (str(before.path), str(after.path))
+    return {"image": with_prompts(session), "slider": slider, "files": files or None}
+
+
+def _same_size(path: Path, other: str | None) -> bool:
+    """An overlay can replace the base image only if clicks on it mean the same pixels."""
+    if other is None:
+        return True
+    with Image.open(path) as a, Image.open(other) as b:
+        return a.size == b.size

@@ -1,0 +1,122 @@
+"""The rule planner: intents, slots (synonyms, images, boxes, points) and chains."""
+
+import numpy as np
+import pytest
+
+from rschat.agent import Workspace
+from rschat.agent.planner_rules import class_of, object_of, plan
+from rschat.geo.raster import Raster
+
+
+def ws_with(settings, *names: str) -> Workspace:
+    ws = Workspace(settings)
+    for n in names:
+        ws.add_raster(n, Raster(np.zeros((3, 20, 20), np.uint8), name=n))
+    return ws
+
+
+def tools(p) -> list[str]:
+    return [c.tool for c in p.calls]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("how many trees are there?", ["count_objects"]),
+        ("Count the trees in this box", ["count_objects"]),
+        ("number of houses?", ["count_objects"]),
+        ("how much of this area is water?", ["segment"]),
+        ("what share is covered by forest", ["segment"]),
+        ("segment the vegetation", ["segment"]),
+        ("map the land cover", ["segment"]),
+        ("where is the water", ["segment"]),
+        ("describe the scene", ["describe_scene"]),
+        ("What's in this image?", ["describe_scene"]),
+        ("give me an overview", ["describe_scene"]),
+        ("measure the box", ["measure"]),
+        ("how big is the lake?", ["segment", "measure"]),
+        ("what is the area of the pond", ["segment", "measure"]),
+        ("assess the water in the indicated area", ["segment", "measure", "describe_scene"]),
+        ("analyse the vegetation", ["segment", "measure", "describe_scene"]),
+    ],
+)
+def test_single_image_intents(settings, message, expected):
+    assert tools(plan(message, ws_with(settings, "image"))) == expected
+
+
+@pytest.mark.parametrize(
+    ("word", "cls", "obj"),
+    [
+        ("houses", "built_up", "building"),
+        ("roofs", "built_up", "building"),
+        ("lake", "water", None),
+        ("river", "water", None),
+        ("pond", "water", None),
+        ("woodland", "trees", None),
+        ("trees", "trees", "tree"),
+        ("forest", "trees", None),
+        ("grassland", "low_vegetation", None),
+        ("cars", None, "vehicle"),
+        ("boats", None, "ship"),
+    ],
+)
+def test_synonyms(word, cls, obj):
+    assert class_of(f"the {word} here") == cls
+    assert object_of(f"the {word} here") == obj
+
+
+def test_chain_buildings_that_appeared_in_the_box(settings):
+    ws = ws_with(settings, "before", "after")
+    ws.add_box((2, 2, 15, 15))
+    p = plan("How many buildings appeared in the box?", ws)
+    assert tools(p) == ["detect_changes", "count_objects"]
+    assert p.calls[0].args["box"] == [2, 2, 15, 15]
+    assert p.calls[1].args == {
+        "target": "building",
+        "image": "after",
+        "within_previous_mask": True,
+        "box": [2, 2, 15, 15],
+    }
+
+
+def test_change_inside_the_box(settings):
+    ws = ws_with(settings, "before", "after")
+    ws.add_box((0, 0, 10, 10))
+    p = plan("what changed inside the box?", ws)
+    assert tools(p) == ["detect_changes"] and p.calls[0].args["box"] == [0, 0, 10, 10]
+
+
+def test_point_question_reads_the_class_at_the_point(settings):
+    ws = ws_with(settings, "image")
+    ws.add_point(5, 6)
+    p = plan("is this water?", ws)
+    assert tools(p) == ["segment"] and p.focus == "point" and p.point == (5.0, 6.0)
+    assert "box" not in p.calls[0].args
+
+
+def test_single_image_tools_on_a_pair_use_the_after_image_unless_asked(settings):
+    ws = ws_with(settings, "before", "after")
+    assert plan("how many trees?", ws).calls[0].args["image"] == "after"
+    assert plan("how many trees in the before image?", ws).calls[0].args["image"] == "before"
+
+
+def test_time_series_needs_a_stack(settings):
+    assert "three or more" in plan("show the NDVI trend", ws_with(settings, "image")).reply
+    p = plan("show the NDVI trend over time", ws_with(settings, "t1", "t2", "t3"))
+    assert tools(p) == ["analyze_timeseries"] and p.calls[0].args["index"] == "ndvi"
+    p = plan("how did the water change over time?", ws_with(settings, "t1", "t2", "t3"))
+    assert tools(p) == ["analyze_timeseries"] and p.calls[0].args["index"] == "ndwi"
+
+
+@pytest.mark.parametrize("message", ["generate a harbour scene", "classify this scene", "who painted this?"])
+def test_unservable_requests_list_what_is_possible(settings, message):
+    p = plan(message, ws_with(settings, "image"))
+    assert not p.calls and "can't" in p.reply and "change detection" in p.reply
+
+
+def test_count_without_a_target_asks_what_to_count(settings):
+    assert "What should I count" in plan("count them all", ws_with(settings, "image")).reply
+
+
+def test_no_image_means_a_clear_request(settings):
+    assert "needs an image" in plan("how many trees?", Workspace(settings)).reply

@@ -1,0 +1,159 @@
+"""The lite toolset on real imagery in tests/data (NEON, SpaceNet, Landsat; see ATTRIBUTION files)."""
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from rschat.geo import InputError, read_raster
+from rschat.geo.bands import parse_band_order, spectral_index
+from rschat.tools import REGISTRY
+from rschat.tools.base import ToolContext
+
+NEON = ROOT / "tests" / "data" / "neon"
+SPACENET = ROOT / "tests" / "data" / "spacenet"
+PUCALLPA = ROOT / "tests" / "data" / "pucallpa"
+
+
+def run(tool: str, args: dict, rasters: dict, tmp_path: Path, previous=None):
+    return REGISTRY[tool].run(args, ToolContext(rasters, tmp_path, previous=previous))
+
+
+def neon_truth(name: str) -> list[tuple[float, float, float, float]]:
+    if name == "SOAP_061.png":
+        objs = ET.parse(NEON / "SOAP_061.xml").findall("object")
+        return [tuple(float(o.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")) for o in objs]
+    labels = "OSBS_029.csv" if name.startswith("OSBS") else name.replace(".tif", "_truth.csv")
+    return [
+        (float(r["xmin"]), float(r["ymin"]), float(r["xmax"]), float(r["ymax"]))
+        for r in csv.DictReader((NEON / labels).open())
+    ]
+
+
+def test_tree_counts_on_three_neon_tiles_within_30_percent_mape(tmp_path):
+    errors = []
+    for name in ("OSBS_029.tif", "SOAP_061.png", "2018_SJER_3_252000_4107000_image_477.tif"):
+        raster = read_raster(NEON / name)
+        res = run("count_objects", {"target": "tree"}, {"image": raster}, tmp_path)
+        truth = neon_truth(name)
+        errors.append(abs(res.data["count"] - len(truth)) / len(truth))
+    assert np.mean(errors) <= 0.30, errors
+
+
+def test_tree_detections_sit_on_trees_in_osbs(tmp_path):
+    res = run("count_objects", {"target": "tree"}, {"image": read_raster(NEON / "OSBS_029.tif")}, tmp_path)
+    truth = neon_truth("OSBS_029.tif")
+    inside = [
+        any(b[0] <= d.center[0] <= b[2] and b[1] <= d.center[1] <= b[3] for b in truth)
+        for d in res.memory["detections"]
+    ]
+    assert np.mean(inside) >= 0.6
+    fc = json.loads(res.artifact("geojson").path.read_text())
+    lon, lat = fc["features"][0]["geometry"]["coordinates"]
+    assert -83 < lon < -81 and 29 < lat < 30.5  # OSBS, Florida (UTM 17N)
+    assert res.data["density_per_ha"] == pytest.approx(res.data["count"] / 0.16)
+
+
+def test_building_count_on_spacenet_within_30_percent(tmp_path):
+    res = run(
+        "count_objects", {"target": "building"}, {"image": read_raster(SPACENET / "sample_geotiff.tif")}, tmp_path
+    )
+    assert abs(res.data["count"] - 43) / 43 <= 0.30
+    assert "experimental" in res.limits[0]
+
+
+def test_unreliable_targets_and_coarse_pixels_say_so(tmp_path):
+    with pytest.raises(InputError, match="not reliable in lite mode"):
+        run("count_objects", {"target": "vehicle"}, {"image": read_raster(NEON / "OSBS_029.tif")}, tmp_path)
+    coarse = read_raster(PUCALLPA / "2020.tif")
+    with pytest.raises(InputError, match="too coarse"):
+        run("count_objects", {"target": "tree"}, {"image": coarse}, tmp_path)
+
+
+def test_count_in_a_box_counts_fewer(tmp_path):
+    raster = read_raster(NEON / "OSBS_029.tif")
+    whole = run("count_objects", {"target": "tree"}, {"image": raster}, tmp_path).data["count"]
+    part = run("count_objects", {"target": "tree", "box": [0, 0, 200, 200]}, {"image": raster}, tmp_path).data["count"]
+    assert 0 < part < whole
+
+
+def test_water_segmentation_follows_the_river(tmp_path):
+    raster = read_raster(PUCALLPA / "2020.tif")
+    assert raster.band_names == ("SWIR1", "NIR", "red", "green")
+    res = run("segment", {"target": "water"}, {"image": raster}, tmp_path)
+    water = res.memory["landcover"].mask("water")
+    mndwi = spectral_index(raster, "mndwi") > 0.1
+    iou = (water & mndwi).sum() / (water | mndwi).sum()
+    assert iou > 0.6
+    assert res.data["water_area_ha"] == pytest.approx(res.data["water_area_m2"] / 1e4)
+    assert 5 < res.data["water_percent"] < 40
+    shares = sum(
+        res.data[f"{c}_percent"]
+        for c in ("water", "trees", "low_vegetation", "bare_soil", "built_up", "shadow", "cloud")
+    )
+    assert shares == pytest.approx(100.0)
+    assert "ndvi" in res.method and "mndwi" in res.method
+
+
+def test_rgb_segmentation_finds_vegetation_on_neon(tmp_path):
+    res = run("segment", {"target": "vegetation"}, {"image": read_raster(NEON / "SOAP_061.png")}, tmp_path)
+    assert res.data["vegetation_percent"] > 60  # a conifer stand with green undergrowth
+    assert "RGB only" in res.method
+
+
+def test_measure_a_box_in_utm(tmp_path):
+    raster = read_raster(NEON / "OSBS_029.tif")  # 0.1 m pixels
+    res = run("measure", {"box": [10, 20, 110, 70]}, {"image": raster}, tmp_path)
+    assert res.data["area_m2"] == pytest.approx(10 * 5)
+    assert res.data["perimeter_m"] == pytest.approx(2 * (10 + 5))
+    assert res.data["extent_x_m"] == pytest.approx(10) and res.data["extent_y_m"] == pytest.approx(5)
+
+
+def test_measure_needs_a_scale(tmp_path):
+    raster = read_raster(NEON / "SOAP_061.png")
+    with pytest.raises(InputError, match="pixel size"):
+        run("measure", {"box": [0, 0, 10, 10]}, {"image": raster}, tmp_path)
+    raster.gsd_m = 0.5
+    assert run("measure", {"box": [0, 0, 10, 10]}, {"image": raster}, tmp_path).data["area_m2"] == pytest.approx(25)
+
+
+def test_measure_the_largest_water_body(tmp_path):
+    raster = read_raster(PUCALLPA / "2020.tif")
+    seg = run("segment", {"target": "water"}, {"image": raster}, tmp_path)
+    res = run("measure", {"what": "largest_region"}, {"image": raster}, tmp_path, previous=seg)
+    assert res.data["area_m2"] == pytest.approx(seg.data["water_largest_area_m2"], rel=1e-6)
+
+
+def test_describe_scene_names_the_river(tmp_path):
+    res = run("describe_scene", {}, {"image": read_raster(PUCALLPA / "2020.tif")}, tmp_path)
+    assert "river" in res.summary and "crosses" in res.summary
+    assert "mostly" in res.summary
+
+
+def test_time_series_table_plot_and_trend(tmp_path):
+    stack = {f"t{i + 1}": read_raster(PUCALLPA / f"{y}.tif") for i, y in enumerate((1985, 2000, 2020))}
+    res = run("analyze_timeseries", {"index": "mndwi"}, stack, tmp_path)
+    rows = res.memory["rows"]
+    assert [r["date"][:4] for r in rows] == ["1985", "2000", "2020"]
+    assert res.artifact("plot").path.stat().st_size > 5000
+    table = list(csv.DictReader(res.artifact("table").path.open()))
+    assert len(table) == 3 and float(table[0]["mean"]) == pytest.approx(rows[0]["mean"])
+    assert "trend_per_year" in res.data and 0 < res.data["first_water_percent"] < 60
+    with pytest.raises(InputError, match="three or more"):
+        run("analyze_timeseries", {}, {"t1": stack["t1"], "t2": stack["t2"]}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "bands"),
+    [
+        ("the bands are SWIR1, NIR, red, green", ["swir1", "nir", "red", "green"]),
+        ("Band order: red, green, blue and NIR", ["red", "green", "blue", "nir"]),
+        ("the bands are banana, cherry", None),
+    ],
+)
+def test_band_order_from_text(text, bands):
+    assert parse_band_order(text) == bands
