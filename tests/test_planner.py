@@ -120,3 +120,13 @@ def test_count_without_a_target_asks_what_to_count(settings):
 
 def test_no_image_means_a_clear_request(settings):
     assert "needs an image" in plan("how many trees?", Workspace(settings)).reply
+
+
+def test_change_between_two_dates_of_a_stack(settings):
+    import datetime as dt
+
+    ws = ws_with(settings, "t1", "t2", "t3")
+    for name, year in (("t1", 1985), ("t2", 2000), ("t3", 2020)):
+        ws.rasters[name].date = dt.date(year, 7, 1)
+    p = plan("what changed between 2020 and 1985?", ws)
+    assert tools(p) == ["detect_changes"] and (p.calls[0].args["before"], p.calls[0].args["after"]) == ("t1", "t3")

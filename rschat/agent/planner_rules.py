@@ -172,6 +172,17 @@ def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
     return {**args, "box": list(box)} if box else args
 
 
+def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
+    """Two images of a dated stack named by their years in the message ('between 1990
+    and 2020'), earlier first; None when the message names fewer than two stack dates."""
+    stack = stack_names(ws.rasters)
+    by_year = {ws.rasters[n].date.year: n for n in stack if ws.rasters[n].date is not None}  # type: ignore[union-attr]
+    years = sorted({int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", message)} & set(by_year))
+    if len(years) < 2:
+        return None
+    return by_year[years[0]], by_year[years[-1]]
+
+
 def _need_image(what: str) -> Plan:
     return Plan("missing", reply=f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again.")
 
@@ -207,6 +218,11 @@ def plan(message: str, ws: Workspace) -> Plan:
         )
 
     if intent == "change":
+        pair = _dated_pair(message, ws)
+        if pair is not None:
+            a, b = pair
+            call = ToolCall("detect_changes", _with_box({"before": a, "after": b}, ws), f"compare {a} with {b}")
+            return Plan("change", [call], focus)
         if not {"before", "after"} <= set(ws.rasters):
             have = "one image" if "image" in ws.rasters else "no images"
             return Plan(
