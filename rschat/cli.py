@@ -3,6 +3,7 @@
     rschat serve [--host H] [--port P]
     rschat ask [--image P]... [--before P --after P] [--out DIR] [--json] QUESTION
     rschat eval change --manifest M [--json]
+    rschat weights list | pull NAME
 
 ``ask`` runs exactly the agent the web app runs. It exits 1 with the message on bad
 input (corrupt file, mismatched pair, missing image) so scripts can tell.
@@ -62,7 +63,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             if step.kind in ("done", "error"):
                 steps.append(step)
                 failed |= step.kind == "error"
-            if not args.json:
+            if not args.json or step.kind == "delta":
                 _print_step(step)
         answer = ws.history[-1]["content"]
         if args.json:
@@ -82,7 +83,9 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _print_step(step) -> None:  # type: ignore[no-untyped-def]
-    if step.kind == "answer":
+    if step.kind == "delta":
+        print(step.text, end="", file=sys.stderr, flush=True)  # the model's answer as it streams
+    elif step.kind == "answer":
         print("\n" + step.text)
     elif step.kind == "error":
         print(f"[error] {step.tool}: {step.text}", file=sys.stderr)
@@ -124,6 +127,22 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from rschat import weights
+
+    if args.action == "list":
+        print(weights.table())
+        return 0
+    try:
+        item = weights.entry(args.name)
+        folder = weights.pull(args.name)
+    except (KeyError, ConnectionError) as err:
+        print(f"rschat weights pull: {err.args[0]}", file=sys.stderr)
+        return 1
+    print(f"downloaded {item['hub_id']} to {folder}\nuse it with: {item['setting']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--manifest", required=True)
     change.add_argument("--json", action="store_true")
     change.set_defaults(func=_cmd_eval)
+
+    w = sub.add_parser("weights", help="list recommended weights or fetch them into checkpoints/")
+    w_sub = w.add_subparsers(dest="action", required=True)
+    w_sub.add_parser("list", help="the manifest: name, capability, size, memory, licence").set_defaults(
+        func=_cmd_weights
+    )
+    pull = w_sub.add_parser("pull", help="download one entry (needs internet)")
+    pull.add_argument("name")
+    pull.set_defaults(func=_cmd_weights)
     return parser
 
 

@@ -10,12 +10,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from rschat.agent import planner_rules, responder
+from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm
 from rschat.agent.executor import execute
 from rschat.agent.steps import Step
 from rschat.agent.workspace import Workspace
+from rschat.backends import loading
 from rschat.geo.bands import parse_band_order
 from rschat.geo.errors import InputError
+from rschat.tools.base import Artifact, ToolResult
 
 _GSD = re.compile(
     r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
@@ -35,17 +37,35 @@ def stated_gsd(message: str) -> float | None:
 
 def backends(ws: Workspace) -> dict[str, str]:
     """Which backend serves each capability in this session (shown in the UI and CLI)."""
+    st = ws.settings
+
+    def model(kind: str, setting: str, value: str, lite: str) -> str:
+        if not value:
+            return lite
+        state = loading.status(kind)
+        if state is None:
+            return f"{value} (configured with {setting}; loads on first use)"
+        if state.startswith("failed"):
+            return f"{lite}; {setting} failed to load: {state.removeprefix('failed: ')[:200]}"
+        return f"{state.removeprefix('loaded: ')} ({setting})"
+
+    vlm = model("vlm", "RSCHAT_VLM", st.vlm + (f", {st.vlm_quant}" if st.vlm else ""), "")
     return {
-        "planner": "rules (lite)",
-        "answers": "template responder (lite)",
+        "planner": f"vision-language model {vlm}, rules as fallback" if vlm else "rules (lite)",
+        "answers": f"vision-language model {vlm}, checked against tool numbers" if vlm else "template responder (lite)",
+        "visual_questions": vlm or "unavailable in lite mode (set RSCHAT_VLM)",
         "change_detection": "classical CPU detector (lite)",
-        "segmentation": "spectral/colour rules on superpixels (lite)",
-        "counting": "blob and shape rules: trees; buildings experimental (lite)",
+        "segmentation": "spectral/colour rules on superpixels (lite)"
+        + (f"; prompts and named objects: SAM {model('sam', 'RSCHAT_SAM', st.sam, '')}" if st.sam else ""),
+        "counting": "blob and shape rules: trees; buildings experimental (lite)"
+        + (f"; other objects: SAM + CLIP ({st.sam}, {st.clip})" if st.sam and st.clip else ""),
+        "scene_classification": model("clip", "RSCHAT_CLIP", st.clip, "unavailable in lite mode (set RSCHAT_CLIP)"),
         "measurement": "raster grid geometry",
         "description": "rule-based caption from land cover (lite)",
         "time_series": "index statistics and trend (lite)",
-        "visual_questions": "unavailable in lite mode (set RSCHAT_VLM)",
-        "image_generation": "unavailable in lite mode (set RSCHAT_GENERATOR)",
+        "image_generation": model(
+            "generator", "RSCHAT_GENERATOR", st.generator, "unavailable in lite mode (set RSCHAT_GENERATOR)"
+        ),
     }
 
 
@@ -84,10 +104,26 @@ def turn(
     if said:
         yield Step("plan", "noted: " + "; ".join(said))
 
-    plan = planner_rules.plan(message, ws)
+    model = None
+    if ws.settings.vlm:
+        try:
+            model = loading.load_vlm(ws.settings)
+        except loading.BackendUnavailable as err:
+            yield Step("plan", f"lite mode for planning and answers: {err}")
+    plan = None
+    if model is not None:
+        planned = planner_vlm.plan_with_model(message, ws, model)
+        for note in planned.notes:
+            yield Step("plan", note)
+        plan = planned.plan
+    if plan is None:
+        plan = planner_rules.plan(message, ws)
+
     if plan.intent == "clear":
         ws.clear_prompts()
-    if plan.reply is not None:
+    if model is not None and plan.intent in ("vqa", "unsupported"):
+        text = yield from _answer_directly(model, ws, message)
+    elif plan.reply is not None:
         text = plan.reply
         if said and plan.intent in ("unsupported", "vqa"):
             text = "Noted: " + "; ".join(said) + ". Ask a question about the images when you are ready."
@@ -112,5 +148,53 @@ def turn(
             steps.append(step)
             yield step
         text = responder.answer(steps, plan.focus, plan.point)
+        if model is not None:
+            text = yield from _model_answer(model, ws, message, steps, text)
     ws.history.append({"role": "assistant", "content": text})
     yield Step("answer", text)
+
+
+def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-untyped-def]
+    """Stream the model's own answer about the images; draw any boxes it gives."""
+    if not ws.rasters:
+        return "Upload an image first, then ask about it."
+    chunks = []
+    for chunk in direct.stream_direct(model, ws, message):
+        chunks.append(chunk)
+        yield Step("delta", chunk)
+    text = "".join(chunks).strip()
+    boxes = direct.boxes_in_answer(model, ws, text)
+    if boxes:
+        path = direct.draw_boxes(ws, boxes)
+        found = ToolResult(
+            summary=f"the model pointed at {len(boxes)} place(s) on image 1",
+            data={"boxes": len(boxes)},
+            artifacts=[Artifact("overlay", Path(path), "boxes from the model's answer")],
+            method="grounding by the vision-language model",
+        )
+        yield Step("done", found.summary, tool="grounding", result=found)
+    return text + ("\n\n(Answered by the vision-language model from the pixels; no tool measured this.)")
+
+
+def _model_answer(model, ws: Workspace, message: str, steps: list[Step], template_text: str):  # type: ignore[no-untyped-def]
+    """The model's answer from the tool results, or the template answer if the model
+    states a number no tool produced."""
+    if not any(s.result is not None for s in steps):
+        return template_text
+    chunks = []
+    for chunk in responder_vlm.stream_answer(model, message, steps, ws.history[:-1]):
+        chunks.append(chunk)
+        yield Step("delta", chunk)
+    text = "".join(chunks).strip()
+    allowed = responder_vlm.grounded_numbers(steps, message)
+    bad = responder_vlm.ungrounded(text, allowed)
+    quoted = responder_vlm.numbers_in(text)
+    if bad or not quoted:
+        why = (
+            f"it stated {', '.join(f'{v:g}' for v in bad[:5])}, which no tool computed"
+            if bad
+            else "it quoted none of the tools' numbers"
+        )
+        yield Step("plan", f"the model's answer was set aside: {why}; the tools' own answer follows")
+        return template_text
+    return text

@@ -172,6 +172,62 @@ def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
     return {**args, "box": list(box)} if box else args
 
 
+_VARIATION = re.compile(r"\b(this|the) (image|scene|picture)\b|variation|like this|based on", re.I)
+_THIS = re.compile(r"\b(this|that|here|the (object|thing|area) (i|I) (clicked|marked|drew))\b", re.I)
+_TEXT_TARGET = re.compile(
+    r"\b(?:segment|outline|find|detect|delineate|extract)\s+(?:all\s+)?(?:the\s+)?([a-z][a-z \-]{2,40}?)"
+    r"(?:\s+in\b|\s+on\b|[?.!]|$)",
+    re.I,
+)
+
+
+def _full_mode_plan(intent: str | None, message: str, ws: Workspace) -> Plan | None:
+    """Plans that need full-mode models, when the settings name them (else None)."""
+    st = ws.settings
+    image = _single_image(message, ws)
+    if intent == "generate" and st.generator:
+        from_image = bool(image == "image" and _VARIATION.search(message))
+        return Plan(
+            "generate",
+            [
+                ToolCall(
+                    "generate_image",
+                    {"prompt": message, "from_image": from_image},
+                    "generate an image" + (" from the session's image" if from_image else ""),
+                )
+            ],
+        )
+    if intent == "classify" and st.clip and image:
+        return Plan("classify", [ToolCall("classify_scene", _with_box({"image": image}, ws), "classify the scene")])
+    if st.sam and image and intent in ("segment", None):
+        if (ws.current_point() or ws.current_box()) and _THIS.search(message):
+            args: dict[str, Any] = {"image": image, "mode": "prompt"}
+            if ws.points:
+                args["points"] = [[x, y, 1 if pos else 0] for x, y, pos in ws.points]
+            if ws.current_box():
+                args["box"] = list(ws.current_box())  # type: ignore[arg-type]
+            return Plan("segment", [ToolCall("segment_objects", args, "outline the marked object with SAM")])
+        if re.search(r"\b(everything|all objects)\b", message, re.I):
+            return Plan(
+                "segment",
+                [ToolCall("segment_objects", {"image": image, "mode": "everything"}, "segment everything with SAM")],
+            )
+        m = _TEXT_TARGET.search(message)
+        if st.clip and m and class_of(m.group(1)) is None:
+            target = m.group(1).strip()
+            return Plan(
+                "segment",
+                [
+                    ToolCall(
+                        "segment_objects",
+                        {"image": image, "mode": "text", "text": target},
+                        f"outline '{target}' with SAM, named by CLIP",
+                    )
+                ],
+            )
+    return None
+
+
 def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
     """Two images of a dated stack named by their years in the message ('between 1990
     and 2020'), earlier first; None when the message names fewer than two stack dates."""
@@ -196,6 +252,9 @@ def plan(message: str, ws: Workspace) -> Plan:
         return Plan("help", reply=f"Here is what I can do:\n\n{CAPABILITIES}")
     if intent == "clear":
         return Plan("clear", reply="The points and boxes are cleared.")
+    full = _full_mode_plan(intent, message, ws)
+    if full is not None:
+        return full
     if intent in _NOT_YET:
         return Plan(intent, reply=f"I can't do {_NOT_YET[intent]} in lite mode. What I can do:\n\n{CAPABILITIES}")
 

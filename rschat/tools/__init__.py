@@ -1,6 +1,16 @@
 """The tools the agent can call, by name. One file per tool; see ``base`` for the interface."""
 
-from rschat.tools import analyze_timeseries, count_objects, describe_scene, detect_changes, measure, segment
+from rschat.tools import (
+    analyze_timeseries,
+    classify_scene,
+    count_objects,
+    describe_scene,
+    detect_changes,
+    generate_image,
+    measure,
+    segment,
+    segment_objects,
+)
 from rschat.tools.base import Artifact, Tool, ToolContext, ToolResult
 
 REGISTRY: dict[str, Tool] = {
@@ -12,6 +22,9 @@ REGISTRY: dict[str, Tool] = {
         measure.TOOL,
         describe_scene.TOOL,
         analyze_timeseries.TOOL,
+        classify_scene.TOOL,
+        segment_objects.TOOL,
+        generate_image.TOOL,
     )
 }
 

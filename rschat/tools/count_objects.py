@@ -85,6 +85,8 @@ def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) 
 def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     # 1. Inputs and what can be counted at this resolution.
     target = args["target"]
+    if target in UNRELIABLE and ctx.settings is not None and ctx.settings.sam and ctx.settings.clip:
+        return _count_with_sam_clip(target, args, ctx)
     if target in UNRELIABLE:
         raise InputError(
             f"Counting {target}s is not reliable in lite mode ({UNRELIABLE[target]}). Lite mode counts trees "
@@ -161,6 +163,24 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         limits=limits,
         notes=notes,
         memory={"detections": dets, "offset": offset, "target": target},
+    )
+
+
+def _count_with_sam_clip(target: str, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    """Full mode: SAM's masks kept when CLIP says the crop shows the target."""
+    from rschat.tools import segment_objects
+
+    label = target.replace("_", " ") + "s"
+    seg_args = {"image": args.get("image", "image"), "mode": "text", "text": label}
+    res = segment_objects.run(seg_args, ctx)
+    n = int(res.data["objects"] or 0)
+    return ToolResult(
+        summary=f"{n} {label} (SAM masks that CLIP names '{label}')",
+        data={"count": n, "pixel_size_m": ctx.raster(seg_args["image"]).pixel_size_m()},
+        artifacts=res.artifacts,
+        method=res.method,
+        limits=["counted as SAM masks named by CLIP: touching objects merge and small ones are missed"],
+        memory=res.memory,
     )
 
 

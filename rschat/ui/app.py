@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from rschat.agent import Workspace, backends, turn
+from rschat.agent import Workspace, backends, gpu_task, turn
 from rschat.config import Settings, load_settings
 from rschat.geo.errors import InputError
 from rschat.ui import panels
@@ -32,13 +32,26 @@ CSS = """
 
 
 def banner_text(ws: Workspace) -> str:
+    st = ws.settings
     rows = ", ".join(f"{k}: {v}" for k, v in backends(ws).items())
-    return (
-        "**Lite mode is on.** Everything runs on the CPU with training-free algorithms and a rule "
-        "planner; every number is computed from your pixels. Free-form visual questions and image "
-        "generation need full mode (set `RSCHAT_VLM`, `RSCHAT_GENERATOR`; see the README).  \n"
-        f"<small>Backends: {rows}</small>"
-    )
+    configured = [
+        name
+        for name, value in (("VLM", st.vlm), ("SAM", st.sam), ("CLIP", st.clip), ("generator", st.generator))
+        if value
+    ]
+    if configured:
+        head = (
+            f"**Full mode: {', '.join(configured)} configured** (models load on first use; any that fails "
+            "to load leaves that capability in lite mode, and the chat says why). Numbers still come from "
+            "the tools, never from the model."
+        )
+    else:
+        head = (
+            "**Lite mode is on.** Everything runs on the CPU with training-free algorithms and a rule "
+            "planner; every number is computed from your pixels. Free-form visual questions and image "
+            "generation need full mode (set `RSCHAT_VLM`, `RSCHAT_GENERATOR`; see the README)."
+        )
+    return f"{head}  \n<small>Backends: {rows}</small>"
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
@@ -150,7 +163,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             store.drop(request)
             return {chatbot: [], image: None, slider: None, downloads: None, slot_status: ""}
 
-        box.submit(respond, [box, chatbot], [chatbot, box, image, slider, downloads], api_name="chat")
+        # On a ZeroGPU Space the turn (which may run models) holds a GPU; elsewhere unchanged.
+        box.submit(gpu_task(respond), [box, chatbot], [chatbot, box, image, slider, downloads], api_name="chat")
         before_file.change(load_slot("before"), [before_file], [slot_status, image, slider], api_name="load_before")
         after_file.change(load_slot("after"), [after_file], [slot_status, image, slider], api_name="load_after")
         example_btn.click(load_example, None, [slot_status, image, slider, box], api_name="load_example")

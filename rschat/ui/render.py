@@ -39,8 +39,25 @@ def _step_id(step: Step) -> str | None:
     return step.call_id
 
 
+def _streaming(history: list[Message]) -> bool:
+    """Whether the last message is this turn's answer being streamed (plain assistant text;
+    tool steps carry metadata and the turn opened with the user's message)."""
+    last = history[-1] if history else {}
+    return last.get("role") == "assistant" and not last.get("metadata") and isinstance(last.get("content"), str)
+
+
 def apply_step(history: list[Message], step: Step) -> list[Message]:
-    """Add a step to the history, replacing the pending message of the same tool call."""
+    """Add a step to the history: a tool's done/error replaces its pending message, streamed
+    text grows the answer, and the final answer replaces the streamed draft."""
+    if step.kind == "delta":
+        if _streaming(history):
+            history[-1] = {**history[-1], "content": history[-1]["content"] + step.text}
+        else:
+            history.append({"role": "assistant", "content": step.text})
+        return history
+    if step.kind == "answer" and _streaming(history):
+        history[-1] = {"role": "assistant", "content": step.text}
+        return history
     message = step_message(step)
     step_id = message.get("metadata", {}).get("id")
     if step.kind in ("done", "error") and step_id:

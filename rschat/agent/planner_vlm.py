@@ -1,0 +1,156 @@
+"""Planning with the vision-language model: classify the task, then fill the arguments.
+
+Small models plan poorly when unconstrained, so the model is asked two narrow questions:
+which task (one word from a list), then which calls for that task's tools, as JSON that
+must validate against the tools' schemas (jsonschema). Each question gets one retry with
+the validation error; after that the rule planner decides, and the steps say so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from rschat.agent import planner_rules
+from rschat.agent.planner_rules import Plan
+from rschat.agent.prompts import fill
+from rschat.agent.steps import ToolCall
+from rschat.agent.workspace import Workspace
+from rschat.tools import REGISTRY
+
+# Task -> the tools the model may call for it (empty: the model answers directly).
+TASKS: dict[str, tuple[str, ...]] = {
+    "change": ("detect_changes", "count_objects"),
+    "segment": ("segment", "segment_objects"),
+    "count": ("count_objects",),
+    "measure": ("segment", "measure"),
+    "describe": ("describe_scene",),
+    "timeseries": ("analyze_timeseries", "detect_changes"),
+    "classify": ("classify_scene",),
+    "generate": ("generate_image",),
+    "question": (),
+    "help": (),
+}
+TASK_HELP = {
+    "change": "what changed between two images (before/after) or two dates",
+    "segment": "land cover, or outlining named objects (water, trees, solar panels, ...)",
+    "count": "how many objects of a kind",
+    "measure": "area, perimeter or size of a box, region or class",
+    "describe": "describe or summarise a scene",
+    "timeseries": "a trend through three or more dated images",
+    "classify": "what kind of scene it is",
+    "generate": "make a new image from text",
+    "question": "any other question about the images (answered by looking at them)",
+    "help": "what the assistant can do",
+}
+
+
+@dataclass
+class ModelPlan:
+    plan: Plan | None  # None: fall back to the rule planner
+    notes: list[str] = field(default_factory=list)  # what happened, shown as plan steps
+
+
+def session_state(ws: Workspace) -> str:
+    images = ", ".join(f"{n} ({r.width}x{r.height}, {r.count} bands)" for n, r in ws.rasters.items()) or "no images"
+    prompts = []
+    if ws.current_box():
+        prompts.append(f"box {list(ws.current_box())}")  # type: ignore[arg-type]
+    if ws.current_point():
+        prompts.append(f"point {list(ws.current_point())}")  # type: ignore[arg-type]
+    return f"images: {images}; prompts: {', '.join(prompts) or 'none'}"
+
+
+def first_json(text: str) -> Any:
+    """The first JSON object in a model's text (models wrap JSON in prose or code fences)."""
+    start = text.find("{")
+    while start != -1:
+        depth = 0
+        for i in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                try:
+                    return json.loads(text[start : i + 1])
+                except json.JSONDecodeError:
+                    break
+        start = text.find("{", start + 1)
+    raise ValueError("the answer holds no JSON object")
+
+
+def _ask(model: Any, prompt: str, validate: Any, notes: list[str], what: str) -> Any | None:
+    """Ask, validate, retry once with the error; None if both fail."""
+    messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+    for attempt in (1, 2):
+        reply = model.complete(messages, max_new_tokens=256)
+        try:
+            return validate(first_json(reply))
+        except (ValueError, jsonschema.ValidationError) as err:
+            error = err.message if isinstance(err, jsonschema.ValidationError) else str(err)
+            notes.append(f"the model's {what} was not valid (try {attempt}: {error[:160]})")
+            messages += [
+                {"role": "assistant", "content": [{"type": "text", "text": reply}]},
+                {"role": "user", "content": [{"type": "text", "text": fill("retry", error=error)}]},
+            ]
+    return None
+
+
+def _validate_task(obj: Any) -> str:
+    task = obj.get("task") if isinstance(obj, dict) else None
+    if task not in TASKS:
+        raise ValueError(f'"task" must be one of {", ".join(TASKS)}, got {task!r}')
+    return str(task)
+
+
+def _validator(allowed: tuple[str, ...]) -> Any:
+    def validate(obj: Any) -> list[ToolCall]:
+        calls = obj.get("calls") if isinstance(obj, dict) else None
+        if not isinstance(calls, list) or not calls:
+            raise ValueError('the answer needs a non-empty "calls" list')
+        out = []
+        for call in calls:
+            name = call.get("tool") if isinstance(call, dict) else None
+            if name not in allowed:
+                raise ValueError(f"unknown tool {name!r}; use one of {', '.join(allowed)}")
+            args = call.get("args", {})
+            jsonschema.validate(args, REGISTRY[name].schema)
+            out.append(ToolCall(name, dict(args), "planned by the model"))
+        return out
+
+    return validate
+
+
+def plan_with_model(message: str, ws: Workspace, model: Any) -> ModelPlan:
+    notes: list[str] = []
+    state = session_state(ws)
+    tasks = "\n".join(f"- {t}: {TASK_HELP[t]}" for t in TASKS)
+    task = _ask(model, fill("classify_task", tasks=tasks, state=state, message=message), _validate_task, notes, "task")
+    if task is None:
+        return ModelPlan(None, [*notes, "falling back to the rule planner"])
+    notes.append(f"the model classified the request as '{task}'")
+    if task in ("question", "help"):
+        return ModelPlan(Plan("help" if task == "help" else "vqa"), notes)
+
+    allowed = tuple(t for t in TASKS[task] if t in REGISTRY)
+    if not allowed:
+        return ModelPlan(None, [*notes, f"no tool serves '{task}' in this build; falling back to the rule planner"])
+    schemas = "\n".join(
+        f"- {name}: {REGISTRY[name].description} Schema: {json.dumps(REGISTRY[name].schema)}" for name in allowed
+    )
+    calls = _ask(
+        model,
+        fill("fill_arguments", task=task, tools=schemas, state=state, message=message),
+        _validator(allowed),
+        notes,
+        "tool calls",
+    )
+    if calls is None:
+        return ModelPlan(None, [*notes, "falling back to the rule planner"])
+    box = ws.current_box()
+    for call in calls:  # the user's drawn box is authoritative where a tool takes one
+        if box and "box" in REGISTRY[call.tool].schema.get("properties", {}) and "box" not in call.args:
+            call.args["box"] = list(box)
+    rules = planner_rules.plan(message, ws)
+    return ModelPlan(Plan(task, calls, focus=rules.focus, point=rules.point), notes)

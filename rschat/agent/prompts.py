@@ -1,0 +1,20 @@
+"""The text templates in prompts/ (system, planner, answer), filled with str.format-like
+placeholders ``{name}``; braces that are not placeholders are kept as they are."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+
+
+@lru_cache(maxsize=16)
+def template(name: str) -> str:
+    return (PROMPTS / f"{name}.txt").read_text()
+
+
+def fill(name: str, **values: str) -> str:
+    """The template with each {key} of ``values`` replaced (JSON braces elsewhere survive)."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template(name))
