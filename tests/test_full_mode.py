@@ -198,8 +198,9 @@ def test_app_end_to_end_with_the_tiny_vlm(models, tmp_path):
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", css=CSS, quiet=True)
     try:
         client = Client(url, verbose=False)
-        chat, *_ = client.predict({"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [],
-                                  api_name="/chat")
+        chat, *_ = client.predict(
+            {"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat"
+        )
         titles = [(m.get("metadata") or {}).get("title", "") for m in chat]
         assert any(t.startswith("detect_changes") for t in titles)
         assert "What changed" in " ".join(str(c.get("text", "")) for c in chat[-1]["content"])
