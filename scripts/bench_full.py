@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fixtures.tiny_models import build_qwen2_vl  # noqa: E402
-
 from rschat.agent import Workspace, turn  # noqa: E402
 from rschat.backends import loading  # noqa: E402
 from rschat.config import Settings  # noqa: E402

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import tiny_models as tiny
 from PIL import Image
 
 from conftest import ASSETS, ROOT
+from fixtures import tiny_models as tiny
 from rschat.agent import Workspace, turn
 from rschat.backends import loading
 from rschat.backends.vlm import CONVENTIONS
