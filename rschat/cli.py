@@ -1,7 +1,8 @@
 """The ``rschat`` command: serve the app, ask the agent headless, evaluate.
 
     rschat serve [--host H] [--port P]
-    rschat ask [--image P]... [--before P --after P] [--out DIR] [--json] QUESTION
+    rschat ask [--image P]... [--before P --after P] [--point X,Y] [--box X0,Y0,X1,Y1]
+               [--region R.geojson] [--out DIR] [--json] QUESTION
     rschat eval change --manifest M [--json]
     rschat weights list | pull NAME
 
@@ -54,6 +55,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         ws.add_box(box)
     for x, y, positive in args.point or []:
         ws.add_point(x, y, positive)
+    if args.region:
+        from rschat.geo.region import load_region
+
+        ws.set_region(load_region(args.region))
     named = {"before": Path(args.before), "after": Path(args.after)} if args.before else None
     uploads = [Path(p) for p in args.image] if args.image else None
     steps = []
@@ -172,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_box,
         metavar="X0,Y0,X1,Y1",
         help="a box in pixels of the first image (repeatable; the last one is used)",
+    )
+    ask.add_argument(
+        "--region", metavar="REGION.geojson", help="restrict the tools to this region (GeoJSON polygons, EPSG:4326)"
     )
     ask.set_defaults(func=_cmd_ask)
 

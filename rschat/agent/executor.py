@@ -45,7 +45,13 @@ def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
             continue
         yield Step("start", f"running {call.tool}: {call.why}", call.tool, call.args, call_id=cid)
         started = time.perf_counter()
-        ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings, previous=previous)
+        ctx = ToolContext(
+            rasters=ws.rasters,
+            out_dir=ws.out_dir,
+            settings=ws.settings,
+            previous=previous,
+            region=ws.region if call.args.get("region") or call.args.get("what") == "region" else None,
+        )
         try:
             result = tool.run(call.args, ctx)
         except InputError as err:

@@ -168,8 +168,12 @@ def _single_image(message: str, ws: Workspace) -> str | None:
 
 
 def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
+    """Arguments restricted to the user's current box and map region, when there are any."""
     box = ws.current_box()
-    return {**args, "box": list(box)} if box else args
+    out = {**args, "box": list(box)} if box else dict(args)
+    if ws.region is not None:
+        out["region"] = True
+    return out
 
 
 _VARIATION = re.compile(r"\b(this|the) (image|scene|picture)\b|variation|like this|based on", re.I)
@@ -296,7 +300,9 @@ def plan(message: str, ws: Workspace) -> Plan:
             ToolCall(
                 "detect_changes",
                 _with_box({"before": "before", "after": "after"}, ws),
-                "compare the before and after images" + (" inside the box" if ws.current_box() else ""),
+                "compare the before and after images"
+                + (" inside the box" if ws.current_box() else "")
+                + (" inside the drawn region" if ws.region else ""),
             )
         ]
         if focus == "count" and obj is not None:
@@ -351,9 +357,21 @@ def plan(message: str, ws: Workspace) -> Plan:
                 ],
                 "measure",
             )
+        if ws.region is not None and ws.current_box() is None:
+            return Plan(
+                "measure", [ToolCall("measure", {"image": image, "what": "region"}, "measure the drawn region")]
+            )
         if ws.current_box() is None and last is not None:
             return Plan("followup", focus="area", use_result=last.id)
-        return Plan("measure", [ToolCall("measure", _with_box({"image": image, "what": "box"}, ws), "measure the box")])
+        box = ws.current_box()
+        return Plan(
+            "measure",
+            [
+                ToolCall(
+                    "measure", {"image": image, "what": "box", **({"box": list(box)} if box else {})}, "measure the box"
+                )
+            ],
+        )
 
     if intent == "assess":
         target = cls or "all"

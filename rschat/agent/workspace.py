@@ -45,6 +45,8 @@ class Workspace:
     # points (x, y, positive?) and boxes (x0, y0, x1, y1). They stay until cleared.
     points: list[tuple[float, float, bool]] = field(default_factory=list)
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # The region drawn on the map (GeoJSON, EPSG:4326); restricts the tools until cleared.
+    region: dict[str, Any] | None = None
     # What the user told us about the images: pixel size (m), band order.
     stated_gsd_m: float | None = None
     stated_bands: tuple[str, ...] | None = None
@@ -96,6 +98,15 @@ class Workspace:
     def clear_prompts(self) -> None:
         self.points.clear()
         self.boxes.clear()
+        self.region = None
+
+    def set_region(self, region: dict[str, Any] | None) -> None:
+        """Store the map region (validated GeoJSON polygons in EPSG:4326), or clear it."""
+        if region is not None:
+            from rschat.geo.region import region_geometry
+
+            region_geometry(region)  # raises InputError for anything that is not a lon/lat polygon
+        self.region = region
 
     def current_box(self) -> tuple[int, int, int, int] | None:
         return self.boxes[-1] if self.boxes else None
@@ -138,7 +149,10 @@ class Workspace:
         """Which rasters (name, version) a call reads: those its arguments name, or all of
         them for tools that read the whole session (a time series)."""
         names = tuple(args.get(n, n) for n in needs) if needs else tuple(sorted(self.rasters))
-        return tuple((n, self.raster_uids.get(n, -1)) for n in names)
+        key = tuple((n, self.raster_uids.get(n, -1)) for n in names)
+        if args.get("region") and self.region is not None:  # a redrawn region is a new input
+            key += (("region", hash(json.dumps(self.region, sort_keys=True))),)
+        return key
 
     def find_result(self, tool: str, args: dict[str, Any], inputs: tuple[tuple[str, int], ...]) -> StoredResult | None:
         wanted = json.dumps(args, sort_keys=True)

@@ -13,13 +13,14 @@ from rschat.geo.errors import InputError
 from rschat.geo.pair import align_pair
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
-from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult
+from rschat.tools.base import BOX_SCHEMA, REGION_SCHEMA, Artifact, Tool, ToolContext, ToolResult, region_mask_of
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "index": {"type": "string", "enum": ["auto", "ndvi", "ndwi", "mndwi", "ndbi", "brightness"], "default": "auto"},
         "box": BOX_SCHEMA,
+        "region": REGION_SCHEMA,
     },
     "additionalProperties": False,
 }
@@ -74,9 +75,13 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     box = args.get("box")
     window = clip_box(box, ref.width, ref.height) if box else (0, 0, ref.width, ref.height)
     x0, y0, x1, y1 = window
+    inside = region_mask_of(args, ctx, ref)
     rows = []
     for name, r, d in zip(names, aligned, dates, strict=True):
-        values = _index_map(r, index)[y0:y1, x0:x1]
+        values = _index_map(r, index)
+        if inside is not None:
+            values = np.where(inside, values, np.nan)
+        values = values[y0:y1, x0:x1]
         finite = values[np.isfinite(values)]
         rows.append(
             {

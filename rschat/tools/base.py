@@ -53,6 +53,7 @@ class ToolContext:
     settings: Any = None
     progress: Callable[[float, str], None] = lambda fraction, text: None
     previous: ToolResult | None = None  # the result of the step before, for chained plans
+    region: dict[str, Any] | None = None  # the map region (GeoJSON, EPSG:4326) when the call asks for it
 
     def raster(self, name: str) -> Raster:
         from rschat.geo.errors import InputError
@@ -98,6 +99,20 @@ def scoped_raster(args: dict[str, Any], ctx: ToolContext, default: str = "image"
         raise InputError(f"The box cannot be used: {err}.") from err
     return cropped, f"the box x {box[0]}-{box[2]}, y {box[1]}-{box[3]} of '{raster.name}'"
 
+
+def region_mask_of(args: dict[str, Any], ctx: ToolContext, raster: Raster) -> np.ndarray | None:
+    """The drawn map region as a pixel mask on ``raster``, when the call asks for it."""
+    if not args.get("region"):
+        return None
+    from rschat.geo.errors import InputError
+    from rschat.geo.region import region_mask
+
+    if ctx.region is None:
+        raise InputError("No region is drawn: draw a rectangle or polygon on the map (or pass --region).")
+    return region_mask(ctx.region, raster)
+
+
+REGION_SCHEMA = {"type": "boolean", "description": "restrict to the region drawn on the map"}
 
 BOX_SCHEMA = {
     "type": "array",

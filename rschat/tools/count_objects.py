@@ -14,7 +14,16 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
-from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult, scoped_raster
+from rschat.tools.base import (
+    BOX_SCHEMA,
+    REGION_SCHEMA,
+    Artifact,
+    Tool,
+    ToolContext,
+    ToolResult,
+    region_mask_of,
+    scoped_raster,
+)
 
 SUPPORTED = {"tree": "trees", "building": "buildings"}
 # Targets the planner knows but lite mode cannot count reliably, with why.
@@ -32,6 +41,7 @@ SCHEMA: dict[str, Any] = {
         "target": {"type": "string", "enum": [*SUPPORTED, *UNRELIABLE]},
         "image": {"type": "string", "default": "image"},
         "box": BOX_SCHEMA,
+        "region": REGION_SCHEMA,
         "within_previous_mask": {"type": "boolean", "description": "count only inside the previous step's mask"},
     },
     "required": ["target"],
@@ -139,12 +149,18 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         ]
         scope += " inside the changed area"
 
+    inside = region_mask_of(args, ctx, raster)
+    if inside is not None:
+        h, w = inside.shape
+        dets = [d for d in dets if inside[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)]]
+        scope += ", inside the region drawn on the map"
+
     # 4. Artifacts.
     plural = SUPPORTED[target]
     stem = f"count_{plural}_{raster.name}"
     path_geo = ctx.out_dir / f"{stem}.geojson"
     path_geo.write_text(json.dumps(_geojson(dets, raster, offset)))
-    area_ha = raster.area_m2(np.ones((raster.height, raster.width), bool))
+    area_ha = raster.area_m2(inside if inside is not None else np.ones((raster.height, raster.width), bool))
     data: dict[str, float | int | None] = {
         "count": len(dets),
         "density_per_ha": None if area_ha is None or not area_ha else len(dets) / (area_ha / 1e4),

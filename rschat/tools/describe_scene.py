@@ -17,11 +17,20 @@ from rschat.geo.io import write_png
 from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
 from rschat.geo.vector import label_regions
-from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult, scoped_raster
+from rschat.tools.base import (
+    BOX_SCHEMA,
+    REGION_SCHEMA,
+    Artifact,
+    Tool,
+    ToolContext,
+    ToolResult,
+    region_mask_of,
+    scoped_raster,
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"image": {"type": "string", "default": "image"}, "box": BOX_SCHEMA},
+    "properties": {"image": {"type": "string", "default": "image"}, "box": BOX_SCHEMA, "region": REGION_SCHEMA},
     "additionalProperties": False,
 }
 NAMES = {
@@ -74,6 +83,9 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     raster, scope = scoped_raster(args, ctx)
     prev = ctx.previous.memory.get("landcover") if ctx.previous is not None else None
     lc = prev if prev is not None and prev.classes.shape == (raster.height, raster.width) else lcr.classify(raster)
+    inside = region_mask_of(args, ctx, raster)
+    if inside is not None:
+        lc = lcr.LandCover(np.where(inside, lc.classes, -1).astype(np.int8), lc.superpixels, lc.used_indices)
     valid = lc.classes >= 0
     h, w = lc.classes.shape
     shares = {c: 100.0 * lc.mask(c).sum() / max(valid.sum(), 1) for c in lcr.CLASSES}

@@ -12,7 +12,16 @@ from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.pair import align_pair
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.vector import regions_geojson, regions_of, write_geojson
-from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult, to_float_rgb
+from rschat.tools.base import (
+    BOX_SCHEMA,
+    REGION_SCHEMA,
+    Artifact,
+    Tool,
+    ToolContext,
+    ToolResult,
+    region_mask_of,
+    to_float_rgb,
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -20,6 +29,7 @@ SCHEMA: dict[str, Any] = {
         "before": {"type": "string", "description": "name of the earlier image", "default": "before"},
         "after": {"type": "string", "description": "name of the later image", "default": "after"},
         "box": BOX_SCHEMA,
+        "region": REGION_SCHEMA,
     },
     "additionalProperties": False,
 }
@@ -55,8 +65,13 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     out = change_classical.detect(to_float_rgb(before), to_float_rgb(after), valid=valid)
     ctx.progress(0.6, "change mask computed")
 
-    # 3. Measure: fractions of the valid area, ground areas, connected regions.
+    # 3. Restrict to the drawn region (the whole pair is analysed first, so the result is
+    #    exactly the full change mask clipped to the region), then measure.
     mask = out.mask
+    inside = region_mask_of(args, ctx, before)
+    if inside is not None:
+        valid, mask = valid & inside, mask & inside
+        scope = "the region drawn on the map" + ("" if scope == "the whole image" else f" and {scope}")
     valid_px = int(valid.sum())
     changed_px = int(mask.sum())
     labels, regions = regions_of(mask, before)

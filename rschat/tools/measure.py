@@ -12,6 +12,7 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.raster import Raster, clip_box
+from rschat.geo.region import region_mask
 from rschat.geo.vector import label_regions
 from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult
 
@@ -27,7 +28,7 @@ SCHEMA: dict[str, Any] = {
             "maxItems": 2,
             "description": "x, y: measure the region of the previous mask under this pixel",
         },
-        "what": {"type": "string", "enum": ["box", "previous_mask", "largest_region"], "default": "box"},
+        "what": {"type": "string", "enum": ["box", "region", "previous_mask", "largest_region"], "default": "box"},
     },
     "additionalProperties": False,
 }
@@ -81,6 +82,10 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
                 raise InputError("The previous result has no region to measure.")
             biggest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
             mask, subject = labels == biggest, "the largest region of the previous result"
+    elif what == "region":
+        if ctx.region is None:
+            raise InputError("No region is drawn: draw a rectangle or polygon on the map (or pass --region).")
+        mask, subject = region_mask(ctx.region, raster), "the region drawn on the map"
     elif args.get("box"):
         x0, y0, x1, y1 = clip_box(args["box"], raster.width, raster.height)
         mask = np.zeros((raster.height, raster.width), dtype=bool)

@@ -10,7 +10,16 @@ from rschat.backends import landcover_rules as lcr
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.vector import regions_geojson, regions_of, write_geojson
-from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult, scoped_raster
+from rschat.tools.base import (
+    BOX_SCHEMA,
+    REGION_SCHEMA,
+    Artifact,
+    Tool,
+    ToolContext,
+    ToolResult,
+    region_mask_of,
+    scoped_raster,
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -18,6 +27,7 @@ SCHEMA: dict[str, Any] = {
         "image": {"type": "string", "default": "image"},
         "target": {"type": "string", "enum": [*lcr.CLASSES, "vegetation", "all"], "default": "all"},
         "box": BOX_SCHEMA,
+        "region": REGION_SCHEMA,
     },
     "additionalProperties": False,
 }
@@ -48,6 +58,10 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
     # 2. Classify.
     lc = lcr.classify(raster)
+    inside = region_mask_of(args, ctx, raster)
+    if inside is not None:
+        lc.classes = np.where(inside, lc.classes, -1).astype(np.int8)
+        scope += ", inside the region drawn on the map"
     valid = lc.classes >= 0
     valid_px = int(valid.sum())
     ctx.progress(0.6, "classified")
