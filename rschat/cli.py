@@ -71,6 +71,11 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             if not args.json or step.kind == "delta":
                 _print_step(step)
         answer = ws.history[-1]["content"]
+        if args.export:
+            from rschat.agent import exports
+
+            for path in exports.export_session(ws, out_dir or Path(".")):
+                print(f"exported {path}", file=sys.stderr)
         if args.json:
             doc = {
                 "answer": answer,
@@ -177,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_box,
         metavar="X0,Y0,X1,Y1",
         help="a box in pixels of the first image (repeatable; the last one is used)",
+    )
+    ask.add_argument(
+        "--export",
+        action="store_true",
+        help="also write vectors.gpkg / .geojson, map.html and transcript.md / .json under --out",
     )
     ask.add_argument(
         "--region", metavar="REGION.geojson", help="restrict the tools to this region (GeoJSON polygons, EPSG:4326)"

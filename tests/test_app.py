@@ -1,5 +1,6 @@
 """The launched app, driven through gradio_client as a remote user would."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -15,11 +16,12 @@ PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from rschat.ui.app import CSS, build_demo
+    from rschat.ui.app import build_demo, launch_options
 
-    demo = build_demo(Settings(work_dir=tmp_path_factory.mktemp("work")))
+    settings = Settings(work_dir=tmp_path_factory.mktemp("work"))
+    demo = build_demo(settings)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, css=CSS, quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(settings))
     yield url, demo
     demo.close()
 
@@ -44,7 +46,7 @@ def text_of(message: dict) -> str:
 def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app_url):
     url, demo = app_url
     client = Client(url, verbose=False)
-    chat, _, overlay, slider, files = client.predict(
+    chat, _, overlay, slider, files, map_json = client.predict(
         {"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat"
     )
     answer = text_of(chat[-1])
@@ -53,6 +55,8 @@ def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app
     assert tool_msgs and tool_msgs[0]["metadata"]["status"] == "done" and tool_msgs[0]["metadata"]["duration"] > 0
     assert overlay.endswith("_overlay.png") and len(slider) == 2
     assert {f.rsplit(".", 1)[-1] for f in files} >= {"tif", "geojson"}
+    layers = [layer["name"] for layer in json.loads(map_json)["layers"]]
+    assert layers and layers[0].startswith("changes")  # the map got the change polygons
 
     # A follow-up in the same session is answered from the stored result.
     picture = [m for m in chat if isinstance(m["content"], list) and m["content"][0].get("type") == "file"]

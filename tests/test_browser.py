@@ -19,11 +19,12 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from rschat.ui.app import CSS, build_demo
+    from rschat.ui.app import build_demo, launch_options
 
-    demo = build_demo(Settings(work_dir=tmp_path_factory.mktemp("work")))
+    settings = Settings(work_dir=tmp_path_factory.mktemp("work"))
+    demo = build_demo(settings)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", css=CSS, quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(settings))
     yield url
     demo.close()
 

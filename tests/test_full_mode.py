@@ -189,13 +189,13 @@ def test_ask_json_reports_the_vlm_backend(models, tmp_path):
 def test_app_end_to_end_with_the_tiny_vlm(models, tmp_path):
     from gradio_client import Client, handle_file
 
-    from rschat.ui.app import CSS, banner_text, build_demo
+    from rschat.ui.app import banner_text, build_demo, launch_options
 
     st = Settings(vlm=str(models["qwen2_vl"]), vlm_quant="none", work_dir=tmp_path)
     assert "Full mode: VLM configured" in banner_text(Workspace(st))
     demo = build_demo(st)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", css=CSS, quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(st))
     try:
         client = Client(url, verbose=False)
         chat, *_ = client.predict(

@@ -129,7 +129,7 @@ def answer(steps: list[Step], focus: str | None, point: tuple[float, float] | No
             parts.append(_ANSWERS[step.tool](r, source, focus, point))
             if focus is None or not step.reused:
                 method_lines.append(f"Method ({step.tool}): {r.method}.")
-                method_lines += [f"Note: {n}." for n in r.notes]
+                method_lines += [f"Note: {n.rstrip('.')}." for n in r.notes]
                 method_lines += [f"Limits: {lim}." for lim in r.limits]
                 files = [a.label for a in r.artifacts if a.kind in ("geotiff", "geojson", "table", "plot")]
                 if files:

@@ -168,6 +168,12 @@ class Workspace:
         self.results.append(stored)
         return stored
 
+    def stack(self) -> list[str]:
+        """Names of the dated stack t1..tN, in date order (empty without one)."""
+        from rschat.tools.analyze_timeseries import stack_names
+
+        return stack_names(self.rasters)
+
     def last_result(self) -> StoredResult | None:
         return self.results[-1] if self.results else None
 

@@ -158,16 +158,16 @@ def read_raster(path: str | Path, max_pixels: int = 64_000_000, max_bytes: int |
 
 
 def write_geotiff(path: Path, data: np.ndarray, like: Raster, nodata: float | None = None) -> Path:
-    """Write (bands, H, W) or (H, W) data on ``like``'s grid; georeferenced if it is."""
+    """Write (bands, H, W) or (H, W) data on ``like``'s grid as a Cloud-Optimised GeoTIFF
+    (tiled, deflate, overviews), georeferenced when ``like`` is."""
     arr = data[None] if data.ndim == 2 else data
     profile = {
-        "driver": "GTiff",
+        "driver": "COG",
         "width": arr.shape[2],
         "height": arr.shape[1],
         "count": arr.shape[0],
         "dtype": arr.dtype.name if arr.dtype != bool else "uint8",
         "compress": "deflate",
-        "tiled": arr.shape[1] >= 256 and arr.shape[2] >= 256,
         "nodata": nodata,
     }
     if like.georeferenced:

@@ -8,15 +8,16 @@ tools only through ``rschat.agent.turn``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from rschat.agent import Workspace, backends, gpu_task, turn
+from rschat.agent import Workspace, backends, exports, gpu_task, turn
 from rschat.config import Settings, load_settings
 from rschat.geo.errors import InputError
-from rschat.ui import panels
+from rschat.ui import map_panel, map_state, panels
 from rschat.ui.render import apply_step, artifact_messages
 from rschat.ui.session import SessionStore
 
@@ -57,6 +58,7 @@ def banner_text(ws: Workspace) -> str:
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or load_settings()
     store = SessionStore(settings)
+    gr.set_static_paths(paths=[map_panel.VENDOR])  # Leaflet, served by the app itself (no CDN)
 
     with gr.Blocks(title="rschat: remote-sensing assistant") as demo:
         demo.store = store  # type: ignore[attr-defined]  # for tests and cleanup
@@ -86,6 +88,19 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                         with gr.Row():
                             click_mode = gr.Radio(CLICK_MODES, value=CLICK_MODES[0], label="A click adds", scale=3)
                             clear_prompts_btn = gr.Button("Clear points and boxes", size="sm", scale=1)
+                    with gr.Tab("Map") as map_tab:
+                        map_view = gr.HTML(
+                            value=json.dumps(map_state.build(Workspace(settings))),
+                            html_template=map_panel.TEMPLATE,
+                            css_template=map_panel.CSS,
+                            js_on_load=map_panel.JS_ON_LOAD,
+                            head=map_panel.head(),
+                            elem_id="map",
+                        )
+                        gr.Markdown(
+                            "Draw a rectangle or polygon (toolbar, top left) to restrict the next questions "
+                            "to it; *Clear points and boxes* removes it."
+                        )
                     with gr.Tab("Before / after"):
                         slider = gr.ImageSlider(label="Before | after", type="filepath")
                     with gr.Tab("Pair upload"):
@@ -93,6 +108,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                         after_file = gr.File(label="After (PNG, JPEG, GeoTIFF)", file_types=IMAGE_TYPES)
                 slot_status = gr.Markdown(elem_id="slot-status")
                 downloads = gr.File(label="Downloads (GeoTIFF, GeoJSON, CSV, PNG)", file_count="multiple")
+                export_btn = gr.Button("Export the session (GeoPackage, GeoJSON, HTML map, transcript)", size="sm")
 
         def respond(message: dict, history: list[dict], request: gr.Request):  # type: ignore[no-untyped-def]
             session = store.get(request)
@@ -113,6 +129,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 image: shown_panels["image"],
                 slider: shown_panels["slider"],
                 downloads: shown_panels["files"],
+                map_view: json.dumps(map_state.build(session.ws)),
             }
 
         def load_slot(name: str):  # type: ignore[no-untyped-def]
@@ -130,6 +147,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                     f"{raster.describe_georef()})",
                     image: shown_panels["image"],
                     slider: shown_panels["slider"],
+                    map_view: json.dumps(map_state.build(session.ws)),
                 }
 
             return handler
@@ -143,6 +161,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                 slot_status: "Example loaded: NAIP 2009-08-18 (before) and 2015-09-26 (after), North Dakota, 5 m.",
                 image: shown_panels["image"],
                 slider: shown_panels["slider"],
+                map_view: json.dumps(map_state.build(session.ws)),
                 box: gr.MultimodalTextbox(value={"text": "What changed between these two images?", "files": []}),
             }
 
@@ -157,22 +176,66 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             session = store.get(request)
             session.ws.clear_prompts()
             session.pending_corner = None
-            return {image: panels.with_prompts(session), slot_status: "points and boxes cleared"}
+            return {
+                image: panels.with_prompts(session),
+                slot_status: "points, boxes and the map region cleared",
+                map_view: json.dumps(map_state.build(session.ws)),
+            }
+
+        def on_draw(evt: gr.EventData, request: gr.Request):  # type: ignore[no-untyped-def]
+            session = store.get(request)
+            raw = getattr(evt, "geojson", "") or ""
+            try:
+                session.ws.set_region(json.loads(raw) if raw else None)
+            except (InputError, ValueError) as err:
+                return {slot_status: f"**Region not used:** {err}"}
+            if session.ws.region is None:
+                return {slot_status: "map region removed"}
+            return {slot_status: "map region set: the next questions are restricted to it"}
+
+        def compare_dates(history: list[dict], evt: gr.EventData, request: gr.Request):  # type: ignore[no-untyped-def]
+            question = {"text": f"what changed between {evt.a} and {evt.b}?", "files": []}
+            yield from respond(question, history, request)
+
+        def export(request: gr.Request):  # type: ignore[no-untyped-def]
+            session = store.get(request)
+            files = exports.export_session(session.ws)
+            return {downloads: [str(f) for f in files], slot_status: f"exported {len(files)} files"}
 
         def new_session(request: gr.Request):  # type: ignore[no-untyped-def]
             store.drop(request)
             return {chatbot: [], image: None, slider: None, downloads: None, slot_status: ""}
 
         # On a ZeroGPU Space the turn (which may run models) holds a GPU; elsewhere unchanged.
-        box.submit(gpu_task(respond), [box, chatbot], [chatbot, box, image, slider, downloads], api_name="chat")
-        before_file.change(load_slot("before"), [before_file], [slot_status, image, slider], api_name="load_before")
-        after_file.change(load_slot("after"), [after_file], [slot_status, image, slider], api_name="load_after")
-        example_btn.click(load_example, None, [slot_status, image, slider, box], api_name="load_example")
+        turn_outputs = [chatbot, box, image, slider, downloads, map_view]
+        box.submit(gpu_task(respond), [box, chatbot], turn_outputs, api_name="chat")
+        slot_outputs = [slot_status, image, slider, map_view]
+        before_file.change(load_slot("before"), [before_file], slot_outputs, api_name="load_before")
+        after_file.change(load_slot("after"), [after_file], slot_outputs, api_name="load_after")
+        example_btn.click(load_example, None, [*slot_outputs, box], api_name="load_example")
         image.select(on_click, [click_mode], [image, slot_status], api_visibility="private")
-        clear_prompts_btn.click(clear_prompts, None, [image, slot_status], api_name="clear_prompts")
+        clear_prompts_btn.click(clear_prompts, None, [image, slot_status, map_view], api_name="clear_prompts")
+        map_view.draw(on_draw, None, [slot_status], api_name="draw_region")
+        map_view.compare(
+            compare_dates, [chatbot], [chatbot, box, image, slider, downloads, map_view], api_visibility="private"
+        )
+        map_tab.select(
+            None,
+            None,
+            None,
+            js="() => { setTimeout(() => window.rschatMap && window.rschatMap.invalidateSize(), 60); }",
+        )
+        export_btn.click(export, None, [downloads, slot_status], api_name="export")
         clear_btn.click(new_session, None, [chatbot, image, slider, downloads, slot_status], api_name="new_session")
         demo.unload(store.drop)
     return demo
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """What ``demo.launch`` needs besides host and port (tests launch with the same)."""
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    # Session files (overlays for the map, downloads) are served from the work folder.
+    return {"css": CSS, "theme": gr.themes.Soft(), "allowed_paths": [str(settings.work_dir), str(ASSETS)]}
 
 
 def launch(host: str | None = None, port: int | None = None, **kwargs: Any) -> gr.Blocks:
@@ -180,11 +243,6 @@ def launch(host: str | None = None, port: int | None = None, **kwargs: Any) -> g
     demo = build_demo(settings)
     demo.queue(default_concurrency_limit=4)
     demo.launch(
-        server_name=host or settings.host,
-        server_port=port or settings.port,
-        css=CSS,
-        theme=gr.themes.Soft(),
-        allowed_paths=[str(settings.work_dir), str(ASSETS)],
-        **kwargs,
+        server_name=host or settings.host, server_port=port or settings.port, **launch_options(settings), **kwargs
     )
     return demo

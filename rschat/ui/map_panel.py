@@ -1,0 +1,138 @@
+"""The map panel: Leaflet + Leaflet.draw (vendored, served by the app) inside ``gr.HTML``.
+
+Python sends the map its state (``ui.map_state.build``) as the component's JSON value;
+the page redraws overlays and layers when it changes (``watch('value')``). Drawing a
+rectangle or polygon sends ``trigger('draw', {geojson})`` back, where the session stores
+it as the region that restricts the tools. Basemaps (OpenStreetMap, Esri World Imagery)
+load when reachable; offline the overlays and layers still show. ``window.rschatMap``
+is the map, for tests and for resizing when its tab opens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VENDOR = Path(__file__).resolve().parents[2] / "assets" / "vendor"
+LEAFLET = VENDOR / "leaflet-1.9.4"
+LEAFLET_DRAW = VENDOR / "leaflet-draw-1.0.4"
+
+
+def head() -> str:
+    def url(path: Path) -> str:
+        return f"/gradio_api/file={path}"
+
+    return (
+        f'<link rel="stylesheet" href="{url(LEAFLET / "leaflet.css")}">'
+        f'<link rel="stylesheet" href="{url(LEAFLET_DRAW / "leaflet.draw.css")}">'
+        f'<script src="{url(LEAFLET / "leaflet.js")}"></script>'
+        f'<script src="{url(LEAFLET_DRAW / "leaflet.draw.js")}"></script>'
+    )
+
+
+TEMPLATE = """
+<div class="rsmap-wrap">
+  <div class="rsmap"></div>
+  <div class="rsmap-dates" style="display: none">
+    <label>date <input class="rsmap-slider" type="range" min="0" max="0" step="1" value="0"></label>
+    <span class="rsmap-date-label"></span>
+    <span class="rsmap-compare">compare <select class="rsmap-a"></select> with <select class="rsmap-b"></select>
+    <button class="rsmap-compare-btn" type="button">what changed?</button></span>
+  </div>
+  <div class="rsmap-note"></div>
+</div>
+"""
+
+CSS = """
+.rsmap { height: 460px; width: 100%; border-radius: 6px; }
+.rsmap-dates { padding: 6px 2px; display: flex; gap: 12px; align-items: center; flex-wrap: wrap; font-size: 13px; }
+.rsmap-note { font-size: 13px; opacity: 0.8; }
+.rsmap-legend { background: white; padding: 6px 8px; border-radius: 4px; font: 12px sans-serif; color: #222; }
+.rsmap-legend i { display: inline-block; width: 12px; height: 12px; margin-right: 6px; vertical-align: middle; }
+"""
+
+JS_ON_LOAD = r"""
+function state() { try { return JSON.parse(props.value || '{}'); } catch (e) { return {}; } }
+function sendRegion(group) {
+  const fc = group.toGeoJSON();
+  trigger('draw', {geojson: fc.features.length ? JSON.stringify(fc) : ''});
+}
+function setup() {
+  if (typeof L === 'undefined' || !L.Control || !L.Control.Draw) { setTimeout(setup, 100); return; }
+  const map = L.map(element.querySelector('.rsmap'), {zoomControl: true}).setView([20, 0], 2);
+  const osm = L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png',
+    {maxZoom: 19, attribution: '&copy; OpenStreetMap contributors'});
+  const esri = L.tileLayer('https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}',
+    {maxZoom: 19, attribution: 'Esri World Imagery'});
+  osm.addTo(map);
+  const drawn = new L.FeatureGroup().addTo(map);
+  map.addControl(new L.Control.Draw({
+    draw: {polyline: false, circle: false, marker: false, circlemarker: false, rectangle: {}, polygon: {}},
+    edit: {featureGroup: drawn},
+  }));
+  map.on('draw:created', (e) => { drawn.clearLayers(); drawn.addLayer(e.layer); sendRegion(drawn); });
+  map.on('draw:edited', () => sendRegion(drawn));
+  map.on('draw:deleted', () => sendRegion(drawn));
+  const control = L.control.layers({'OpenStreetMap': osm, 'Esri World Imagery': esri}, {}, {collapsed: false}).addTo(map);
+  const legend = L.control({position: 'bottomright'});
+  legend.onAdd = () => { const d = L.DomUtil.create('div', 'rsmap-legend'); d.innerHTML = ''; return d; };
+  legend.addTo(map);
+  element._rs = {map, drawn, control, legend, dynamic: [], dateLayer: null};
+  window.rschatMap = map;
+  window.rschatDrawn = drawn;
+  render();
+}
+function render() {
+  const rs = element._rs; if (!rs) return;
+  if (!element.contains(rs.map.getContainer())) { rs.map.remove(); element._rs = null; setup(); return; }
+  const s = state();
+  rs.dynamic.forEach(l => { rs.map.removeLayer(l); rs.control.removeLayer(l); });
+  rs.dynamic = [];
+  const add = (layer, name) => { layer.addTo(rs.map); rs.control.addOverlay(layer, name); rs.dynamic.push(layer); };
+  (s.overlays || []).forEach(o => add(L.imageOverlay(o.url, o.bounds, {opacity: 0.9}), 'image: ' + o.name));
+  const legendRows = [];
+  (s.layers || []).forEach(l => {
+    const styleOf = (f) => {
+      const kind = f && f.properties && f.properties.kind;
+      const c = (l.classColors && kind && l.classColors[kind]) || l.color;
+      return {color: c, weight: 2, fillOpacity: l.region ? 0.05 : 0.35, dashArray: l.region ? '6 4' : null};
+    };
+    const layer = L.geoJSON(l.geojson, {
+      style: styleOf,
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, {radius: 5, color: l.color, fillOpacity: 0.8}),
+      onEachFeature: (f, lyr) => { if (f.properties) lyr.bindPopup(Object.entries(f.properties)
+        .filter(([k, v]) => typeof v !== 'object').map(([k, v]) => k + ': ' + v).join('<br>')); },
+    });
+    add(layer, l.name);
+    legendRows.push('<i style="background:' + l.color + '"></i>' + l.name);
+    if (l.classColors) Object.entries(l.classColors).forEach(([k, c]) => legendRows.push('&nbsp;&nbsp;<i style="background:' + c + '"></i>' + k.replace('_', ' ')));
+  });
+  rs.legend.getContainer().innerHTML = legendRows.join('<br>');
+  rs.legend.getContainer().style.display = legendRows.length ? '' : 'none';
+  const dates = s.dates || [];
+  const panel = element.querySelector('.rsmap-dates');
+  panel.style.display = dates.length ? 'flex' : 'none';
+  if (dates.length) {
+    const slider = element.querySelector('.rsmap-slider');
+    slider.max = dates.length - 1;
+    const show = (i) => {
+      if (rs.dateLayer) rs.map.removeLayer(rs.dateLayer);
+      rs.dateLayer = L.imageOverlay(dates[i].url, dates[i].bounds, {opacity: 0.95}).addTo(rs.map);
+      rs.dateLayer.bringToBack();
+      element.querySelector('.rsmap-date-label').textContent = dates[i].name;
+    };
+    slider.oninput = () => show(Number(slider.value));
+    slider.value = dates.length - 1; show(dates.length - 1);
+    const options = dates.map((d) => '<option>' + d.name.split(' ').pop().slice(0, 4) + '</option>').join('');
+    element.querySelector('.rsmap-a').innerHTML = options;
+    element.querySelector('.rsmap-b').innerHTML = options;
+    element.querySelector('.rsmap-b').selectedIndex = dates.length - 1;
+    element.querySelector('.rsmap-compare-btn').onclick = () => trigger('compare', {
+      a: element.querySelector('.rsmap-a').value, b: element.querySelector('.rsmap-b').value});
+  } else if (rs.dateLayer) { rs.map.removeLayer(rs.dateLayer); rs.dateLayer = null; }
+  if (!s.layers || !s.layers.some(l => l.region)) rs.drawn.clearLayers();
+  element.querySelector('.rsmap-note').textContent = s.note || '';
+  if (s.fit) rs.map.fitBounds(s.fit, {maxZoom: 18});
+}
+watch('value', render);
+setup();
+"""
