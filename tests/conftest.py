@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +67,35 @@ def make_pair(crs: str | None = "EPSG:32617", pixel: float = 0.5, size: int = 12
     before_r = Raster(np.clip(base, 0, 255).astype(np.uint8), name="before", **kw)
     after_r = Raster(np.clip(after, 0, 255).astype(np.uint8), name="after", **kw)
     return before_r, after_r, truth
+
+
+@contextmanager
+def launched(settings: Settings) -> Iterator[tuple[str, object]]:
+    """The app, launched as `python app.py` launches it, on a free local port: (url, demo)."""
+    from rschat.ui.app import build_demo, launch_options
+
+    demo = build_demo(settings)
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(settings))
+    try:
+        yield url, demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """A launched lite-mode app shared by a test module: (url, demo)."""
+    with launched(Settings(work_dir=tmp_path_factory.mktemp("work"))) as running:
+        yield running
+
+
+# Debian's Chromium drives the browser tests (Playwright cannot download its own here).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+NEEDS_CHROMIUM = [
+    pytest.mark.browser,
+    # Justified skip: `make test` installs Debian's chromium as root; only a run without it lands here.
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (make test installs it as root)"),
+]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import ASSETS
 from rschat.agent import Workspace, turn
-from rschat.agent.planner_rules import focus_of, intent_of
+from rschat.agent.vocabulary import focus_of, intent_of
 
 PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
 

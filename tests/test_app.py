@@ -5,25 +5,12 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from gradio_client import Client, handle_file
 
 from conftest import ASSETS
 from rschat.config import Settings
 
 PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    from rschat.ui.app import build_demo, launch_options
-
-    settings = Settings(work_dir=tmp_path_factory.mktemp("work"))
-    demo = build_demo(settings)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(settings))
-    yield url, demo
-    demo.close()
 
 
 def resend(history: list[dict]) -> list[dict]:
@@ -43,8 +30,8 @@ def text_of(message: dict) -> str:
     return " ".join(c.get("text", "") for c in content) if isinstance(content, list) else str(content)
 
 
-def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app_url):
-    url, demo = app_url
+def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app):
+    url, demo = app
     client = Client(url, verbose=False)
     chat, _, overlay, slider, files, map_json = client.predict(
         {"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat"
@@ -65,8 +52,8 @@ def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app
     assert "largest change region" in text_of(chat[-1]) and "not recomputed" in text_of(chat[-1])
 
 
-def test_before_after_slots_and_bad_files(app_url, tmp_path):
-    url, _ = app_url
+def test_before_after_slots_and_bad_files(app, tmp_path):
+    url, _ = app
     client = Client(url, verbose=False)
     status, *_ = client.predict(handle_file(str(PAIR[0])), api_name="/load_before")
     assert "EPSG:26914" in status
@@ -76,8 +63,8 @@ def test_before_after_slots_and_bad_files(app_url, tmp_path):
     assert "not loaded" in status and "bad.png" in status
 
 
-def test_sessions_are_separate(app_url):
-    url, demo = app_url
+def test_sessions_are_separate(app):
+    url, demo = app
     a, b = Client(url, verbose=False), Client(url, verbose=False)
     a.predict({"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat")
     chat, *_ = b.predict({"text": "what changed?", "files": []}, [], api_name="/chat")

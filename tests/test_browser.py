@@ -4,46 +4,19 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, ROOT
 
-from conftest import ROOT
-from rschat.config import Settings
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.browser,
-    # Justified skip: `make test` installs Debian's chromium; only a non-root run without it lands here.
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (make test installs it as root)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    from rschat.ui.app import build_demo, launch_options
-
-    settings = Settings(work_dir=tmp_path_factory.mktemp("work"))
-    demo = build_demo(settings)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(settings))
-    yield url
-    demo.close()
-
-
-def test_page_loads_runs_the_example_and_screenshots(app_url, tmp_path: Path):
+def test_page_loads_runs_the_example_and_screenshots(app, tmp_path: Path):
+    url, _ = app
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         # Nothing leaves localhost: the page must work offline.
@@ -55,7 +28,7 @@ def test_page_loads_runs_the_example_and_screenshots(app_url, tmp_path: Path):
                 else route.abort()
             ),
         )
-        page.goto(app_url, wait_until="domcontentloaded")
+        page.goto(url, wait_until="domcontentloaded")
         page.get_by_text("Lite mode is on").wait_for(timeout=30_000)
         page.get_by_role("button", name="Load the example pair").click()
         page.get_by_text("Example loaded").wait_for(timeout=30_000)

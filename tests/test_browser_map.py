@@ -5,17 +5,9 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, ROOT
 
-from conftest import ROOT
-from rschat.config import Settings
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.browser,
-    # Justified skip: `make test` installs Debian's chromium; only a non-root run without it lands here.
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (make test installs it as root)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 DRAW_WEST_HALF = """() => {
   const map = window.rschatMap;
@@ -28,18 +20,6 @@ DRAW_WEST_HALF = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    from rschat.ui.app import build_demo, launch_options
-
-    settings = Settings(work_dir=tmp_path_factory.mktemp("work"))
-    demo = build_demo(settings)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(settings))
-    yield url, demo
-    demo.close()
-
-
 def test_draw_a_rectangle_and_ask_about_it(app, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
@@ -48,13 +28,7 @@ def test_draw_a_rectangle_and_ask_about_it(app, tmp_path: Path):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
 

@@ -20,8 +20,12 @@ def session(settings):
     ws = Workspace(settings)
     list(turn(ws, "what changed?", uploads=PAIR))
     list(turn(ws, "how much of it is water?"))
-    ws.set_region({"type": "Polygon", "coordinates": [[[-99.18, 47.02], [-99.17, 47.02], [-99.17, 47.03],
-                                                       [-99.18, 47.03], [-99.18, 47.02]]]})
+    ws.set_region(
+        {
+            "type": "Polygon",
+            "coordinates": [[[-99.18, 47.02], [-99.17, 47.02], [-99.17, 47.03], [-99.18, 47.03], [-99.18, 47.02]]],
+        }
+    )
     yield ws
     ws.close()
 
@@ -82,7 +86,24 @@ def test_cli_export_flag(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "rschat.cli", "ask", "--before", str(PAIR[0]), "--after", str(PAIR[1]),
-                           "--out", str(tmp_path), "--export", "what changed?"], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rschat.cli",
+            "ask",
+            "--before",
+            str(PAIR[0]),
+            "--after",
+            str(PAIR[1]),
+            "--out",
+            str(tmp_path),
+            "--export",
+            "what changed?",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert {"vectors.gpkg", "map.html", "transcript.md"} <= {p.name for p in tmp_path.iterdir()}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ASSETS, ROOT
+from conftest import ASSETS, ROOT, launched
 from fixtures import tiny_models as tiny
 from rschat.agent import Workspace, turn
 from rschat.backends import loading
@@ -189,14 +189,11 @@ def test_ask_json_reports_the_vlm_backend(models, tmp_path):
 def test_app_end_to_end_with_the_tiny_vlm(models, tmp_path):
     from gradio_client import Client, handle_file
 
-    from rschat.ui.app import banner_text, build_demo, launch_options
+    from rschat.ui.app import banner_text
 
     st = Settings(vlm=str(models["qwen2_vl"]), vlm_quant="none", work_dir=tmp_path)
     assert "Full mode: VLM configured" in banner_text(Workspace(st))
-    demo = build_demo(st)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(st))
-    try:
+    with launched(st) as (url, _):
         client = Client(url, verbose=False)
         chat, *_ = client.predict(
             {"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat"
@@ -204,5 +201,3 @@ def test_app_end_to_end_with_the_tiny_vlm(models, tmp_path):
         titles = [(m.get("metadata") or {}).get("title", "") for m in chat]
         assert any(t.startswith("detect_changes") for t in titles)
         assert "What changed" in " ".join(str(c.get("text", "")) for c in chat[-1]["content"])
-    finally:
-        demo.close()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from rschat.agent import Workspace
-from rschat.agent.planner_rules import class_of, object_of, plan
+from rschat.agent.planner_rules import plan
+from rschat.agent.vocabulary import class_of, object_of
 from rschat.geo.raster import Raster
 
 

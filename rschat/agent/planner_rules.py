@@ -15,106 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rschat.agent.steps import ToolCall
+from rschat.agent.vocabulary import (
+    BEFORE_WORDS,
+    CAPABILITIES,
+    INDEX_WORDS,
+    NOT_YET,
+    REFERS_BACK,
+    TEXT_TARGET,
+    THIS,
+    VARIATION,
+    class_of,
+    focus_of,
+    intent_of,
+    object_of,
+)
 from rschat.agent.workspace import Workspace
 from rschat.tools.analyze_timeseries import stack_names
-
-CAPABILITIES = (
-    "- **change detection** between two images of the same place (*what changed?*, *what changed inside "
-    "the box?*): changed share (%), area (m2, ha), regions, overlay, GeoTIFF and GeoJSON\n"
-    "- **land cover** (*how much of this is water?*, *segment the vegetation*): water, trees, low "
-    "vegetation, bare soil, built-up, shadow, cloud, with areas and shares; NDVI/NDWI/NDBI when the "
-    "bands are named (*the bands are SWIR1, NIR, red, green*)\n"
-    "- **counting** trees (and buildings, experimental) with boxes on the image (*how many trees in this box?*)\n"
-    "- **measuring** a box, a region or a mask in m, m2 and ha (*measure the box*, *how big is the lake?*); "
-    "without georeference, tell me the pixel size (*the pixel size is 0.5 m*)\n"
-    "- **scene description** from the land cover, with places in words (*describe the scene*)\n"
-    "- **time series** of NDVI, NDWI or brightness over 3+ dated images (*show the NDVI trend*)\n"
-    "- **visual prompts**: click points and draw boxes on the image (or `--point x,y`, `--box x0,y0,x1,y1` "
-    "in the CLI); *clear the prompts* removes them\n"
-    "- **follow-ups** on a result (*how big is the largest one?*), answered without recomputing"
-)
-
-_NOT_YET = {
-    "generate": "image generation (it needs a diffusion model: full mode, RSCHAT_GENERATOR)",
-    "classify": "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)",
-    "vqa": "free-form visual questions (they need a vision-language model: full mode, RSCHAT_VLM)",
-}
-
-# Target words -> land-cover class (for segment / measure) and object (for counting).
-_CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
-    ("water", re.compile(r"\b(water|lakes?|rivers?|ponds?|reservoirs?|sea|ocean|streams?|wetlands?|flood\w*)\b", re.I)),
-    ("trees", re.compile(r"\b(trees?|forests?|woodlands?|woods|canopy|crowns?)\b", re.I)),
-    ("low_vegetation", re.compile(r"\b(grass\w*|crops?|cropland|fields?|meadows?|pasture|shrubs?|lawns?)\b", re.I)),
-    ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
-    (
-        "built_up",
-        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|roads?|settlements?)\b", re.I),
-    ),
-    ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
-    ("cloud", re.compile(r"\bclouds?\b", re.I)),
-    ("shadow", re.compile(r"\bshadows?\b", re.I)),
-]
-_OBJECT_WORDS: list[tuple[str, re.Pattern[str]]] = [
-    ("tree", re.compile(r"\b(trees?|crowns?|palms?)\b", re.I)),
-    ("building", re.compile(r"\b(buildings?|houses?|roofs?|homes?|sheds?|structures?)\b", re.I)),
-    ("vehicle", re.compile(r"\b(cars?|vehicles?|trucks?|buses)\b", re.I)),
-    ("ship", re.compile(r"\b(ships?|boats?|vessels?)\b", re.I)),
-    ("pool", re.compile(r"\b(pools?)\b", re.I)),
-    ("solar_panel", re.compile(r"\bsolar\b", re.I)),
-]
-
-_INTENTS: list[tuple[str, re.Pattern[str]]] = [
-    ("clear", re.compile(r"\bclear\b.*\b(prompts?|points?|box(es)?|clicks?)\b", re.I)),
-    ("help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I)),
-    (
-        "generate",
-        re.compile(r"\b(generate|synthesi[sz]e|render|draw me|imagine)\b|\bcreate an? (image|scene|picture)", re.I),
-    ),
-    (
-        "timeseries",
-        re.compile(
-            r"\btrend|time.?series|over time|through time|\bevolution|each (year|date)|"
-            r"\bsince (19|20)\d\d|over the (years|dates)",
-            re.I,
-        ),
-    ),
-    (
-        "change",
-        re.compile(
-            r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road|house)|"
-            r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b",
-            re.I,
-        ),
-    ),
-    ("count", re.compile(r"\bhow many\b|\bcount|\bnumber of\b", re.I)),
-    ("assess", re.compile(r"\b(assess|analy[sz]e|evaluate|inspect|examine|look at)\b", re.I)),
-    (
-        "measure",
-        re.compile(
-            r"\bmeasure|perimeter|\blength\b|\bdistance\b|\barea of\b|\bsize of\b|how (big|large|long|wide)", re.I
-        ),
-    ),
-    ("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I)),
-    ("describe", re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about", re.I)),
-    (
-        "segment",
-        re.compile(
-            r"\bsegment|land.?cover|\bmask\b|\bmap (the|all)|how much|\bshare\b|percent|\bcover(ed|age)?\b|"
-            r"\bis (this|it|that|here)\b|\bwhere\b|\bfind\b",
-            re.I,
-        ),
-    ),
-]
-
-_FOCUS: list[tuple[str, re.Pattern[str]]] = [
-    ("largest", re.compile(r"larg|bigg|main|major", re.I)),
-    ("count", re.compile(r"how many|number of|count", re.I)),
-    ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
-    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
-]
-_REFERS_BACK = re.compile(r"\bregions?\b|\bones?\b|\bit\b|\bthem\b|\bthose\b|\bthat\b|\bpolygons?\b", re.I)
-_INDEX = re.compile(r"\b(ndvi|ndwi|mndwi|ndbi|brightness)\b", re.I)
-_BEFORE_WORDS = re.compile(r"\b(before|earlier|first|older|old) (image|one|date|picture)\b", re.I)
 
 
 @dataclass
@@ -127,38 +43,10 @@ class Plan:
     point: tuple[float, float] | None = None  # a clicked point the answer is about
 
 
-def intent_of(message: str) -> str | None:
-    for intent, pattern in _INTENTS:
-        if pattern.search(message):
-            return intent
-    return None
-
-
-def focus_of(message: str) -> str | None:
-    for focus, pattern in _FOCUS:
-        if pattern.search(message):
-            return focus
-    return None
-
-
-def class_of(message: str) -> str | None:
-    for name, pattern in _CLASS_WORDS:
-        if pattern.search(message):
-            return name
-    return None
-
-
-def object_of(message: str) -> str | None:
-    for name, pattern in _OBJECT_WORDS:
-        if pattern.search(message):
-            return name
-    return None
-
-
 def _single_image(message: str, ws: Workspace) -> str | None:
     """Which raster a one-image tool should use: the single image, else the after (or
     before when asked), else the last date of a stack."""
-    if "before" in ws.rasters and _BEFORE_WORDS.search(message):
+    if "before" in ws.rasters and BEFORE_WORDS.search(message):
         return "before"
     for name in ("image", "after"):
         if name in ws.rasters:
@@ -176,21 +64,12 @@ def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
     return out
 
 
-_VARIATION = re.compile(r"\b(this|the) (image|scene|picture)\b|variation|like this|based on", re.I)
-_THIS = re.compile(r"\b(this|that|here|the (object|thing|area) (i|I) (clicked|marked|drew))\b", re.I)
-_TEXT_TARGET = re.compile(
-    r"\b(?:segment|outline|find|detect|delineate|extract)\s+(?:all\s+)?(?:the\s+)?([a-z][a-z \-]{2,40}?)"
-    r"(?:\s+in\b|\s+on\b|[?.!]|$)",
-    re.I,
-)
-
-
 def _full_mode_plan(intent: str | None, message: str, ws: Workspace) -> Plan | None:
     """Plans that need full-mode models, when the settings name them (else None)."""
     st = ws.settings
     image = _single_image(message, ws)
     if intent == "generate" and st.generator:
-        from_image = bool(image == "image" and _VARIATION.search(message))
+        from_image = bool(image == "image" and VARIATION.search(message))
         return Plan(
             "generate",
             [
@@ -204,7 +83,7 @@ def _full_mode_plan(intent: str | None, message: str, ws: Workspace) -> Plan | N
     if intent == "classify" and st.clip and image:
         return Plan("classify", [ToolCall("classify_scene", _with_box({"image": image}, ws), "classify the scene")])
     if st.sam and image and intent in ("segment", None):
-        if (ws.current_point() or ws.current_box()) and _THIS.search(message):
+        if (ws.current_point() or ws.current_box()) and THIS.search(message):
             args: dict[str, Any] = {"image": image, "mode": "prompt"}
             if ws.points:
                 args["points"] = [[x, y, 1 if pos else 0] for x, y, pos in ws.points]
@@ -216,7 +95,7 @@ def _full_mode_plan(intent: str | None, message: str, ws: Workspace) -> Plan | N
                 "segment",
                 [ToolCall("segment_objects", {"image": image, "mode": "everything"}, "segment everything with SAM")],
             )
-        m = _TEXT_TARGET.search(message)
+        m = TEXT_TARGET.search(message)
         if st.clip and m and class_of(m.group(1)) is None:
             target = m.group(1).strip()
             return Plan(
@@ -259,8 +138,8 @@ def plan(message: str, ws: Workspace) -> Plan:
     full = _full_mode_plan(intent, message, ws)
     if full is not None:
         return full
-    if intent in _NOT_YET:
-        return Plan(intent, reply=f"I can't do {_NOT_YET[intent]} in lite mode. What I can do:\n\n{CAPABILITIES}")
+    if intent in NOT_YET:
+        return Plan(intent, reply=f"I can't do {NOT_YET[intent]} in lite mode. What I can do:\n\n{CAPABILITIES}")
 
     if intent == "timeseries":
         if len(stack_names(ws.rasters)) < 3:
@@ -269,7 +148,7 @@ def plan(message: str, ws: Workspace) -> Plan:
                 reply="A time series needs three or more dated images: upload them together "
                 "(dates in the file names such as 1985.tif or scene_20200831.tif), then ask again.",
             )
-        index = m.group(1).lower() if (m := _INDEX.search(message)) else "ndwi" if cls == "water" else "auto"
+        index = m.group(1).lower() if (m := INDEX_WORDS.search(message)) else "ndwi" if cls == "water" else "auto"
         return Plan(
             "timeseries",
             [
@@ -317,7 +196,7 @@ def plan(message: str, ws: Workspace) -> Plan:
         return Plan("change", calls, focus)
 
     last = ws.last_result()
-    refers_back = intent in (None, "count", "measure") and (intent is None or _REFERS_BACK.search(message))
+    refers_back = intent in (None, "count", "measure") and (intent is None or REFERS_BACK.search(message))
     if refers_back and focus is not None and last is not None and obj is None and cls is None:
         return Plan("followup", focus=focus, use_result=last.id)
 
@@ -413,5 +292,5 @@ def plan(message: str, ws: Workspace) -> Plan:
 
     return Plan(
         intent or "unsupported",
-        reply=(f"I can't do {_NOT_YET['vqa']} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}"),
+        reply=(f"I can't do {NOT_YET['vqa']} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}"),
     )

@@ -1,0 +1,142 @@
+"""The words the rule planner understands: intents, targets with synonyms, what the user
+asks about (focus), and the capability list it answers with. Kept apart from the planning
+logic so phrasings can grow without touching it."""
+
+from __future__ import annotations
+
+import re
+
+CAPABILITIES = (
+    "- **change detection** between two images of the same place (*what changed?*, *what changed inside "
+    "the box?*): changed share (%), area (m2, ha), regions, overlay, GeoTIFF and GeoJSON\n"
+    "- **land cover** (*how much of this is water?*, *segment the vegetation*): water, trees, low "
+    "vegetation, bare soil, built-up, shadow, cloud, with areas and shares; NDVI/NDWI/NDBI when the "
+    "bands are named (*the bands are SWIR1, NIR, red, green*)\n"
+    "- **counting** trees (and buildings, experimental) with boxes on the image (*how many trees in this box?*)\n"
+    "- **measuring** a box, a region or a mask in m, m2 and ha (*measure the box*, *how big is the lake?*); "
+    "without georeference, tell me the pixel size (*the pixel size is 0.5 m*)\n"
+    "- **scene description** from the land cover, with places in words (*describe the scene*)\n"
+    "- **time series** of NDVI, NDWI or brightness over 3+ dated images (*show the NDVI trend*)\n"
+    "- **visual prompts**: click points and draw boxes on the image (or `--point x,y`, `--box x0,y0,x1,y1` "
+    "in the CLI); *clear the prompts* removes them\n"
+    "- **follow-ups** on a result (*how big is the largest one?*), answered without recomputing"
+)
+
+NOT_YET = {
+    "generate": "image generation (it needs a diffusion model: full mode, RSCHAT_GENERATOR)",
+    "classify": "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)",
+    "vqa": "free-form visual questions (they need a vision-language model: full mode, RSCHAT_VLM)",
+}
+
+# Target words -> land-cover class (for segment / measure) and object (for counting).
+CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
+    ("water", re.compile(r"\b(water|lakes?|rivers?|ponds?|reservoirs?|sea|ocean|streams?|wetlands?|flood\w*)\b", re.I)),
+    ("trees", re.compile(r"\b(trees?|forests?|woodlands?|woods|canopy|crowns?)\b", re.I)),
+    ("low_vegetation", re.compile(r"\b(grass\w*|crops?|cropland|fields?|meadows?|pasture|shrubs?|lawns?)\b", re.I)),
+    ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
+    (
+        "built_up",
+        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|roads?|settlements?)\b", re.I),
+    ),
+    ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
+    ("cloud", re.compile(r"\bclouds?\b", re.I)),
+    ("shadow", re.compile(r"\bshadows?\b", re.I)),
+]
+OBJECT_WORDS: list[tuple[str, re.Pattern[str]]] = [
+    ("tree", re.compile(r"\b(trees?|crowns?|palms?)\b", re.I)),
+    ("building", re.compile(r"\b(buildings?|houses?|roofs?|homes?|sheds?|structures?)\b", re.I)),
+    ("vehicle", re.compile(r"\b(cars?|vehicles?|trucks?|buses)\b", re.I)),
+    ("ship", re.compile(r"\b(ships?|boats?|vessels?)\b", re.I)),
+    ("pool", re.compile(r"\b(pools?)\b", re.I)),
+    ("solar_panel", re.compile(r"\bsolar\b", re.I)),
+]
+
+INTENTS: list[tuple[str, re.Pattern[str]]] = [
+    ("clear", re.compile(r"\bclear\b.*\b(prompts?|points?|box(es)?|clicks?)\b", re.I)),
+    ("help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I)),
+    (
+        "generate",
+        re.compile(r"\b(generate|synthesi[sz]e|render|draw me|imagine)\b|\bcreate an? (image|scene|picture)", re.I),
+    ),
+    (
+        "timeseries",
+        re.compile(
+            r"\btrend|time.?series|over time|through time|\bevolution|each (year|date)|"
+            r"\bsince (19|20)\d\d|over the (years|dates)",
+            re.I,
+        ),
+    ),
+    (
+        "change",
+        re.compile(
+            r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road|house)|"
+            r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b",
+            re.I,
+        ),
+    ),
+    ("count", re.compile(r"\bhow many\b|\bcount|\bnumber of\b", re.I)),
+    ("assess", re.compile(r"\b(assess|analy[sz]e|evaluate|inspect|examine|look at)\b", re.I)),
+    (
+        "measure",
+        re.compile(
+            r"\bmeasure|perimeter|\blength\b|\bdistance\b|\barea of\b|\bsize of\b|how (big|large|long|wide)", re.I
+        ),
+    ),
+    ("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I)),
+    ("describe", re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about", re.I)),
+    (
+        "segment",
+        re.compile(
+            r"\bsegment|land.?cover|\bmask\b|\bmap (the|all)|how much|\bshare\b|percent|\bcover(ed|age)?\b|"
+            r"\bis (this|it|that|here)\b|\bwhere\b|\bfind\b",
+            re.I,
+        ),
+    ),
+]
+
+FOCUS: list[tuple[str, re.Pattern[str]]] = [
+    ("largest", re.compile(r"larg|bigg|main|major", re.I)),
+    ("count", re.compile(r"how many|number of|count", re.I)),
+    ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
+    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
+]
+REFERS_BACK = re.compile(r"\bregions?\b|\bones?\b|\bit\b|\bthem\b|\bthose\b|\bthat\b|\bpolygons?\b", re.I)
+INDEX_WORDS = re.compile(r"\b(ndvi|ndwi|mndwi|ndbi|brightness)\b", re.I)
+BEFORE_WORDS = re.compile(r"\b(before|earlier|first|older|old) (image|one|date|picture)\b", re.I)
+
+
+def intent_of(message: str) -> str | None:
+    for intent, pattern in INTENTS:
+        if pattern.search(message):
+            return intent
+    return None
+
+
+def focus_of(message: str) -> str | None:
+    for focus, pattern in FOCUS:
+        if pattern.search(message):
+            return focus
+    return None
+
+
+def class_of(message: str) -> str | None:
+    for name, pattern in CLASS_WORDS:
+        if pattern.search(message):
+            return name
+    return None
+
+
+def object_of(message: str) -> str | None:
+    for name, pattern in OBJECT_WORDS:
+        if pattern.search(message):
+            return name
+    return None
+
+
+VARIATION = re.compile(r"\b(this|the) (image|scene|picture)\b|variation|like this|based on", re.I)
+THIS = re.compile(r"\b(this|that|here|the (object|thing|area) (i|I) (clicked|marked|drew))\b", re.I)
+TEXT_TARGET = re.compile(
+    r"\b(?:segment|outline|find|detect|delineate|extract)\s+(?:all\s+)?(?:the\s+)?([a-z][a-z \-]{2,40}?)"
+    r"(?:\s+in\b|\s+on\b|[?.!]|$)",
+    re.I,
+)
