@@ -162,6 +162,29 @@ def landcover_slovenia(data: Path, out: Path) -> None:
         )
 
 
+def ndvi_stack_slovenia(data: Path, out: Path) -> None:
+    """The eo-learn Sentinel-2 NDVI stack (68 dates, cloud masks) through analyze_timeseries."""
+    import datetime as dt
+
+    base = data / "timeseries/eolearn_slovenia/example_data/TestEOPatch"
+    if not base.exists():
+        return
+    ndvi = np.load(base / "data/NDVI.npy")[..., 0]  # (T, H, W)
+    clouds = np.load(base / "mask/CLM.npy")[..., 0].astype(bool)
+    dates = [dt.datetime.fromisoformat(t).date() for t in json.loads((base / "timestamps.json").read_text())]
+    rasters = {}
+    for values, cloudy, date in zip(ndvi, clouds, dates, strict=True):
+        if cloudy.mean() > 0.2:
+            continue  # mostly cloudy dates say nothing about the ground
+        data_i = np.where(cloudy, np.nan, values).astype(np.float32)
+        rasters[f"t{len(rasters) + 1}"] = Raster(data_i[None], band_names=("NDVI",), date=date, gsd_m=10.0)
+    res = REGISTRY["analyze_timeseries"].run({"index": "ndvi"}, ToolContext(rasters, out))
+    print(
+        f"Sentinel-2 NDVI stack (eo-learn Slovenia): {len(rasters)} of {len(dates)} dates under 20% cloud; "
+        f"{res.summary}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -172,6 +195,7 @@ def main() -> None:
         trees(out)
         buildings(out)
         landcover_slovenia(Path(args.data), out)
+        ndvi_stack_slovenia(Path(args.data), out)
 
 
 if __name__ == "__main__":

@@ -157,3 +157,18 @@ def test_time_series_table_plot_and_trend(tmp_path):
 )
 def test_band_order_from_text(text, bands):
     assert parse_band_order(text) == bands
+
+
+def test_time_series_of_an_ndvi_product(tmp_path):
+    import datetime as dt
+
+    from rschat.geo.raster import Raster
+
+    stack = {}
+    for i, value in enumerate((0.2, 0.4, 0.6, 0.8)):
+        data = np.full((1, 8, 8), value, dtype=np.float32)
+        data[0, 0, 0] = np.nan  # a cloud-masked pixel
+        stack[f"t{i + 1}"] = Raster(data, band_names=("NDVI",), date=dt.date(2020 + i, 6, 1))
+    res = run("analyze_timeseries", {"index": "ndvi"}, stack, tmp_path)
+    assert res.data["first_mean"] == pytest.approx(0.2) and res.data["last_mean"] == pytest.approx(0.8)
+    assert res.data["trend_per_year"] == pytest.approx(0.2, rel=0.01)

@@ -57,7 +57,13 @@ def parse_band_order(text: str) -> list[str] | None:
 
 
 def spectral_index(raster: Raster, index: str) -> np.ndarray | None:
-    """(H, W) float32 normalised difference index, or None if a band is missing."""
+    """(H, W) float32 normalised difference index, or None if a band is missing. A band
+    that already is the index (named 'NDVI', as in an NDVI product) is used as it is."""
+    for i, name in enumerate(raster.band_names):
+        if name.strip().lower() == index:
+            out = raster.data[i].astype(np.float32)
+            out[~raster.valid_mask()] = np.nan
+            return out
     a_name, b_name = INDICES[index]
     ia, ib = band_index(raster, a_name), band_index(raster, b_name)
     if ia is None or ib is None:
@@ -71,4 +77,6 @@ def spectral_index(raster: Raster, index: str) -> np.ndarray | None:
 
 
 def available_indices(raster: Raster) -> list[str]:
-    return [name for name, bands in INDICES.items() if all(band_index(raster, b) is not None for b in bands)]
+    names = {n.strip().lower() for n in raster.band_names}
+    return [name for name, bands in INDICES.items()
+            if name in names or all(band_index(raster, b) is not None for b in bands)]
