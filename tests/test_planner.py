@@ -106,7 +106,7 @@ def test_time_series_needs_a_stack(settings):
     p = plan("show the NDVI trend over time", ws_with(settings, "t1", "t2", "t3"))
     assert tools(p) == ["analyze_timeseries"] and p.calls[0].args["index"] == "ndvi"
     p = plan("how did the water change over time?", ws_with(settings, "t1", "t2", "t3"))
-    assert tools(p) == ["analyze_timeseries"] and p.calls[0].args["index"] == "ndwi"
+    assert tools(p) == ["analyze_timeseries"] and p.calls[0].args["index"] == "water"
 
 
 @pytest.mark.parametrize("message", ["generate a harbour scene", "classify this scene", "who painted this?"])

@@ -148,12 +148,17 @@ def plan(message: str, ws: Workspace) -> Plan:
                 reply="A time series needs three or more dated images: upload them together "
                 "(dates in the file names such as 1985.tif or scene_20200831.tif), then ask again.",
             )
-        index = m.group(1).lower() if (m := INDEX_WORDS.search(message)) else "ndwi" if cls == "water" else "auto"
+        index = m.group(1).lower() if (m := INDEX_WORDS.search(message)) else "water" if cls == "water" else "auto"
         return Plan(
             "timeseries",
             [
                 ToolCall(
-                    "analyze_timeseries", _with_box({"index": index}, ws), f"{index.upper()} through the dated images"
+                    "analyze_timeseries",
+                    _with_box({"index": index}, ws),
+                    {"water": "a water index (MNDWI, else NDWI)", "auto": "NDVI (else brightness)"}.get(
+                        index, index.upper()
+                    )
+                    + " through the dated images",
                 )
             ],
             focus,

@@ -78,5 +78,8 @@ def spectral_index(raster: Raster, index: str) -> np.ndarray | None:
 
 def available_indices(raster: Raster) -> list[str]:
     names = {n.strip().lower() for n in raster.band_names}
-    return [name for name, bands in INDICES.items()
-            if name in names or all(band_index(raster, b) is not None for b in bands)]
+    return [
+        name
+        for name, bands in INDICES.items()
+        if name in names or all(band_index(raster, b) is not None for b in bands)
+    ]

@@ -18,7 +18,11 @@ from rschat.tools.base import BOX_SCHEMA, REGION_SCHEMA, Artifact, Tool, ToolCon
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "index": {"type": "string", "enum": ["auto", "ndvi", "ndwi", "mndwi", "ndbi", "brightness"], "default": "auto"},
+        "index": {
+            "type": "string",
+            "enum": ["auto", "water", "ndvi", "ndwi", "mndwi", "ndbi", "brightness"],
+            "default": "auto",
+        },
         "box": BOX_SCHEMA,
         "region": REGION_SCHEMA,
     },
@@ -58,6 +62,8 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     usable = available_indices(ref)
     if index == "auto":
         index = "ndvi" if "ndvi" in usable else "brightness"
+    if index == "water":  # MNDWI (green/SWIR1) separates water from built-up better than NDWI
+        index = "mndwi" if "mndwi" in usable else "ndwi"
     if index not in (*usable, "brightness"):
         raise InputError(
             f"{index.upper()} needs bands this stack does not name ({', '.join(ref.band_names)}). "
