@@ -160,3 +160,8 @@ def test_first_json_finds_objects_in_prose_and_fences():
     assert planner_vlm.first_json('{broken {"a": {"b": 1}} tail') == {"a": {"b": 1}}
     with pytest.raises(ValueError):
         planner_vlm.first_json("nothing")
+
+
+def test_help_classified_by_the_model_lists_capabilities(ws_model):
+    ws, _ = ws_model(['{"task": "help"}'])
+    assert "change detection" in list(turn(ws, "what are you good for?"))[-1].text

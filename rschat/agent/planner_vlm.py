@@ -130,8 +130,10 @@ def plan_with_model(message: str, ws: Workspace, model: Any) -> ModelPlan:
     if task is None:
         return ModelPlan(None, [*notes, "falling back to the rule planner"])
     notes.append(f"the model classified the request as '{task}'")
-    if task in ("question", "help"):
-        return ModelPlan(Plan("help" if task == "help" else "vqa"), notes)
+    if task == "help":
+        return ModelPlan(planner_rules.plan("help", ws), notes)
+    if task == "question":
+        return ModelPlan(Plan("vqa"), notes)
 
     allowed = tuple(t for t in TASKS[task] if t in REGISTRY)
     if not allowed:
