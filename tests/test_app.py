@@ -43,7 +43,7 @@ def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app
     assert overlay.endswith("_overlay.png") and len(slider) == 2
     assert {f.rsplit(".", 1)[-1] for f in files} >= {"tif", "geojson"}
     layers = [layer["name"] for layer in json.loads(map_json)["layers"]]
-    assert layers and layers[0].startswith("changes")  # the map got the change polygons
+    assert layers[:2] == ["image footprint", "changes (r1)"]  # the map got the footprint and the change polygons
 
     # A follow-up in the same session is answered from the stored result.
     picture = [m for m in chat if isinstance(m["content"], list) and m["content"][0].get("type") == "file"]

@@ -76,3 +76,34 @@ def test_draw_a_rectangle_and_ask_about_it(app, tmp_path: Path):
     assert len(demo.store) == 0  # the closed tab's session was dropped (demo.unload)
     if os.environ.get("RSCHAT_SCREENSHOT_MAP"):
         shutil.copy(shot, ROOT / os.environ["RSCHAT_SCREENSHOT_MAP"])
+
+
+def test_time_series_slider_and_compare_two_dates(app):
+    """Upload a dated stack, ask for the trend, flip dates on the map, compare two dates."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app
+    stack = [str(ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif") for y in (1985, 2000, 2020)]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith(("http://127.0.0.1", "data:")) else r.abort()
+        )
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#ask input[type=file]").set_input_files(stack)
+        page.locator("#ask textarea").fill("The bands are SWIR1, NIR, red, green. How did the water change over time?")
+        page.locator("#ask textarea").press("Enter")
+        page.get_by_text("Time series").last.wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Map").click()
+        slider = page.locator("#map .rsmap-slider")
+        slider.wait_for(timeout=30_000)
+        assert slider.get_attribute("max") == "2"
+        slider.fill("0")  # flip to the first date
+        page.wait_for_function("() => document.querySelector('#map .rsmap-date-label').textContent.includes('1985')")
+        page.locator("#map .rsmap-a").select_option("1985")
+        page.locator("#map .rsmap-b").select_option("2020")
+        page.locator("#map .rsmap-compare-btn").click()
+        page.get_by_text("what changed between 1985 and 2020?").wait_for(timeout=30_000)
+        page.get_by_text("of the analysed area changed").last.wait_for(timeout=60_000)
+        browser.close()

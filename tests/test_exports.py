@@ -68,7 +68,8 @@ def test_map_state_has_overlays_layers_and_region(session):
     (south, west), (north, east) = state["fit"]
     assert 46.9 < south < north < 47.1 and -99.3 < west < east < -99.0
     names = [layer["name"] for layer in state["layers"]]
-    assert names[0].startswith("changes") and names[1].startswith("land cover") and names[-1] == "drawn region"
+    assert names[0] == "image footprint" and names[-1] == "drawn region"
+    assert names[1].startswith("changes") and names[2].startswith("land cover")
     assert (session.out_dir / state["overlays"][0]["url"].split("/")[-1]).exists()
 
 

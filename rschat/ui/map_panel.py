@@ -129,7 +129,7 @@ function render() {
     element.querySelector('.rsmap-compare-btn').onclick = () => trigger('compare', {
       a: element.querySelector('.rsmap-a').value, b: element.querySelector('.rsmap-b').value});
   } else if (rs.dateLayer) { rs.map.removeLayer(rs.dateLayer); rs.dateLayer = null; }
-  if (!s.layers || !s.layers.some(l => l.region)) rs.drawn.clearLayers();
+  if (!s.layers || !s.layers.some(l => l.name === 'drawn region')) rs.drawn.clearLayers();
   element.querySelector('.rsmap-note').textContent = s.note || '';
   if (s.fit) rs.map.fitBounds(s.fit, {maxZoom: 18});
 }

@@ -22,6 +22,7 @@ from rschat.agent import Workspace
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
+from rschat.geo.region import footprint_wgs84
 
 MERCATOR = CRS.from_epsg(3857)
 MAX_SIDE = 1024  # overlays are for looking at; analysis always uses full resolution
@@ -97,7 +98,7 @@ def _overlay(ws: Workspace, name: str) -> dict[str, Any] | None:
         _, bounds = mercator_png(raster, path)
         path.with_suffix(".json").write_text(json.dumps(bounds))
     label = name + (f" {raster.date.isoformat()}" if raster.date else "")
-    return {"name": label, "url": file_url(path), "bounds": bounds}
+    return {"name": label, "url": file_url(path), "bounds": bounds, "footprint": footprint_wgs84(raster)}
 
 
 def build(ws: Workspace, max_results: int = 4) -> dict[str, Any]:
@@ -121,6 +122,9 @@ def build(ws: Workspace, max_results: int = 4) -> dict[str, Any]:
     elif ws.rasters:
         state["note"] = "The images have no georeference, so they cannot be placed on the map: use the image panel."
 
+    for overlay in state["overlays"][:1] + state["dates"][:1]:  # all images of a session share a place
+        state["layers"].append({"name": "image footprint", "color": "#444444", "region": True,
+                                "geojson": overlay["footprint"]})
     for stored in ws.results[-max_results:]:
         geo = stored.result.artifact("geojson")
         if geo is None or not geo.path.exists():
