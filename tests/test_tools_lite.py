@@ -172,3 +172,10 @@ def test_time_series_of_an_ndvi_product(tmp_path):
     res = run("analyze_timeseries", {"index": "ndvi"}, stack, tmp_path)
     assert res.data["first_mean"] == pytest.approx(0.2) and res.data["last_mean"] == pytest.approx(0.8)
     assert res.data["trend_per_year"] == pytest.approx(0.2, rel=0.01)
+
+
+def test_single_band_images_are_not_classified_or_tree_counted(tmp_path):
+    pan = read_raster(SPACENET / "sample_geotiff.tif")  # panchromatic, 1 band
+    for tool, args in (("segment", {}), ("describe_scene", {}), ("count_objects", {"target": "tree"})):
+        with pytest.raises(InputError, match="band"):
+            run(tool, args, {"image": pan}, tmp_path)

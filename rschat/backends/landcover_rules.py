@@ -24,6 +24,7 @@ from scipy import ndimage
 from skimage import color, segmentation
 
 from rschat.geo.bands import band_index, spectral_index
+from rschat.geo.errors import InputError
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
 
@@ -74,9 +75,15 @@ def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def classify(raster: Raster) -> LandCover:
     """Land-cover classes for every valid pixel of a raster (see module docstring)."""
+    indices = {name: spectral_index(raster, name) for name in ("ndvi", "ndwi", "mndwi", "ndbi")}
+    if raster.count < 3 and all(v is None for v in indices.values()):
+        raise InputError(
+            f"'{raster.name}' has {raster.count} band(s) ({', '.join(raster.band_names)}): land cover needs colour "
+            "(red, green, blue) or multispectral bands. A panchromatic image or an elevation model cannot be "
+            "classified this way; if the bands are mislabelled, say their order ('the bands are red, green, blue')."
+        )
     valid = raster.valid_mask()
     rgb = rgb_preview(raster).astype(np.float32) / 255.0
-    indices = {name: spectral_index(raster, name) for name in ("ndvi", "ndwi", "mndwi", "ndbi")}
     # Index rules are robust per pixel, so they get finer superpixels (narrow rivers,
     # field edges); colour rules need larger ones to average out texture.
     labels = _superpixels(rgb, valid, size_px=5 if indices["ndvi"] is not None else 10)
@@ -116,9 +123,17 @@ def classify(raster: Raster) -> LandCover:
         body = ndimage.label(dark_smooth[labels] & (labels > 0))[0]
         body_px = np.bincount(body.ravel())
         large = (body > 0) & (body_px[body] > max(400, labels.size // 400))
+        gsd = raster.pixel_size_m()
+        if gsd is not None and gsd > 5:
+            large = body > 0  # at this resolution object shadows are not resolved: dark smooth is water
         in_body = per_sp(large.astype(np.float32)) > 0.5
         water = (dark_smooth & in_body) | ((b_star < -4) & smooth & (L < 75))
         shadow = (L < 25) & ~water
+        if gsd is not None and gsd > 5:
+            # Object shadows are below the resolution: what is dark and not green is water
+            # (clouds over the sea add texture, so smoothness is not required here).
+            water |= shadow & ~veg
+            shadow = np.zeros_like(shadow)
         built = grey_structure & ~veg
     trees = veg & (textured | (L < 40))
     cloud = (L > 88) & (chroma < 8) & smooth & ~water

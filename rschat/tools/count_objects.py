@@ -120,6 +120,12 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
             "Ask for the land cover instead (e.g. 'how much is covered by trees?')."
         )
 
+    if target == "tree" and raster.count < 3:
+        raise InputError(
+            f"'{raster.name}' has {raster.count} band(s): tree crowns are found by their colour, so counting trees "
+            "needs an RGB image (buildings can be counted on panchromatic images)."
+        )
+
     # 2. Detect.
     rgb = rgb_preview(raster)
     if target == "tree":

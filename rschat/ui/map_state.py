@@ -123,8 +123,9 @@ def build(ws: Workspace, max_results: int = 4) -> dict[str, Any]:
         state["note"] = "The images have no georeference, so they cannot be placed on the map: use the image panel."
 
     for overlay in state["overlays"][:1] + state["dates"][:1]:  # all images of a session share a place
-        state["layers"].append({"name": "image footprint", "color": "#444444", "region": True,
-                                "geojson": overlay["footprint"]})
+        state["layers"].append(
+            {"name": "image footprint", "color": "#444444", "region": True, "geojson": overlay["footprint"]}
+        )
     for stored in ws.results[-max_results:]:
         geo = stored.result.artifact("geojson")
         if geo is None or not geo.path.exists():
