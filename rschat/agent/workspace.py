@@ -36,7 +36,7 @@ class StoredResult:
 @dataclass
 class Workspace:
     settings: Settings
-    out_dir: Path = field(default=Path())
+    _out_dir: Path | None = field(default=None, repr=False)
     rasters: dict[str, Raster] = field(default_factory=dict)
     raster_uids: dict[str, int] = field(default_factory=dict)
     results: list[StoredResult] = field(default_factory=list)
@@ -51,10 +51,13 @@ class Workspace:
     stated_gsd_m: float | None = None
     stated_bands: tuple[str, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if self.out_dir == Path():
+    @property
+    def out_dir(self) -> Path:
+        """The session's own folder for its files, made on first use (under RSCHAT_WORK_DIR)."""
+        if self._out_dir is None:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-            self.out_dir = Path(tempfile.mkdtemp(prefix="session-", dir=self.settings.work_dir))
+            self._out_dir = Path(tempfile.mkdtemp(prefix="session-", dir=self.settings.work_dir))
+        return self._out_dir
 
     # -- images -------------------------------------------------------------------------
     def add_raster(self, name: str, raster: Raster) -> None:
@@ -179,4 +182,5 @@ class Workspace:
 
     def close(self) -> None:
         """Delete the session's files (called when the session ends)."""
-        shutil.rmtree(self.out_dir, ignore_errors=True)
+        if self._out_dir is not None:
+            shutil.rmtree(self._out_dir, ignore_errors=True)

@@ -9,6 +9,7 @@ tools only through ``rschat.agent.turn``.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +118,16 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             shown = text + (("\n\n📎 " + ", ".join(f.name for f in files)) if files else "")
             history = [*history, {"role": "user", "content": shown or "(no text)"}]
             yield {chatbot: history, box: gr.MultimodalTextbox(value=None, interactive=False)}
+            last_yield = 0.0
             for step in turn(session.ws, text, uploads=files or None):
                 history = apply_step(history, step)
                 if step.kind == "done" and not step.reused:
                     history += artifact_messages(step)
-                yield {chatbot: history}
+                # Streamed text arrives token by token; sending the whole history for each
+                # would flood the browser, so deltas are sent at most ~12 times a second.
+                if step.kind != "delta" or time.monotonic() - last_yield > 0.08:
+                    last_yield = time.monotonic()
+                    yield {chatbot: history}
             shown_panels = panels.refresh(session)
             yield {
                 chatbot: history,
