@@ -165,3 +165,15 @@ def test_first_json_finds_objects_in_prose_and_fences():
 def test_help_classified_by_the_model_lists_capabilities(ws_model):
     ws, _ = ws_model(['{"task": "help"}'])
     assert "change detection" in list(turn(ws, "what are you good for?"))[-1].text
+
+
+def test_a_model_that_crashes_leaves_the_rules_in_charge(ws_model):
+    ws, model = ws_model([])
+
+    def broken(*args, **kwargs):  # e.g. a processor without a chat template
+        raise ValueError("Cannot use chat template functions because tokenizer.chat_template is not set")
+
+    model.generate = broken
+    steps = list(turn(ws, "what changed?", uploads=[ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]))
+    assert "could not plan" in " ".join(texts(steps, "plan"))
+    assert [s.tool for s in steps if s.kind == "done"] == ["detect_changes"] and "What changed" in steps[-1].text

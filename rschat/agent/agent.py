@@ -6,6 +6,7 @@ and ends with exactly one ``answer`` step.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from rschat.backends import loading
 from rschat.geo.bands import parse_band_order
 from rschat.geo.errors import InputError
 from rschat.tools.base import Artifact, ToolResult
+
+log = logging.getLogger(__name__)
 
 _GSD = re.compile(
     r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
@@ -112,7 +115,14 @@ def turn(
             yield Step("plan", f"lite mode for planning and answers: {err}")
     plan = None
     if model is not None:
-        planned = planner_vlm.plan_with_model(message, ws, model)
+        try:
+            planned = planner_vlm.plan_with_model(message, ws, model)
+        except Exception as err:  # a model that cannot run (template, shapes, memory): plan by rules
+            log.exception("model planning failed")
+            planned = planner_vlm.ModelPlan(
+                None, [f"the model could not plan ({type(err).__name__}: {err}); falling back to the rule planner"]
+            )
+            model = None  # and it will not write the answer either
         for note in planned.notes:
             yield Step("plan", note)
         plan = planned.plan
@@ -159,9 +169,14 @@ def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-unt
     if not ws.rasters:
         return "Upload an image first, then ask about it."
     chunks = []
-    for chunk in direct.stream_direct(model, ws, message):
-        chunks.append(chunk)
-        yield Step("delta", chunk)
+    try:
+        for chunk in direct.stream_direct(model, ws, message):
+            chunks.append(chunk)
+            yield Step("delta", chunk)
+    except Exception as err:
+        log.exception("model answer failed")
+        yield Step("error", f"the vision-language model failed ({type(err).__name__}: {err})", tool="vlm")
+        return "The vision-language model could not answer this question; see the error above."
     text = "".join(chunks).strip()
     boxes = direct.boxes_in_answer(model, ws, text)
     if boxes:
@@ -182,9 +197,14 @@ def _model_answer(model, ws: Workspace, message: str, steps: list[Step], templat
     if not any(s.result is not None for s in steps):
         return template_text
     chunks = []
-    for chunk in responder_vlm.stream_answer(model, message, steps, ws.history[:-1]):
-        chunks.append(chunk)
-        yield Step("delta", chunk)
+    try:
+        for chunk in responder_vlm.stream_answer(model, message, steps, ws.history[:-1]):
+            chunks.append(chunk)
+            yield Step("delta", chunk)
+    except Exception as err:
+        log.exception("model answer failed")
+        yield Step("plan", f"the model could not write the answer ({type(err).__name__}); the tools' answer follows")
+        return template_text
     text = "".join(chunks).strip()
     allowed = responder_vlm.grounded_numbers(steps, message)
     bad = responder_vlm.ungrounded(text, allowed)
