@@ -177,3 +177,13 @@ def test_a_model_that_crashes_leaves_the_rules_in_charge(ws_model):
     steps = list(turn(ws, "what changed?", uploads=[ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]))
     assert "could not plan" in " ".join(texts(steps, "plan"))
     assert [s.tool for s in steps if s.kind == "done"] == ["detect_changes"] and "What changed" in steps[-1].text
+
+
+def test_noise_with_only_trivial_numbers_is_not_an_answer(ws_model):
+    ws, _ = ws_model(
+        ['{"task": "count"}', '{"calls": [{"tool": "count_objects", "args": {"target": "tree"}}]}', "0@f 0@f 0@f 1 2"]
+    )
+    ws.load("image", NEON)
+    steps = list(turn(ws, "how many trees?"))
+    assert "quoted none of the tools' numbers" in " ".join(texts(steps, "plan"))
+    assert "trees in the whole image" in steps[-1].text

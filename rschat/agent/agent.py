@@ -208,8 +208,7 @@ def _model_answer(model, ws: Workspace, message: str, steps: list[Step], templat
     text = "".join(chunks).strip()
     allowed = responder_vlm.grounded_numbers(steps, message)
     bad = responder_vlm.ungrounded(text, allowed)
-    quoted = responder_vlm.numbers_in(text)
-    if bad or not quoted:
+    if bad or not responder_vlm.quotes_a_result(text, allowed):
         why = (
             f"it stated {', '.join(f'{v:g}' for v in bad[:5])}, which no tool computed"
             if bad

@@ -55,6 +55,13 @@ def ungrounded(answer: str, allowed: list[float]) -> list[float]:
     return bad
 
 
+def quotes_a_result(answer: str, allowed: list[float]) -> bool:
+    """Whether the answer quotes at least one substantive number a tool produced (not a
+    0, 1 or 2, which prose and noise produce by chance)."""
+    substantive = [v for v in numbers_in(answer) if v not in (0, 1, 2)]
+    return bool(substantive) and not ungrounded(" ".join(f"{v:g}" for v in substantive), allowed)
+
+
 def results_text(steps: list[Step]) -> str:
     lines = []
     for step in steps:

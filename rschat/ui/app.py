@@ -67,7 +67,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         gr.Markdown(banner_text(Workspace(settings)), elem_id="lite-banner")
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Chat", height=560, elem_id="chat")
+                # No LaTeX: answers carry units and numbers, and a model's stray "$" must not stall the page.
+                chatbot = gr.Chatbot(label="Chat", height=560, elem_id="chat", latex_delimiters=[])
                 box = gr.MultimodalTextbox(
                     placeholder="Ask a question; attach one image, two (before, after) or a dated series",
                     file_count="multiple",

@@ -39,6 +39,17 @@ def _step_id(step: Step) -> str | None:
     return step.call_id
 
 
+def _draft_index(history: list[Message]) -> int | None:
+    """Index of this turn's streamed draft: plain assistant text after the last user message."""
+    for i in range(len(history) - 1, -1, -1):
+        m = history[i]
+        if m.get("role") == "user":
+            return None
+        if m.get("role") == "assistant" and not m.get("metadata") and isinstance(m.get("content"), str):
+            return i
+    return None
+
+
 def _streaming(history: list[Message]) -> bool:
     """Whether the last message is this turn's answer being streamed (plain assistant text;
     tool steps carry metadata and the turn opened with the user's message)."""
@@ -52,11 +63,16 @@ def apply_step(history: list[Message], step: Step) -> list[Message]:
     if step.kind == "delta":
         if _streaming(history):
             history[-1] = {**history[-1], "content": history[-1]["content"] + step.text}
-        else:
+        elif step.text:
             history.append({"role": "assistant", "content": step.text})
         return history
-    if step.kind == "answer" and _streaming(history):
-        history[-1] = {"role": "assistant", "content": step.text}
+    if step.kind == "answer":
+        # The final answer replaces this turn's streamed draft (which a check may have set
+        # aside) and comes last.
+        draft = _draft_index(history)
+        if draft is not None:
+            del history[draft]
+        history.append({"role": "assistant", "content": step.text})
         return history
     message = step_message(step)
     step_id = message.get("metadata", {}).get("id")
