@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,3 +101,14 @@ NEEDS_CHROMIUM = [
     # Justified skip: `make test` installs Debian's chromium as root; only a run without it lands here.
     pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (make test installs it as root)"),
 ]
+
+
+def rschat(*args: str, env: dict[str, str] | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
+    """Run the `rschat` command as a user runs it (a subprocess of this Python)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rschat.cli", *args],
+        capture_output=True,
+        text=True,
+        env=None if env is None else {**os.environ, **env},
+        timeout=timeout,
+    )

@@ -1,22 +1,14 @@
 """The rschat command, run as a user runs it (a subprocess)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from conftest import ASSETS
+from conftest import ASSETS, rschat
 
 PAIR = [str(ASSETS / "naip_2009-08-18.tif"), str(ASSETS / "naip_2015-09-26.tif")]
-
-
-def rschat(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rschat.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
 
 
 def test_ask_json_with_before_and_after(tmp_path: Path):

@@ -7,7 +7,7 @@ import pyogrio
 import pytest
 import rasterio
 
-from conftest import ASSETS, ROOT
+from conftest import ASSETS, ROOT, rschat
 from rschat.agent import Workspace, exports, turn
 from rschat.geo import read_raster
 from rschat.ui import map_state
@@ -84,26 +84,16 @@ def test_map_state_for_a_dated_stack_and_for_plain_images(settings):
 
 
 def test_cli_export_flag(tmp_path):
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rschat.cli",
-            "ask",
-            "--before",
-            str(PAIR[0]),
-            "--after",
-            str(PAIR[1]),
-            "--out",
-            str(tmp_path),
-            "--export",
-            "what changed?",
-        ],
-        capture_output=True,
-        text=True,
+    proc = rschat(
+        "ask",
+        "--before",
+        str(PAIR[0]),
+        "--after",
+        str(PAIR[1]),
+        "--out",
+        str(tmp_path),
+        "--export",
+        "what changed?",
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr

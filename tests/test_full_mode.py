@@ -2,16 +2,13 @@
 through the same code that loads real weights (rschat.backends.loading)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ASSETS, ROOT, launched
+from conftest import ASSETS, ROOT, launched, rschat
 from fixtures import tiny_models as tiny
 from rschat.agent import Workspace, turn
 from rschat.backends import loading
@@ -138,16 +135,10 @@ def test_lite_mode_generation_says_how_to_enable(settings):
 
 
 def test_weights_list_and_offline_pull():
-    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}  # a closed port: no network
-    proc = subprocess.run([sys.executable, "-m", "rschat.cli", "weights", "list"], capture_output=True, text=True)
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9"}  # a closed port: no network
+    proc = rschat("weights", "list")
     assert proc.returncode == 0 and "qwen2.5-vl-3b" in proc.stdout and "licence" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "rschat.cli", "weights", "pull", "qwen2-vl-2b"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    proc = rschat("weights", "pull", "qwen2-vl-2b", env=env, timeout=120)
     assert proc.returncode == 1 and "no internet" in proc.stderr and proc.stderr.count("\n") <= 2
     manifest = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())
     assert {m["capability"] for m in manifest} == {"vlm", "sam", "clip", "generator"}
@@ -156,28 +147,12 @@ def test_weights_list_and_offline_pull():
 
 def test_ask_json_reports_the_vlm_backend(models, tmp_path):
     env = {
-        **os.environ,
         "RSCHAT_VLM": str(models["qwen2_vl"]),
         "RSCHAT_VLM_QUANT": "none",
         "RSCHAT_WORK_DIR": str(tmp_path),
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rschat.cli",
-            "ask",
-            "--image",
-            str(PAIR[0]),
-            "--image",
-            str(PAIR[1]),
-            "--json",
-            "what changed?",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    proc = rschat(
+        "ask", "--image", str(PAIR[0]), "--image", str(PAIR[1]), "--json", "what changed?", env=env, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)

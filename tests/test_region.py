@@ -1,8 +1,6 @@
 """Regions drawn on the map: reprojection, masks, and tools restricted to them."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from rasterio.crs import CRS
 from shapely.geometry import box as shapely_box
 from shapely.geometry import mapping
 
-from conftest import ASSETS, make_pair
+from conftest import ASSETS, make_pair, rschat
 from rschat.agent import Workspace, turn
 from rschat.geo import InputError, read_raster
 from rschat.geo.raster import Raster
@@ -108,42 +106,21 @@ def test_cli_region_flag(tmp_path):
     before = read_raster(PAIR[0])
     path = tmp_path / "region.geojson"
     path.write_text(json.dumps(lonlat_box(before, 0, 0, 256, 300)))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rschat.cli",
-            "ask",
-            "--before",
-            str(PAIR[0]),
-            "--after",
-            str(PAIR[1]),
-            "--region",
-            str(path),
-            "--json",
-            "what changed?",
-        ],
-        capture_output=True,
-        text=True,
+    proc = rschat(
+        "ask",
+        "--before",
+        str(PAIR[0]),
+        "--after",
+        str(PAIR[1]),
+        "--region",
+        str(path),
+        "--json",
+        "what changed?",
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     step = json.loads(proc.stdout)["steps"][0]
     assert step["args"]["region"] is True and "region drawn on the map" in step["summary"]
     (tmp_path / "bad.geojson").write_text("{not json")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rschat.cli",
-            "ask",
-            "--image",
-            str(PAIR[0]),
-            "--region",
-            str(tmp_path / "bad.geojson"),
-            "what is here?",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = rschat("ask", "--image", str(PAIR[0]), "--region", str(tmp_path / "bad.geojson"), "what is here?")
     assert proc.returncode == 1 and "bad.geojson" in proc.stderr
