@@ -26,6 +26,9 @@ def kinds(steps):
 
 def test_change_turn_streams_plan_tool_and_answer(ws):
     steps = list(turn(ws, "What changed?", uploads=list(reversed(PAIR))))  # order fixed by dates
+    progress = [s.text for s in steps if s.kind == "progress"]
+    assert progress and progress[0].startswith("10%") and progress[-1].startswith("100%")
+    steps = [s for s in steps if s.kind != "progress"]
     assert kinds(steps) == ["plan", "plan", "start", "done", "answer"]
     assert ws.rasters["before"].date.year == 2009 and ws.rasters["after"].date.year == 2015
     done = steps[3]

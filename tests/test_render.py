@@ -8,6 +8,8 @@ def test_tool_steps_and_streamed_answer():
     h = [{"role": "user", "content": "what changed?"}]
     h = apply_step(h, Step("start", "running", "detect_changes", call_id="c1"))
     assert h[-1]["metadata"]["status"] == "pending"
+    h = apply_step(h, Step("progress", "60%: change mask computed", "detect_changes", call_id="c1"))
+    assert len(h) == 2 and h[-1]["content"] == "60%: change mask computed"
     h = apply_step(h, Step("done", "22% changed", "detect_changes", duration_s=0.5, call_id="c1"))
     assert len(h) == 2 and h[-1]["metadata"]["status"] == "done" and h[-1]["metadata"]["duration"] == 0.5
     for chunk in ("", "Most ", "change is ", "new."):

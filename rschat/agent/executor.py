@@ -9,8 +9,11 @@ never crashes the session.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from rschat.agent.steps import Step, ToolCall
 from rschat.agent.workspace import Workspace
@@ -19,6 +22,33 @@ from rschat.tools import REGISTRY
 from rschat.tools.base import ToolContext
 
 log = logging.getLogger(__name__)
+
+
+def _run_with_progress(run, call: ToolCall, ctx: ToolContext, cid: str):  # type: ignore[no-untyped-def]
+    """Run a tool in a worker thread and stream its ``ctx.progress`` reports as steps, so a
+    slow tool (SAM on a large image, a big change pair) shows how far it has got."""
+    reports: queue.Queue[tuple[float, str]] = queue.Queue()
+    ctx.progress = lambda fraction, text: reports.put((fraction, text))
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = run(call.args, ctx)
+        except BaseException as err:  # re-raised in the caller's thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    while thread.is_alive() or not reports.empty():
+        try:
+            fraction, text = reports.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        yield Step("progress", f"{100 * fraction:.0f}%: {text}", call.tool, call.args, call_id=cid)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
@@ -53,7 +83,7 @@ def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
             region=ws.region if call.args.get("region") or call.args.get("what") == "region" else None,
         )
         try:
-            result = tool.run(call.args, ctx)
+            result = yield from _run_with_progress(tool.run, call, ctx, cid)
         except InputError as err:
             yield Step("error", str(err), call.tool, call.args, time.perf_counter() - started, call_id=cid)
             return

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from rschat.tools.base import ToolResult
 
-StepKind = Literal["plan", "start", "done", "error", "delta", "answer"]  # delta: streamed answer text
+StepKind = Literal["plan", "start", "progress", "done", "error", "delta", "answer"]  # delta: streamed text
 
 
 @dataclass

@@ -74,6 +74,14 @@ def apply_step(history: list[Message], step: Step) -> list[Message]:
             del history[draft]
         history.append({"role": "assistant", "content": step.text})
         return history
+    if step.kind == "progress":
+        # Progress rewrites the pending message of its tool call ("60%: change mask computed").
+        for i in range(len(history) - 1, -1, -1):
+            meta = history[i].get("metadata") or {}
+            if meta.get("id") == step.call_id and meta.get("status") == "pending":
+                history[i] = {**history[i], "content": step.text}
+                break
+        return history
     message = step_message(step)
     step_id = message.get("metadata", {}).get("id")
     if step.kind in ("done", "error") and step_id:
