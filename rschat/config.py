@@ -30,8 +30,10 @@ class Settings:
     sam: str = ""
     clip: str = ""
     generator: str = ""
-    host: str = "127.0.0.1"
-    port: int = 7860
+    # Empty host / port 0: Gradio's own defaults, which honour GRADIO_SERVER_NAME and
+    # GRADIO_SERVER_PORT (a Hugging Face Space sets them to serve on 0.0.0.0:7860).
+    host: str = ""
+    port: int = 0
 
 
 def _coerce(name: str, raw: object) -> object:

@@ -250,6 +250,9 @@ def launch(host: str | None = None, port: int | None = None, **kwargs: Any) -> g
     demo = build_demo(settings)
     demo.queue(default_concurrency_limit=4)
     demo.launch(
-        server_name=host or settings.host, server_port=port or settings.port, **launch_options(settings), **kwargs
+        server_name=host or settings.host or None,
+        server_port=port or settings.port or None,
+        **launch_options(settings),
+        **kwargs,
     )
     return demo
