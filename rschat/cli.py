@@ -2,7 +2,7 @@
 
     rschat serve [--host H] [--port P]
     rschat ask [--image P]... [--before P --after P] [--point X,Y] [--box X0,Y0,X1,Y1]
-               [--region R.geojson] [--out DIR] [--json] QUESTION
+               [--region R.geojson] [--out DIR] [--json] QUESTION [FOLLOW-UP ...]
     rschat eval change --manifest M [--json]
     rschat weights list | pull NAME
 
@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from rschat.config import load_settings
 
@@ -61,32 +62,36 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         ws.set_region(load_region(args.region))
     named = {"before": Path(args.before), "after": Path(args.after)} if args.before else None
     uploads = [Path(p) for p in args.image] if args.image else None
-    steps = []
+    docs: list[dict[str, Any]] = []
     failed = False
     try:
-        for step in turn(ws, args.question, uploads=uploads, named=named):
-            if step.kind in ("done", "error"):
-                steps.append(step)
-                failed |= step.kind == "error"
-            if not args.json or step.kind == "delta":
-                _print_step(step)
-        answer = ws.history[-1]["content"]
+        # Several questions share one session: follow-ups use the stored results.
+        for number, question in enumerate(args.question):
+            steps = []
+            first = number == 0
+            for step in turn(ws, question, uploads=uploads if first else None, named=named if first else None):
+                if step.kind in ("done", "error"):
+                    steps.append(step)
+                    failed |= step.kind == "error"
+                if not args.json or step.kind == "delta":
+                    _print_step(step)
+            doc: dict[str, Any] = {
+                "answer": ws.history[-1]["content"],
+                "backends": backends(ws),
+                "steps": [_step_json(s, out_dir) for s in steps],
+            }
+            docs.append(doc)
+            if not args.json and out_dir is not None:
+                for s in doc["steps"]:
+                    for path in s["artifacts"]:
+                        print(f"wrote {path}")
         if args.export:
             from rschat.agent import exports
 
             for path in exports.export_session(ws, out_dir or Path(".")):
                 print(f"exported {path}", file=sys.stderr)
-        if args.json:
-            doc = {
-                "answer": answer,
-                "backends": backends(ws),
-                "steps": [_step_json(s, out_dir) for s in steps],
-            }
-            print(json.dumps(doc, indent=2, default=str))
-        elif out_dir is not None:
-            for s in steps:
-                for path in _step_json(s, out_dir)["artifacts"]:
-                    print(f"wrote {path}")
+        if args.json:  # one object; a list of them for several questions
+            print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, default=str))
     finally:
         ws.close()
     return 1 if failed else 0
@@ -163,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     ask = sub.add_parser("ask", help="ask the agent one question, headless")
-    ask.add_argument("question")
+    ask.add_argument("question", nargs="+", help="one question, or several asked in turn in one session")
     ask.add_argument("--image", action="append", help="an image; two make a before/after pair (repeatable)")
     ask.add_argument("--before", help="the earlier image of a pair")
     ask.add_argument("--after", help="the later image of a pair")

@@ -67,3 +67,13 @@ def test_ask_with_box_and_point_flags():
     proc = rschat("ask", "--image", neon, "--point", "50,50,+", "--json", "is this vegetation?")
     assert proc.returncode == 0 and "the point (50, 50)" in json.loads(proc.stdout)["answer"]
     assert rschat("ask", "--image", neon, "--point", "oops", "x").returncode == 2
+
+
+def test_follow_up_questions_in_one_call_reuse_the_result():
+    proc = rschat(
+        "ask", "--before", PAIR[0], "--after", PAIR[1], "--json", "what changed?", "how big is the largest change?"
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, second = json.loads(proc.stdout)
+    assert first["steps"][0]["tool"] == "detect_changes"
+    assert "largest change region" in second["answer"] and "not recomputed" in second["answer"]
