@@ -1,4 +1,5 @@
-"""The weights manifest (checkpoints/manifest.json) and fetching weights into checkpoints/.
+"""The weights manifest (checkpoints/manifest.json) and fetching weights into checkpoints/
+(the checkout's, or ./checkpoints under the current folder for an installed package).
 
 Fetching is the only network access rschat ever makes, and only when a person runs
 ``rschat weights pull NAME``; on a machine without internet it fails with one message.
@@ -11,11 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+from rschat.resources import checkpoints_dir, manifest_path
+
+MANIFEST = manifest_path()  # ships with the package; pulled weights go to checkpoints_dir() (writable)
 
 
 def manifest(path: Path | None = None) -> list[dict[str, Any]]:
-    return json.loads((path or CHECKPOINTS / "manifest.json").read_text())
+    return json.loads((path or MANIFEST).read_text())
 
 
 def entry(name: str) -> dict[str, Any]:
@@ -37,7 +40,7 @@ def table() -> str:
 def pull(name: str, dest: Path | None = None) -> Path:
     """Download the files of a manifest entry into checkpoints/NAME; returns the folder."""
     item = entry(name)
-    target = dest or CHECKPOINTS / name
+    target = dest or checkpoints_dir() / name
     os.environ["HF_HUB_OFFLINE"] = "0"  # this command, and only this one, may go online
     try:
         from huggingface_hub import snapshot_download

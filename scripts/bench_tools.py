@@ -95,7 +95,7 @@ def trees(out: Path) -> None:
         if not raster.georeferenced:
             raster.gsd_m = 0.1
         res = REGISTRY["count_objects"].run({"target": "tree"}, ToolContext({"image": raster}, out))
-        dets = res.memory["detections"]
+        dets = res.kept.detections
         inside = [any(b[0] <= dt.center[0] <= b[2] and b[1] <= dt.center[1] <= b[3] for b in truth) for dt in dets]
         held = [any(b[0] <= dt.center[0] <= b[2] and b[1] <= dt.center[1] <= b[3] for dt in dets) for b in truth]
         err = abs(len(dets) - len(truth)) / len(truth)
@@ -117,7 +117,7 @@ def buildings(out: Path) -> None:
         transform=raster.transform,
     )
     res = REGISTRY["count_objects"].run({"target": "building"}, ToolContext({"image": raster}, out))
-    dets = res.memory["detections"]
+    dets = res.kept.detections
     hits = [int(truth[int(dt.center[1]), int(dt.center[0])]) for dt in dets]
     print(
         f"buildings (SpaceNet, 0.5 m): truth {len(polys)}, counted {len(dets)} "
@@ -153,7 +153,7 @@ def landcover_slovenia(data: Path, out: Path) -> None:
     for i, scene in enumerate(scenes):
         raster = Raster(np.moveaxis(scene, -1, 0), band_names=names, gsd_m=10.0)
         res = REGISTRY["segment"].run({}, ToolContext({"image": raster}, out))
-        lc = res.memory["landcover"]
+        lc = res.kept.landcover
         veg = lc.mask("trees") | lc.mask("low_vegetation")
         forest_truth = lulc == 2
         print(

@@ -19,6 +19,9 @@ from rasterio.crs import CRS
 os.environ["HF_HUB_OFFLINE"] = "1"  # read once at import time by Hugging Face libraries
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# One intra-op thread for torch: SAM's mask post-processing is many tiny ops, which two
+# threads on two cores (shared with the app under test) slow down tenfold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from rschat.config import Settings  # noqa: E402
 from rschat.geo.raster import Raster  # noqa: E402

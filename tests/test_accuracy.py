@@ -49,7 +49,7 @@ def test_pasted_changes_in_real_naip_imagery(tmp_path):
     for seed in range(3):
         before, after, truth = pasted_pair(seed)
         res = REGISTRY["detect_changes"].run({}, ToolContext({"before": before, "after": after}, tmp_path))
-        mask = res.memory["mask"]
+        mask = res.kept.mask
         tp += (mask & truth).sum()
         fp += (mask & ~truth).sum()
         fn += (~mask & truth).sum()

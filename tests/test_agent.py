@@ -44,7 +44,7 @@ def test_follow_up_reuses_the_stored_result(ws):
     reused = [s for s in steps if s.kind == "done"]
     assert reused and reused[0].reused and reused[0].result_id == "r1"
     assert len(ws.results) == 1  # nothing recomputed
-    biggest = ws.results[0].result.memory["regions"][0]
+    biggest = ws.results[0].result.kept.regions[0]
     assert f"{biggest.area_m2:,.0f} m2" in steps[-1].text
     steps = list(turn(ws, "and how many regions are there?"))
     assert str(ws.results[0].result.data["region_count"]) in steps[-1].text

@@ -112,7 +112,11 @@ def test_schema_violation_is_caught(ws_model):
     ws.load("image", NEON)
     steps = list(turn(ws, "how many trees?"))
     notes = " ".join(texts(steps, "plan"))
-    assert "'unicorn' is not one of" in notes and "falling back to the rule planner" in notes
+    assert (
+        "target: Input should be 'tree'" in notes
+        and "(got 'unicorn')" in notes
+        and "falling back to the rule planner" in notes
+    )
     assert [s.tool for s in steps if s.kind == "done"] == ["count_objects"]  # the rules' plan
 
 

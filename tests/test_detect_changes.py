@@ -21,7 +21,7 @@ def run(before, after, tmp_path: Path):
 def test_finds_the_new_building_with_area_in_m2(tmp_path: Path):
     before, after, truth = make_pair(pixel=0.5)
     res = run(before, after, tmp_path)
-    mask = res.memory["mask"]
+    mask = res.kept.mask
     iou = (mask & truth).sum() / (mask | truth).sum()
     assert iou > 0.6
     d = res.data
@@ -37,7 +37,7 @@ def test_geotiff_and_geojson_keep_the_georeference(tmp_path: Path):
     res = run(before, after, tmp_path)
     with rasterio.open(res.artifact("geotiff").path) as ds:
         assert ds.crs.to_epsg() == 32617 and ds.transform == before.transform
-        np.testing.assert_array_equal(ds.read(1).astype(bool), res.memory["mask"])
+        np.testing.assert_array_equal(ds.read(1).astype(bool), res.kept.mask)
     fc = json.loads(res.artifact("geojson").path.read_text())
     lon, lat = np.array(fc["features"][0]["geometry"]["coordinates"][0]).mean(axis=0)
     # UTM 17N, E 500000 (the central meridian, -81), N 3000000 -> about 27.1 N.

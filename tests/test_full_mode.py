@@ -46,6 +46,19 @@ def image(w: int = 96, h: int = 72) -> Image.Image:
     return Image.fromarray((np.random.default_rng(0).random((h, w, 3)) * 255).astype(np.uint8))
 
 
+def greedy(vlm, messages: list[dict], images: list, max_new_tokens: int) -> tuple[list[int], str]:
+    """The new token ids of a plain greedy ``model.generate`` (no streamer, no thread) and
+    their decoded text: what ``VLMBackend.generate`` must stream."""
+    import torch
+
+    text = vlm.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = vlm.processor(text=[text], images=images, return_tensors="pt").to(vlm.model.device)
+    with torch.inference_mode():
+        out = vlm.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    return new, vlm.processor.tokenizer.decode(new, skip_special_tokens=True)
+
+
 @pytest.mark.parametrize(
     ("family", "config", "scale"),
     [("qwen2_vl", "Qwen2VL", "thousandths"), ("qwen2_5_vl", "Qwen2_5_VL", "pixels"), ("llava", "Llava", "unit")],
@@ -56,8 +69,11 @@ def test_vlm_families_load_stream_and_take_several_images(models, family, config
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "what changed?"}]}
     ]
-    chunks = list(vlm.generate(messages, [image(), image(64, 64)], max_new_tokens=12))
-    assert len(chunks) >= 2 and isinstance("".join(chunks), str)  # streamed in pieces
+    images = [image(), image(64, 64)]
+    chunks = list(vlm.generate(messages, images, max_new_tokens=12))
+    _, expected = greedy(vlm, messages, images, 12)
+    assert expected.strip() and len(chunks) >= 2  # streamed in pieces
+    assert "".join(chunks) == expected  # the pieces are exactly the greedy answer
 
 
 def test_4bit_nf4_load_on_cpu_generates(models, tmp_path):
@@ -67,8 +83,10 @@ def test_4bit_nf4_load_on_cpu_generates(models, tmp_path):
     linear4 = [n for n, m in vlm.model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert linear4 and all("visual" not in n for n in linear4)  # the language model is quantised, the vision tower not
     assert vlm.model.config.quantization_config.bnb_4bit_quant_type == "nf4"
-    out = vlm.complete([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}], [image()], 6)
-    assert isinstance(out, str)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}]
+    out = vlm.complete(messages, [image()], 6)
+    new, expected = greedy(vlm, messages, [image()], 6)
+    assert len(new) == 6 and out == expected and out.strip()  # the quantised model decodes real tokens
 
 
 def test_8bit_config_and_bad_quant_setting():
@@ -94,30 +112,159 @@ def test_missing_weights_keep_lite_mode_and_say_which_setting(settings):
     assert "What changed" in steps[-1].text  # the lite answer
     from rschat.agent import backends
 
-    assert "RSCHAT_VLM failed to load" in backends(ws)["planner"] or "rules" in backends(ws)["planner"]
+    rows = backends(ws)
+    failure = "RSCHAT_VLM failed to load: RSCHAT_VLM=/nonexistent/model could not be loaded"
+    assert rows["planner"].startswith(f"rules (lite); {failure}")
+    assert rows["answers"].startswith(f"template responder (lite); {failure}")
+    assert rows["visual_questions"].startswith(f"unavailable: {failure}")
+    assert "vision-language model" not in rows["planner"] + rows["answers"]
+
+
+def test_failed_models_are_named_in_backends_and_banner(tmp_path):
+    from rschat.agent import backends
+    from rschat.ui.app import banner_text
+
+    st = Settings(
+        vlm="/nonexistent/model",
+        sam="vit_x:/nonexistent/sam.pth",
+        clip="no-such-arch:/nonexistent/clip.pt",
+        generator="/nonexistent/sd",
+        work_dir=tmp_path,
+    )
+    ws = Workspace(st)
+    assert banner_text(ws).startswith("**Full mode: VLM, SAM, CLIP, generator configured**")  # nothing tried yet
+    with pytest.raises(loading.BackendUnavailable):
+        loading.load_vlm(st)
+    head = banner_text(ws).split("\n")[0]
+    assert head.startswith(
+        "**Full mode configured, but VLM failed to load: lite mode answers** (SAM, CLIP, generator still configured)"
+    )
+    for load in (loading.load_sam, loading.load_clip, loading.load_generator):
+        with pytest.raises(loading.BackendUnavailable):
+            load(st)
+    head = banner_text(ws).split("\n")[0]
+    assert head.startswith(
+        "**Full mode configured, but VLM, SAM, CLIP, generator failed to load: lite mode answers; "
+        "lite mode segmentation; no scene classification; no image generation**"
+    )
+    assert "Full mode:" not in head and "still configured" not in head
+    rows = backends(ws)
+    sam_failed = "RSCHAT_SAM failed to load: RSCHAT_SAM=vit_x:/nonexistent/sam.pth could not be loaded (ValueError"
+    clip_failed = "RSCHAT_CLIP failed to load: RSCHAT_CLIP=no-such-arch:/nonexistent/clip.pt could not be loaded"
+    assert rows["segmentation"].startswith(
+        f"spectral/colour rules on superpixels (lite); prompts unavailable: {sam_failed}"
+    )
+    assert f"other objects unavailable: {sam_failed}" in rows["counting"] and clip_failed in rows["counting"]
+    assert rows["scene_classification"].startswith(f"unavailable: {clip_failed}")
+    assert rows["image_generation"].startswith(
+        "unavailable: RSCHAT_GENERATOR failed to load: RSCHAT_GENERATOR=/nonexistent"
+    )
+    assert "SAM + CLIP (" not in rows["counting"] and "SAM vit_x" not in rows["segmentation"]
+
+
+def test_one_loader_checks_the_setting_wraps_errors_and_caches(models, tmp_path, monkeypatch):
+    from rschat.backends import clip as clip_backend
+
+    unset = Settings(work_dir=tmp_path)
+    for load, setting in (
+        (loading.load_vlm, "RSCHAT_VLM"),
+        (loading.load_sam, "RSCHAT_SAM"),
+        (loading.load_clip, "RSCHAT_CLIP"),
+        (loading.load_generator, "RSCHAT_GENERATOR"),
+    ):
+        with pytest.raises(loading.BackendUnavailable, match=f"set {setting}"):
+            load(unset)
+    assert all(loading.status(kind) is None for kind in ("vlm", "sam", "clip", "generator"))  # unset is not a failure
+    st = Settings(clip=f"{tiny.CLIP_NAME}:{models['clip']}", work_dir=tmp_path)
+    assert loading.load_clip(st) is loading.load_clip(st) and loading.status("clip") == f"loaded: {st.clip}"
+    calls = []
+
+    def broken(name: str, weights: str | None):
+        calls.append(name)
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(clip_backend, "build_clip_model", broken)
+    bad = Settings(clip="ViT-B-32:/w/x.pt", work_dir=tmp_path)
+    for _ in range(2):  # the failure is remembered: built once, the same message twice
+        with pytest.raises(
+            loading.BackendUnavailable,
+            match=r"^RSCHAT_CLIP=ViT-B-32:/w/x\.pt could not be loaded \(OSError: disk on fire\)\. Use an open_clip",
+        ):
+            loading.load_clip(bad)
+    assert calls == ["ViT-B-32"]
 
 
 def test_sam_prompt_everything_and_tiling(models, tmp_path):
-    st = Settings(sam=f"tiny:{models['sam']}", work_dir=tmp_path)
+    st = Settings(sam=f"{tiny.SAM_TYPE}:{models['sam']}", work_dir=tmp_path)
     big = read_raster(NEON)  # 400 x 400 > 2 x the tiny encoder's 64 px: tiled
     ctx = ToolContext({"image": big}, tmp_path, settings=st)
     res = REGISTRY["segment_objects"].run({"mode": "prompt", "points": [[300, 320, 1]]}, ctx)
-    assert res.memory["mask"].shape == (400, 400) and res.data["objects"] == 1
+    assert res.kept.mask.shape == (400, 400) and res.data["objects"] == 1
     assert res.artifact("geotiff").path.exists()
     res = REGISTRY["segment_objects"].run({"mode": "everything"}, ctx)
     assert res.data["objects"] >= 1 and res.data["area_m2"] is not None
 
 
-def test_clip_classifies_scenes_and_names_sam_masks(models, tmp_path):
-    st = Settings(sam=f"tiny:{models['sam']}", clip=f"rschat-tiny-clip:{models['clip']}", work_dir=tmp_path)
+def test_sam_encodes_an_image_window_once(models, tmp_path, monkeypatch):
+    from segment_anything import SamPredictor
+
+    st = Settings(sam=f"{tiny.SAM_TYPE}:{models['sam']}", work_dir=tmp_path)
+    sam = loading.load_sam(st)
+    encoder = sam.model.image_encoder
+    encoded = []
+    forward = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda x: encoded.append(tuple(x.shape)) or forward(x))
+    rgb = np.asarray(image(96, 72))
+    first = sam.predict(rgb, points=[(20, 30, True)])
+    second = sam.predict(rgb.copy(), points=[(70, 40, True)])  # the same pixels in a new array
+    assert len(encoded) == 1
+    assert np.array_equal(sam.predict(rgb, points=[(20, 30, True)]).mask, first.mask) and len(encoded) == 1
+    fresh = SamPredictor(sam.model)  # a predictor that encodes again gives the same mask
+    fresh.set_image(rgb)
+    masks, scores, _ = fresh.predict(point_coords=np.array([[70.0, 40.0]]), point_labels=np.array([1]))
+    assert np.array_equal(second.mask, masks[int(np.argmax(scores))]) and len(encoded) == 2
+    sam.predict(255 - rgb, points=[(20, 30, True)])  # another image is encoded
+    assert len(encoded) == 3
+
+    big = np.asarray(image(200, 200))  # > 2 x 64 px: prompts are answered in a 128 px window
+    sam.predict(big, points=[(20, 20, True)])
+    sam.predict(big, box=(5, 10, 40, 30))  # nearby prompt, the same window
+    assert len(encoded) == 4
+    sam.predict(big, points=[(180, 180, True)])  # another window
+    assert len(encoded) == 5
+
+    ctx = ToolContext({"image": read_raster(NEON)}, tmp_path, settings=st)  # through the tool: one encoding
+    for point in ([300, 320, 1], [296, 324, 1]):
+        assert REGISTRY["segment_objects"].run({"mode": "prompt", "points": [point]}, ctx).data["objects"] == 1
+    assert len(encoded) == 6
+
+
+def test_clip_classifies_scenes_and_names_sam_masks(models, tmp_path, monkeypatch):
+    st = Settings(sam=f"{tiny.SAM_TYPE}:{models['sam']}", clip=f"{tiny.CLIP_NAME}:{models['clip']}", work_dir=tmp_path)
     ctx = ToolContext({"image": read_raster(NEON)}, tmp_path, settings=st)
     res = REGISTRY["classify_scene"].run({}, ctx)
-    ranked = res.memory["ranked"]
+    ranked = res.kept.ranked
     assert len(ranked) > 10 and abs(sum(p for _, p in ranked) - 1) < 1e-3 and "looks most like" in res.summary
     res = REGISTRY["segment_objects"].run({"mode": "text", "text": "solar panels", "min_score": 0.0}, ctx)
     assert res.data["objects"] >= 1 and "solar panels" in res.summary
+    sam_masks = res.data["objects"]  # min_score 0 keeps every SAM mask
+    clip = loading.load_clip(st)
+    named = []
+    real = clip.crops_match
+
+    def crops_match(rgb, boxes, target, **kw):
+        probs = real(rgb, boxes, target, **kw)  # the tiny CLIP's own probabilities, then
+        probs[::2] = 0.9  # every other mask named a vehicle, so that some are kept
+        named.append((len(boxes), target, probs))
+        return probs
+
+    monkeypatch.setattr(clip, "crops_match", crops_match)
     res = REGISTRY["count_objects"].run({"target": "vehicle"}, ctx)  # SAM + CLIP count in full mode
-    assert res.data["count"] >= 0 and "CLIP" in res.summary
+    ((n_masks, target, probs),) = named
+    kept = int((probs >= 0.5).sum())
+    assert n_masks == sam_masks and target == "vehicles"  # CLIP was asked about every SAM mask
+    assert 1 <= kept < n_masks and res.data["count"] == kept  # the masks CLIP kept, no more, no fewer
+    assert res.summary.startswith(f"{kept} vehicles") and "CLIP" in res.summary
 
 
 def test_generation_text_and_image_to_image(models, tmp_path):
@@ -176,3 +323,52 @@ def test_app_end_to_end_with_the_tiny_vlm(models, tmp_path):
         titles = [(m.get("metadata") or {}).get("title", "") for m in chat]
         assert any(t.startswith("detect_changes") for t in titles)
         assert "What changed" in " ".join(str(c.get("text", "")) for c in chat[-1]["content"])
+
+
+def test_sam_and_clip_without_weights_are_refused_not_random(tmp_path):
+    """A SAM or CLIP with random weights would outline and label noise: no weights, no model."""
+    with pytest.raises(loading.BackendUnavailable, match="RSCHAT_SAM=vit_b could not be loaded.*no checkpoint"):
+        loading.load_sam(Settings(sam="vit_b", work_dir=tmp_path))
+    with pytest.raises(loading.BackendUnavailable, match="RSCHAT_CLIP=ViT-B-32 could not be loaded.*no weights"):
+        loading.load_clip(Settings(clip="ViT-B-32", work_dir=tmp_path))
+
+
+def test_full_mode_counting_honours_the_box_and_the_previous_mask(tmp_path, monkeypatch):
+    """SAM + CLIP counting goes through the same box, region and previous-mask rules as the
+    lite count (the models are replaced by two fixed objects here: the rules are the point)."""
+    from types import SimpleNamespace
+
+    import rschat.backends.loading as loading_module
+    import rschat.backends.named_objects as named
+    from rschat.backends.sam import SamMask
+    from rschat.geo.raster import Raster
+    from rschat.tools.base import Kept, ToolResult
+
+    def two_objects(sam, clip, rgb, target, min_score=0.5):  # objects at (10-20) and (60-70) of what it sees
+        h, w = rgb.shape[:2]
+        boxes = [b for b in ((10, 10, 20, 20), (60, 60, 70, 70)) if b[2] <= w and b[3] <= h]
+        return [SamMask(np.zeros((h, w), bool), 0.9, b) for b in boxes], [0.9] * len(boxes)
+
+    model = SimpleNamespace(name="fake")
+    monkeypatch.setattr(named, "named_objects", two_objects)
+    monkeypatch.setattr(loading_module, "load_sam", lambda st: model)
+    monkeypatch.setattr(loading_module, "load_clip", lambda st: model)
+    raster = Raster(np.full((3, 100, 100), 120, np.uint8), name="tile", gsd_m=0.3)
+    st = Settings(sam="fake:x", clip="fake:y", work_dir=tmp_path)
+    count = REGISTRY["count_objects"]
+
+    res = count.run({"target": "vehicle"}, ToolContext({"image": raster}, tmp_path, settings=st))
+    assert res.data["count"] == 2 and "SAM masks named by CLIP" in res.summary
+
+    res = count.run(
+        {"target": "vehicle", "box": [50, 50, 100, 100]}, ToolContext({"image": raster}, tmp_path, settings=st)
+    )
+    points = json.loads(res.artifact("geojson").path.read_text())["features"]
+    assert res.data["count"] == 1 and points[0]["geometry"]["coordinates"] == [65.0, 65.0]  # full-image pixels
+
+    top_left = np.zeros((100, 100), bool)
+    top_left[:50, :50] = True
+    previous = ToolResult("changed", res.figures, kept=Kept(mask=top_left))
+    ctx = ToolContext({"image": raster}, tmp_path, settings=st, previous=previous)
+    res = count.run({"target": "vehicle", "within_previous_mask": True}, ctx)
+    assert res.data["count"] == 1 and "inside the changed area" in res.summary

@@ -78,7 +78,7 @@ def test_changed_area_in_region_equals_full_mask_clipped(settings):
     steps = list(turn(ws, "what changed inside the region I drew?", uploads=PAIR))
     clipped = ws.results[-1].result
     inside = region_mask(region, before)
-    expected_m2 = before.area_m2(full.memory["mask"] & inside)
+    expected_m2 = before.area_m2(full.kept.mask & inside)
     assert clipped.data["changed_area_m2"] == pytest.approx(expected_m2)
     assert clipped.data["analysed_area_m2"] == pytest.approx(before.area_m2(inside & before.valid_mask()), rel=0.01)
     assert "drawn region" in " ".join(s.text for s in steps if s.kind == "plan")

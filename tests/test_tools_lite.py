@@ -48,8 +48,7 @@ def test_tree_detections_sit_on_trees_in_osbs(tmp_path):
     res = run("count_objects", {"target": "tree"}, {"image": read_raster(NEON / "OSBS_029.tif")}, tmp_path)
     truth = neon_truth("OSBS_029.tif")
     inside = [
-        any(b[0] <= d.center[0] <= b[2] and b[1] <= d.center[1] <= b[3] for b in truth)
-        for d in res.memory["detections"]
+        any(b[0] <= d.center[0] <= b[2] and b[1] <= d.center[1] <= b[3] for b in truth) for d in res.kept.detections
     ]
     assert np.mean(inside) >= 0.6
     fc = json.loads(res.artifact("geojson").path.read_text())
@@ -85,7 +84,7 @@ def test_water_segmentation_follows_the_river(tmp_path):
     raster = read_raster(PUCALLPA / "2020.tif")
     assert raster.band_names == ("SWIR1", "NIR", "red", "green")
     res = run("segment", {"target": "water"}, {"image": raster}, tmp_path)
-    water = res.memory["landcover"].mask("water")
+    water = res.kept.landcover.mask("water")
     mndwi = spectral_index(raster, "mndwi") > 0.1
     iou = (water & mndwi).sum() / (water | mndwi).sum()
     assert iou > 0.6
@@ -137,7 +136,7 @@ def test_describe_scene_names_the_river(tmp_path):
 def test_time_series_table_plot_and_trend(tmp_path):
     stack = {f"t{i + 1}": read_raster(PUCALLPA / f"{y}.tif") for i, y in enumerate((1985, 2000, 2020))}
     res = run("analyze_timeseries", {"index": "mndwi"}, stack, tmp_path)
-    rows = res.memory["rows"]
+    rows = res.kept.rows
     assert [r["date"][:4] for r in rows] == ["1985", "2000", "2020"]
     assert res.artifact("plot").path.stat().st_size > 5000
     table = list(csv.DictReader(res.artifact("table").path.open()))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm
 from rschat.agent.executor import execute
@@ -18,9 +19,14 @@ from rschat.agent.workspace import Workspace
 from rschat.backends import loading
 from rschat.geo.bands import parse_band_order
 from rschat.geo.errors import InputError
-from rschat.tools.base import Artifact, ToolResult
+from rschat.tools.base import Artifact, Figures, ToolResult
 
 log = logging.getLogger(__name__)
+
+
+class GroundingFigures(Figures):
+    boxes: int  # places the model pointed at in its answer
+
 
 _GSD = re.compile(
     r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
@@ -39,36 +45,54 @@ def stated_gsd(message: str) -> float | None:
 
 
 def backends(ws: Workspace) -> dict[str, str]:
-    """Which backend serves each capability in this session (shown in the UI and CLI)."""
+    """Which backend serves each capability in this session (shown in the UI and CLI). A
+    model that failed to load is reported as such, with what serves instead."""
     st = ws.settings
 
-    def model(kind: str, setting: str, value: str, lite: str) -> str:
+    def model(kind: str, setting: str, value: str, shown: str = "") -> tuple[str, str]:
+        """(the model serving, or ''; why a configured model does not serve, or '')."""
         if not value:
-            return lite
+            return "", ""
         state = loading.status(kind)
         if state is None:
-            return f"{value} (configured with {setting}; loads on first use)"
+            return f"{shown or value} (configured with {setting}; loads on first use)", ""
         if state.startswith("failed"):
-            return f"{lite}; {setting} failed to load: {state.removeprefix('failed: ')[:200]}"
-        return f"{state.removeprefix('loaded: ')} ({setting})"
+            return "", f"{setting} failed to load: {state.removeprefix('failed: ')[:200]}"
+        return f"{state.removeprefix('loaded: ')} ({setting})", ""
 
-    vlm = model("vlm", "RSCHAT_VLM", st.vlm + (f", {st.vlm_quant}" if st.vlm else ""), "")
+    def lite(text: str, failure: str) -> str:
+        return f"{text}; {failure}" if failure else text
+
+    def unavailable(failure: str, setting: str) -> str:
+        return f"unavailable: {failure}" if failure else f"unavailable in lite mode (set {setting})"
+
+    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}, {st.vlm_quant}")
+    sam, sam_failed = model("sam", "RSCHAT_SAM", st.sam)
+    clip, clip_failed = model("clip", "RSCHAT_CLIP", st.clip)
+    gen, gen_failed = model("generator", "RSCHAT_GENERATOR", st.generator)
+    segmentation = "spectral/colour rules on superpixels (lite)"
+    if st.sam:
+        segmentation += f"; prompts and named objects: SAM {sam}" if sam else f"; prompts unavailable: {sam_failed}"
+    counting = "blob and shape rules: trees; buildings experimental (lite)"
+    if st.sam and st.clip:
+        failed = "; ".join(f for f in (sam_failed, clip_failed) if f)
+        counting += (
+            f"; other objects unavailable: {failed}" if failed else f"; other objects: SAM + CLIP ({st.sam}, {st.clip})"
+        )
     return {
-        "planner": f"vision-language model {vlm}, rules as fallback" if vlm else "rules (lite)",
-        "answers": f"vision-language model {vlm}, checked against tool numbers" if vlm else "template responder (lite)",
-        "visual_questions": vlm or "unavailable in lite mode (set RSCHAT_VLM)",
+        "planner": f"vision-language model {vlm}, rules as fallback" if vlm else lite("rules (lite)", vlm_failed),
+        "answers": f"vision-language model {vlm}, checked against tool numbers"
+        if vlm
+        else lite("template responder (lite)", vlm_failed),
+        "visual_questions": vlm or unavailable(vlm_failed, "RSCHAT_VLM"),
         "change_detection": "classical CPU detector (lite)",
-        "segmentation": "spectral/colour rules on superpixels (lite)"
-        + (f"; prompts and named objects: SAM {model('sam', 'RSCHAT_SAM', st.sam, '')}" if st.sam else ""),
-        "counting": "blob and shape rules: trees; buildings experimental (lite)"
-        + (f"; other objects: SAM + CLIP ({st.sam}, {st.clip})" if st.sam and st.clip else ""),
-        "scene_classification": model("clip", "RSCHAT_CLIP", st.clip, "unavailable in lite mode (set RSCHAT_CLIP)"),
+        "segmentation": segmentation,
+        "counting": counting,
+        "scene_classification": clip or unavailable(clip_failed, "RSCHAT_CLIP"),
         "measurement": "raster grid geometry",
         "description": "rule-based caption from land cover (lite)",
         "time_series": "index statistics and trend (lite)",
-        "image_generation": model(
-            "generator", "RSCHAT_GENERATOR", st.generator, "unavailable in lite mode (set RSCHAT_GENERATOR)"
-        ),
+        "image_generation": gen or unavailable(gen_failed, "RSCHAT_GENERATOR"),
     }
 
 
@@ -81,6 +105,66 @@ def _describe_uploads(ws: Workspace, names: list[str]) -> str:
     return "; ".join(parts)
 
 
+def _load(ws: Workspace, uploads: list[Path] | None, named: dict[str, Path] | None) -> list[str]:
+    """Load the turn's files (explicit slots first, then the message's attachments)."""
+    loaded: list[str] = []
+    for name, path in (named or {}).items():
+        ws.load(name, path)
+        loaded.append(name)
+    if uploads:
+        loaded += ws.load_uploads(list(uploads))
+    return loaded
+
+
+def _plan(ws: Workspace, message: str) -> Generator[Step, None, tuple[planner_rules.Plan, Any]]:
+    """Plan with the model when one is configured and loads, else (or when it fails) by
+    rules. Streams the notes; returns (plan, the model if it is still trusted)."""
+    model = None
+    if ws.settings.vlm:
+        try:
+            model = loading.load_vlm(ws.settings)
+        except loading.BackendUnavailable as err:
+            yield Step("plan", f"lite mode for planning and answers: {err}")
+    if model is not None:
+        try:
+            planned = planner_vlm.plan_with_model(message, ws, model)
+        except Exception as err:  # a model that cannot run (template, shapes, memory): plan by rules
+            log.exception("model planning failed")
+            note = f"the model could not plan ({type(err).__name__}: {err}); falling back to the rule planner"
+            planned = planner_vlm.ModelPlan(None, [note])
+            model = None  # and it will not write the answer either
+        for note in planned.notes:
+            yield Step("plan", note)
+        if planned.plan is not None:
+            return planned.plan, model
+    return planner_rules.plan(message, ws), model
+
+
+def _reuse(ws: Workspace, plan: planner_rules.Plan) -> Generator[Step, None, str]:
+    """Answer a follow-up from a stored result, without recomputing it."""
+    stored = next(s for s in ws.results if s.id == plan.use_result)
+    reused = Step(
+        "done", f"reused stored result {stored.id}", stored.tool, stored.args, 0.0, stored.result, stored.id,
+        reused=True,
+    )  # fmt: skip
+    yield reused
+    return responder.answer([reused], plan.focus, plan.point)
+
+
+def _run_plan(ws: Workspace, message: str, plan: planner_rules.Plan, model: Any) -> Generator[Step, None, str]:
+    """Run the plan's calls and answer from their results (the model writes the answer
+    when it is trusted, checked against the tools' numbers)."""
+    yield Step("plan", "plan: " + "; then ".join(f"{c.tool} ({c.why})" for c in plan.calls))
+    steps = []
+    for step in execute(plan.calls, ws):
+        steps.append(step)
+        yield step
+    text = responder.answer(steps, plan.focus, plan.point)
+    if model is not None:
+        text = yield from _model_answer(model, ws, message, steps, text)
+    return text
+
+
 def turn(
     ws: Workspace, message: str, uploads: list[Path] | None = None, named: dict[str, Path] | None = None
 ) -> Iterator[Step]:
@@ -90,12 +174,7 @@ def turn(
     ws.history.append({"role": "user", "content": message})
     said = ws.state(gsd_m=stated_gsd(message), bands=parse_band_order(message))
     try:
-        loaded: list[str] = []
-        for name, path in (named or {}).items():
-            ws.load(name, path)
-            loaded.append(name)
-        if uploads:
-            loaded += ws.load_uploads(list(uploads))
+        loaded = _load(ws, uploads, named)
     except InputError as err:
         text = f"I could not use that upload: {err}"
         ws.history.append({"role": "assistant", "content": text})
@@ -107,28 +186,7 @@ def turn(
     if said:
         yield Step("plan", "noted: " + "; ".join(said))
 
-    model = None
-    if ws.settings.vlm:
-        try:
-            model = loading.load_vlm(ws.settings)
-        except loading.BackendUnavailable as err:
-            yield Step("plan", f"lite mode for planning and answers: {err}")
-    plan = None
-    if model is not None:
-        try:
-            planned = planner_vlm.plan_with_model(message, ws, model)
-        except Exception as err:  # a model that cannot run (template, shapes, memory): plan by rules
-            log.exception("model planning failed")
-            planned = planner_vlm.ModelPlan(
-                None, [f"the model could not plan ({type(err).__name__}: {err}); falling back to the rule planner"]
-            )
-            model = None  # and it will not write the answer either
-        for note in planned.notes:
-            yield Step("plan", note)
-        plan = planned.plan
-    if plan is None:
-        plan = planner_rules.plan(message, ws)
-
+    plan, model = yield from _plan(ws, message)
     if plan.intent == "clear":
         ws.clear_prompts()
     if model is not None and plan.intent in ("vqa", "unsupported"):
@@ -138,28 +196,9 @@ def turn(
         if said and plan.intent in ("unsupported", "vqa"):
             text = "Noted: " + "; ".join(said) + ". Ask a question about the images when you are ready."
     elif plan.use_result is not None:
-        stored = next(s for s in ws.results if s.id == plan.use_result)
-        reused = Step(
-            "done",
-            f"reused stored result {stored.id}",
-            stored.tool,
-            stored.args,
-            0.0,
-            stored.result,
-            stored.id,
-            reused=True,
-        )
-        yield reused
-        text = responder.answer([reused], plan.focus, plan.point)
+        text = yield from _reuse(ws, plan)
     else:
-        yield Step("plan", "plan: " + "; then ".join(f"{c.tool} ({c.why})" for c in plan.calls))
-        steps = []
-        for step in execute(plan.calls, ws):
-            steps.append(step)
-            yield step
-        text = responder.answer(steps, plan.focus, plan.point)
-        if model is not None:
-            text = yield from _model_answer(model, ws, message, steps, text)
+        text = yield from _run_plan(ws, message, plan, model)
     ws.history.append({"role": "assistant", "content": text})
     yield Step("answer", text)
 
@@ -183,7 +222,7 @@ def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-unt
         path = direct.draw_boxes(ws, boxes)
         found = ToolResult(
             summary=f"the model pointed at {len(boxes)} place(s) on image 1",
-            data={"boxes": len(boxes)},
+            figures=GroundingFigures(boxes=len(boxes)),
             artifacts=[Artifact("overlay", Path(path), "boxes from the model's answer")],
             method="grounding by the vision-language model",
         )

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from rschat.agent.prompts import template
 from rschat.agent.workspace import Workspace
 from rschat.geo.preview import rgb_preview
-from rschat.tools.analyze_timeseries import stack_names
+from rschat.geo.stack import stack_names
 
 MAX_IMAGES = 4
 

@@ -1,6 +1,8 @@
 """Runs a plan's tool calls and streams ``Step`` events.
 
-A call whose result is already in the workspace (same tool, arguments and input images)
+Every call, whether the rule planner or a model wrote it, is validated here against the
+tool's argument model, which also fills in the defaults (once, in one place); a call that
+does not fit is a visible failed step. A call whose result is already in the workspace (same tool, arguments and input images)
 is not run again. A tool that fails on bad input becomes a visible ``error`` step with
 its message; an unexpected exception is logged and reported the same way, so a turn
 never crashes the session.
@@ -24,7 +26,7 @@ from rschat.tools.base import ToolContext
 log = logging.getLogger(__name__)
 
 
-def _run_with_progress(run, call: ToolCall, ctx: ToolContext, cid: str):  # type: ignore[no-untyped-def]
+def _run_with_progress(run, args, call: ToolCall, ctx: ToolContext, cid: str):  # type: ignore[no-untyped-def]
     """Run a tool in a worker thread and stream its ``ctx.progress`` reports as steps, so a
     slow tool (SAM on a large image, a big change pair) shows how far it has got."""
     reports: queue.Queue[tuple[float, str]] = queue.Queue()
@@ -33,7 +35,7 @@ def _run_with_progress(run, call: ToolCall, ctx: ToolContext, cid: str):  # type
 
     def work() -> None:
         try:
-            outcome["result"] = run(call.args, ctx)
+            outcome["result"] = run(args, ctx)
         except BaseException as err:  # re-raised in the caller's thread below
             outcome["error"] = err
 
@@ -51,11 +53,25 @@ def _run_with_progress(run, call: ToolCall, ctx: ToolContext, cid: str):  # type
     return outcome["result"]
 
 
+def _failed(call: ToolCall, cid: str, text: str, started: float | None = None) -> Step:
+    took = None if started is None else time.perf_counter() - started
+    return Step("error", text, call.tool, call.args, took, call_id=cid)
+
+
 def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
     previous = None
     for number, call in enumerate(calls, start=1):
-        tool = REGISTRY[call.tool]
         cid = f"{call.tool}-{number}"
+        tool = REGISTRY.get(call.tool)
+        if tool is None:
+            yield _failed(call, cid, f"There is no tool called '{call.tool}' (known: {', '.join(REGISTRY)}).")
+            return
+        try:
+            args = tool.validate(call.args)
+        except InputError as err:
+            yield _failed(call, cid, str(err))
+            return
+        call = ToolCall(call.tool, args.model_dump(exclude_none=True), call.why)
         inputs = ws.inputs_key(call.args, tool.needs)
         # A chained call depends on the step before it, so only stand-alone calls are reused.
         stored = ws.find_result(call.tool, call.args, inputs) if number == 1 else None
@@ -81,22 +97,16 @@ def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
             settings=ws.settings,
             previous=previous,
             region=ws.region if call.args.get("region") or call.args.get("what") == "region" else None,
+            result_id=ws.next_result_id(),
         )
         try:
-            result = yield from _run_with_progress(tool.run, call, ctx, cid)
+            result = yield from _run_with_progress(tool.run, args, call, ctx, cid)
         except InputError as err:
-            yield Step("error", str(err), call.tool, call.args, time.perf_counter() - started, call_id=cid)
+            yield _failed(call, cid, str(err), started)
             return
         except Exception as err:  # a bug: keep the session alive, say so plainly
             log.exception("tool %s failed", call.tool)
-            yield Step(
-                "error",
-                f"{call.tool} failed unexpectedly ({type(err).__name__}: {err}).",
-                call.tool,
-                call.args,
-                time.perf_counter() - started,
-                call_id=cid,
-            )
+            yield _failed(call, cid, f"{call.tool} failed unexpectedly ({type(err).__name__}: {err}).", started)
             return
         stored = ws.store_result(call.tool, call.args, inputs, result)
         previous = result

@@ -25,9 +25,9 @@ from shapely.geometry import mapping
 from rschat.agent.workspace import Workspace
 from rschat.geo.preview import rgb_preview
 from rschat.geo.region import footprint_wgs84, region_geometry
+from rschat.tools import REGISTRY
 
-COLORS = {"detect_changes": "#e31a1c", "segment": "#1f78b4", "count_objects": "#ffcc00",
-          "segment_objects": "#00c8ff", "region": "#ff00ff"}  # fmt: skip
+REGION_COLOR = "#ff00ff"
 
 
 def _georeferenced_layers(ws: Workspace) -> list[tuple[str, str, dict[str, Any], Any]]:
@@ -35,6 +35,8 @@ def _georeferenced_layers(ws: Workspace) -> list[tuple[str, str, dict[str, Any],
     out = []
     for stored in ws.results:
         geo = stored.result.artifact("geojson")
+        if stored.tool not in REGISTRY or REGISTRY[stored.tool].layer is None:
+            continue  # a result that yields no export layer
         if geo is None or not geo.path.exists():
             continue
         collection = json.loads(geo.path.read_text())
@@ -115,21 +117,23 @@ def write_map(ws: Workspace, folder: Path) -> Path | None:
         )
     legend = {}
     for rid, tool, collection, _ in _georeferenced_layers(ws):
-        color = COLORS.get(tool, "#ff7f00")
+        layer = REGISTRY[tool].layer
+        if layer is None:
+            continue
         folium.GeoJson(
             collection,
-            name=f"{tool} ({rid})",
-            style_function=lambda f, c=color: {"color": c, "weight": 2, "fillOpacity": 0.3},
-            marker=folium.CircleMarker(radius=4, color=color, fill=True) if tool == "count_objects" else None,
+            name=f"{layer.name} ({rid})",
+            style_function=lambda f, c=layer.color: {"color": c, "weight": 2, "fillOpacity": 0.3},
+            marker=folium.CircleMarker(radius=4, color=layer.color, fill=True) if layer.points else None,
         ).add_to(m)
-        legend[f"{tool} ({rid})"] = color
+        legend[f"{layer.name} ({rid})"] = layer.color
     if ws.region is not None:
         folium.GeoJson(
             ws.region,
             name="drawn region",
-            style_function=lambda f: {"color": COLORS["region"], "weight": 2, "fillOpacity": 0.05},
+            style_function=lambda f: {"color": REGION_COLOR, "weight": 2, "fillOpacity": 0.05},
         ).add_to(m)
-        legend["drawn region"] = COLORS["region"]
+        legend["drawn region"] = REGION_COLOR
     if legend:
         m.add_legend(title="rschat results", legend_dict=legend)
     folium.LayerControl().add_to(m)

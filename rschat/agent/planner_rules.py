@@ -1,16 +1,20 @@
 """The rule planner: a chat message (and the session's state) -> a plan of tool calls.
 
-Two stages, as small models are also asked to do: classify the task (intent), then fill
-the slots (target class or object with synonyms, which image, which box or point, which
-index). Some requests become chains ("how many buildings appeared in the box?" ->
-detect_changes in the box -> count_objects inside the changed area); vague ones are
-decomposed ("assess the water in the indicated area" -> segment water in the box ->
-measure it -> describe the box). A follow-up that names no task refers to the last result.
+Two stages, as small models are also asked to do: classify the task (intent, from the
+tools' own phrases and the agent's, see ``vocabulary.intents``), then fill the slots
+(target class or object with synonyms, which image, which box or point, which index) in
+a planner for that intent. Some requests become chains ("how many buildings appeared in
+the box?" -> detect_changes in the box -> count_objects inside the changed area); vague
+ones are decomposed ("assess the water in the indicated area" -> segment water in the
+box -> measure it -> describe the box). A follow-up that names no task refers to the last
+result. An intent with no planner of its own gets a call of its tool with the image, box
+and region, so a new tool is planned without touching this file.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,19 +22,22 @@ from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     BEFORE_WORDS,
     CAPABILITIES,
+    GENERATION_SLOTS,
     INDEX_WORDS,
-    NOT_YET,
     REFERS_BACK,
     TEXT_TARGET,
     THIS,
     VARIATION,
+    VQA_NEEDS,
     class_of,
     focus_of,
     intent_of,
     object_of,
 )
 from rschat.agent.workspace import Workspace
-from rschat.tools.analyze_timeseries import stack_names
+from rschat.geo.stack import stack_names
+from rschat.tools import REGISTRY
+from rschat.tools.base import Tool
 
 
 @dataclass
@@ -41,6 +48,23 @@ class Plan:
     reply: str | None = None  # a direct answer when no tool runs (help, not yet, missing input)
     use_result: str | None = None  # id of a stored result a follow-up refers to
     point: tuple[float, float] | None = None  # a clicked point the answer is about
+
+
+@dataclass
+class Request:
+    """A message with its slots filled, and the session it is about."""
+
+    message: str
+    ws: Workspace
+    intent: str | None
+    focus: str | None
+    cls: str | None  # land-cover class named in the message
+    obj: str | None  # countable object named in the message
+    image: str | None  # which raster a one-image tool should use
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        return self.ws.current_box()
 
 
 def _single_image(message: str, ws: Workspace) -> str | None:
@@ -64,51 +88,81 @@ def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
     return out
 
 
-def _full_mode_plan(intent: str | None, message: str, ws: Workspace) -> Plan | None:
-    """Plans that need full-mode models, when the settings name them (else None)."""
-    st = ws.settings
-    image = _single_image(message, ws)
-    if intent == "generate" and st.generator:
-        from_image = bool(image == "image" and VARIATION.search(message))
-        return Plan(
-            "generate",
-            [
-                ToolCall(
-                    "generate_image",
-                    {"prompt": message, "from_image": from_image},
-                    "generate an image" + (" from the session's image" if from_image else ""),
-                )
-            ],
-        )
-    if intent == "classify" and st.clip and image:
-        return Plan("classify", [ToolCall("classify_scene", _with_box({"image": image}, ws), "classify the scene")])
-    if st.sam and image and intent in ("segment", None):
-        if (ws.current_point() or ws.current_box()) and THIS.search(message):
-            args: dict[str, Any] = {"image": image, "mode": "prompt"}
-            if ws.points:
-                args["points"] = [[x, y, 1 if pos else 0] for x, y, pos in ws.points]
-            if ws.current_box():
-                args["box"] = list(ws.current_box())  # type: ignore[arg-type]
-            return Plan("segment", [ToolCall("segment_objects", args, "outline the marked object with SAM")])
-        if re.search(r"\b(everything|all objects)\b", message, re.I):
-            return Plan(
-                "segment",
-                [ToolCall("segment_objects", {"image": image, "mode": "everything"}, "segment everything with SAM")],
-            )
-        m = TEXT_TARGET.search(message)
-        if st.clip and m and class_of(m.group(1)) is None:
-            target = m.group(1).strip()
-            return Plan(
-                "segment",
-                [
-                    ToolCall(
-                        "segment_objects",
-                        {"image": image, "mode": "text", "text": target},
-                        f"outline '{target}' with SAM, named by CLIP",
-                    )
-                ],
-            )
+def _where(ws: Workspace) -> str:
+    return (" in the box" if ws.current_box() else "") + (" inside the drawn region" if ws.region else "")
+
+
+def _need_image(what: str) -> Plan:
+    return Plan("missing", reply=f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again.")
+
+
+def _tools_for(intent: str) -> list[Tool]:
+    return [t for t in REGISTRY.values() if any(p.intent == intent for p in t.phrases)]
+
+
+def _unavailable(req: Request) -> Plan | None:
+    """A reply when every tool serving the intent needs a model the settings do not name."""
+    tools = _tools_for(req.intent or "")
+    missing = [t.unavailable(req.ws.settings) for t in tools]
+    if not tools or not all(missing):
+        return None
+    what = missing[0].missing  # type: ignore[union-attr]
+    return Plan(req.intent or "", reply=f"I can't do {what} in lite mode. What I can do:\n\n{CAPABILITIES}")
+
+
+# -- full-mode planners ----------------------------------------------------------------
+
+
+def _plan_generate(req: Request) -> Plan | None:
+    """Text to image, or a variation of the session's image; '256 px', 'in 10 steps' and
+    'seed 7' in the message set the size, steps and seed."""
+    from_image = bool(req.image == "image" and VARIATION.search(req.message))
+    args: dict[str, Any] = {"prompt": req.message, "from_image": from_image}
+    for key, pattern in GENERATION_SLOTS.items():
+        if m := pattern.search(req.message):
+            args[key] = int(m.group(1))
+    why = "generate an image" + (" from the session's image" if from_image else "")
+    return Plan("generate", [ToolCall("generate_image", args, why)])
+
+
+def _plan_outline(req: Request) -> Plan | None:
+    """SAM: the object under the user's point or box, everything, or objects named in text."""
+    ws, image = req.ws, req.image
+    if not ws.settings.sam or image is None:
+        return None
+    if (ws.current_point() or ws.current_box()) and THIS.search(req.message):
+        args: dict[str, Any] = {"image": image, "mode": "prompt"}
+        if ws.points:
+            args["points"] = [[x, y, 1 if pos else 0] for x, y, pos in ws.points]
+        if req.box:
+            args["box"] = list(req.box)
+        return Plan("segment", [ToolCall("segment_objects", args, "outline the marked object with SAM")])
+    if re.search(r"\b(everything|all objects)\b", req.message, re.I):
+        call = ToolCall("segment_objects", {"image": image, "mode": "everything"}, "segment everything with SAM")
+        return Plan("segment", [call])
+    m = TEXT_TARGET.search(req.message)
+    if ws.settings.clip and m and class_of(m.group(1)) is None:
+        target = m.group(1).strip()
+        args = {"image": image, "mode": "text", "text": target}
+        return Plan("segment", [ToolCall("segment_objects", args, f"outline '{target}' with SAM, named by CLIP")])
     return None
+
+
+# -- lite planners, one per intent -------------------------------------------------------
+
+
+def _plan_timeseries(req: Request) -> Plan:
+    if len(stack_names(req.ws.rasters)) < 3:
+        return Plan(
+            "timeseries",
+            reply="A time series needs three or more dated images: upload them together "
+            "(dates in the file names such as 1985.tif or scene_20200831.tif), then ask again.",
+        )
+    m = INDEX_WORDS.search(req.message)
+    index = m.group(1).lower() if m else "water" if req.cls == "water" else "auto"
+    names = {"water": "a water index (MNDWI, else NDWI)", "auto": "NDVI (else brightness)"}
+    why = names.get(index, index.upper()) + " through the dated images"
+    return Plan("timeseries", [ToolCall("analyze_timeseries", _with_box({"index": index}, req.ws), why)], req.focus)
 
 
 def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
@@ -122,180 +176,165 @@ def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
     return by_year[years[0]], by_year[years[-1]]
 
 
-def _need_image(what: str) -> Plan:
-    return Plan("missing", reply=f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again.")
-
-
-def plan(message: str, ws: Workspace) -> Plan:
-    intent = intent_of(message)
-    focus = focus_of(message)
-    cls, obj = class_of(message), object_of(message)
-
-    if intent == "help":
-        return Plan("help", reply=f"Here is what I can do:\n\n{CAPABILITIES}")
-    if intent == "clear":
-        return Plan("clear", reply="The points and boxes are cleared.")
-    full = _full_mode_plan(intent, message, ws)
-    if full is not None:
-        return full
-    if intent in NOT_YET:
-        return Plan(intent, reply=f"I can't do {NOT_YET[intent]} in lite mode. What I can do:\n\n{CAPABILITIES}")
-
-    if intent == "timeseries":
-        if len(stack_names(ws.rasters)) < 3:
-            return Plan(
-                "timeseries",
-                reply="A time series needs three or more dated images: upload them together "
-                "(dates in the file names such as 1985.tif or scene_20200831.tif), then ask again.",
-            )
-        index = m.group(1).lower() if (m := INDEX_WORDS.search(message)) else "water" if cls == "water" else "auto"
-        return Plan(
-            "timeseries",
-            [
-                ToolCall(
-                    "analyze_timeseries",
-                    _with_box({"index": index}, ws),
-                    {"water": "a water index (MNDWI, else NDWI)", "auto": "NDVI (else brightness)"}.get(
-                        index, index.upper()
-                    )
-                    + " through the dated images",
-                )
-            ],
-            focus,
+def _plan_change(req: Request) -> Plan:
+    ws, focus = req.ws, req.focus
+    pair = _dated_pair(req.message, ws)
+    if pair is not None:
+        a, b = pair
+        call = ToolCall("detect_changes", _with_box({"before": a, "after": b}, ws), f"compare {a} with {b}")
+        return Plan("change", [call], focus)
+    if not {"before", "after"} <= set(ws.rasters):
+        have = "one image" if "image" in ws.rasters else "no images"
+        reply = (
+            f"Change detection needs two images of the same place, and this session has {have}. Upload a before "
+            "and an after image (two files in one message, or the before/after slots), then ask again."
         )
+        return Plan("change", focus=focus, reply=reply)
+    args = _with_box({"before": "before", "after": "after"}, ws)
+    calls = [ToolCall("detect_changes", args, "compare the before and after images" + _where(ws))]
+    if focus == "count" and req.obj is not None:
+        # "how many buildings appeared?": count on the after image inside the changed area.
+        count_args = _with_box({"target": req.obj, "image": "after", "within_previous_mask": True}, ws)
+        calls.append(
+            ToolCall("count_objects", count_args, f"count {req.obj}s on the after image inside the changed area")
+        )
+        focus = None
+    return Plan("change", calls, focus)
 
-    if intent == "change":
-        pair = _dated_pair(message, ws)
-        if pair is not None:
-            a, b = pair
-            call = ToolCall("detect_changes", _with_box({"before": a, "after": b}, ws), f"compare {a} with {b}")
-            return Plan("change", [call], focus)
-        if not {"before", "after"} <= set(ws.rasters):
-            have = "one image" if "image" in ws.rasters else "no images"
-            return Plan(
-                "change",
-                focus=focus,
-                reply=(
-                    f"Change detection needs two images of the same place, and this session has {have}. Upload a before "
-                    "and an after image (two files in one message, or the before/after slots), then ask again."
-                ),
-            )
-        calls = [
-            ToolCall(
-                "detect_changes",
-                _with_box({"before": "before", "after": "after"}, ws),
-                "compare the before and after images"
-                + (" inside the box" if ws.current_box() else "")
-                + (" inside the drawn region" if ws.region else ""),
-            )
-        ]
-        if focus == "count" and obj is not None:
-            calls.append(
-                ToolCall(
-                    "count_objects",
-                    _with_box({"target": obj, "image": "after", "within_previous_mask": True}, ws),
-                    f"count {obj}s on the after image inside the changed area",
-                )
-            )
-            focus = None
-        return Plan("change", calls, focus)
 
-    last = ws.last_result()
-    refers_back = intent in (None, "count", "measure") and (intent is None or REFERS_BACK.search(message))
-    if refers_back and focus is not None and last is not None and obj is None and cls is None:
-        return Plan("followup", focus=focus, use_result=last.id)
+def _plan_followup(req: Request) -> Plan | None:
+    """A question about the last result ('how big is the largest one?'), answered from it."""
+    last = req.ws.last_result()
+    refers_back = req.intent in (None, "count", "measure") and (req.intent is None or REFERS_BACK.search(req.message))
+    if refers_back and req.focus is not None and last is not None and req.obj is None and req.cls is None:
+        return Plan("followup", focus=req.focus, use_result=last.id)
+    return None
 
-    image = _single_image(message, ws)
-    if intent in ("count", "measure", "segment", "describe", "assess") and image is None:
-        return _need_image("That")
 
-    if intent == "count":
-        target = obj or ("tree" if cls == "trees" else None)
-        if target is None:
-            return Plan(
-                "count",
-                reply="What should I count? Lite mode counts trees (and buildings, experimental): "
-                "ask e.g. *how many trees are in this box?*",
-            )
+def _plan_count(req: Request) -> Plan:
+    target = req.obj or ("tree" if req.cls == "trees" else None)
+    if target is None:
         return Plan(
             "count",
-            [
-                ToolCall(
-                    "count_objects",
-                    _with_box({"target": target, "image": image}, ws),
-                    f"count {target}s" + (" in the box" if ws.current_box() else ""),
-                )
-            ],
-            "count",
+            reply="What should I count? Lite mode counts trees (and buildings, experimental): "
+            "ask e.g. *how many trees are in this box?*",
         )
+    args = _with_box({"target": target, "image": req.image}, req.ws)
+    return Plan("count", [ToolCall("count_objects", args, f"count {target}s" + _where(req.ws))], "count")
 
-    if intent == "measure":
-        if cls is not None and cls != "vegetation":
-            return Plan(
-                "measure",
-                [
-                    ToolCall("segment", {"image": image, "target": cls}, f"find the {cls.replace('_', ' ')}"),
-                    ToolCall(
-                        "measure", {"image": image, "what": "largest_region"}, f"measure the largest {cls} region"
-                    ),
-                ],
-                "measure",
-            )
-        if ws.region is not None and ws.current_box() is None:
-            return Plan(
-                "measure", [ToolCall("measure", {"image": image, "what": "region"}, "measure the drawn region")]
-            )
-        if ws.current_box() is None and last is not None:
-            return Plan("followup", focus="area", use_result=last.id)
-        box = ws.current_box()
+
+def _plan_measure(req: Request) -> Plan:
+    ws, image, cls = req.ws, req.image, req.cls
+    if cls is not None and cls != "vegetation":
         return Plan(
             "measure",
             [
-                ToolCall(
-                    "measure", {"image": image, "what": "box", **({"box": list(box)} if box else {})}, "measure the box"
-                )
+                ToolCall("segment", {"image": image, "target": cls}, f"find the {cls.replace('_', ' ')}"),
+                ToolCall("measure", {"image": image, "what": "largest_region"}, f"measure the largest {cls} region"),
             ],
+            "measure",
         )
+    if ws.region is not None and req.box is None:
+        return Plan("measure", [ToolCall("measure", {"image": image, "what": "region"}, "measure the drawn region")])
+    last = ws.last_result()
+    if req.box is None and last is not None:
+        return Plan("followup", focus="area", use_result=last.id)
+    args = {"image": image, "what": "box", **({"box": list(req.box)} if req.box else {})}
+    return Plan("measure", [ToolCall("measure", args, "measure the box")])
 
-    if intent == "assess":
-        target = cls or "all"
-        calls = [
-            ToolCall(
-                "segment",
-                _with_box({"image": image, "target": target}, ws),
-                f"segment {target.replace('_', ' ')}" + (" in the box" if ws.current_box() else ""),
-            )
-        ]
-        if target != "all" and ws.current_box() is None:
-            calls.append(
-                ToolCall("measure", {"image": image, "what": "largest_region"}, f"measure the largest {target} area")
-            )
-        calls.append(ToolCall("describe_scene", _with_box({"image": image}, ws), "describe the area"))
-        return Plan("assess", calls)
 
-    if intent == "describe":
-        return Plan("describe", [ToolCall("describe_scene", _with_box({"image": image}, ws), "describe the scene")])
-
-    point = ws.current_point()
-    if intent == "segment" or (cls is not None and intent is None):
-        target = cls or "all"
-        if point and re.search(r"\bis (this|it|that|here)\b|\bwhat is (this|here)\b", message, re.I):
-            # A question about a clicked point: classify the whole image, read the point.
-            call = ToolCall("segment", {"image": image, "target": target}, f"land cover at the point {point}")
-            return Plan("segment", [call], focus="point", point=point)
-        return Plan(
-            "segment",
-            [
-                ToolCall(
-                    "segment",
-                    _with_box({"image": image, "target": target}, ws),
-                    f"land cover ({target.replace('_', ' ')})",
-                )
-            ],
-            focus=focus,
+def _plan_assess(req: Request) -> Plan:
+    ws, image, target = req.ws, req.image, req.cls or "all"
+    segment_why = f"segment {target.replace('_', ' ')}" + (" in the box" if req.box else "")
+    calls = [ToolCall("segment", _with_box({"image": image, "target": target}, ws), segment_why)]
+    if target != "all" and req.box is None:
+        calls.append(
+            ToolCall("measure", {"image": image, "what": "largest_region"}, f"measure the largest {target} area")
         )
+    calls.append(ToolCall("describe_scene", _with_box({"image": image}, ws), "describe the area"))
+    return Plan("assess", calls)
 
+
+def _plan_describe(req: Request) -> Plan:
+    return Plan("describe", [ToolCall("describe_scene", _with_box({"image": req.image}, req.ws), "describe the scene")])
+
+
+def _plan_segment(req: Request) -> Plan:
+    target = req.cls or "all"
+    point = req.ws.current_point()
+    if point and re.search(r"\bis (this|it|that|here)\b|\bwhat is (this|here)\b", req.message, re.I):
+        # A question about a clicked point: classify the whole image, read the point.
+        call = ToolCall("segment", {"image": req.image, "target": target}, f"land cover at the point {point}")
+        return Plan("segment", [call], focus="point", point=point)
+    args = _with_box({"image": req.image, "target": target}, req.ws)
+    return Plan("segment", [ToolCall("segment", args, f"land cover ({target.replace('_', ' ')})")], focus=req.focus)
+
+
+def _plan_tool(req: Request) -> Plan | None:
+    """Any other tool's intent: call its first available tool with the image, the box and
+    the region where its arguments take them."""
+    tools = [t for t in _tools_for(req.intent or "") if t.unavailable(req.ws.settings) is None]
+    if not tools:
+        return None
+    tool = tools[0]
+    takes = tool.schema().get("properties", {})
+    args: dict[str, Any] = {"image": req.image} if "image" in takes else {}
+    if "box" in takes and req.box:
+        args["box"] = list(req.box)
+    if "region" in takes and req.ws.region is not None:
+        args["region"] = True
+    return Plan(req.intent or tool.name, [ToolCall(tool.name, args, f"{tool.name.replace('_', ' ')}{_where(req.ws)}")])
+
+
+# Planners that need no image of their own check (they say what is missing themselves).
+_SESSION_PLANNERS: dict[str, Callable[[Request], Plan]] = {"timeseries": _plan_timeseries, "change": _plan_change}
+# Planners for one image ("image", "after" or the last date).
+_IMAGE_PLANNERS: dict[str, Callable[[Request], Plan]] = {
+    "count": _plan_count,
+    "measure": _plan_measure,
+    "assess": _plan_assess,
+    "describe": _plan_describe,
+    "segment": _plan_segment,
+}
+
+
+def _request(message: str, ws: Workspace) -> Request:
+    intent = intent_of(message)
+    cls = class_of(message)
+    if intent == "outline" and not ws.settings.sam and cls is not None:
+        intent = "segment"  # "outline the lake" without SAM: the lake from the land cover
+    return Request(message, ws, intent, focus_of(message), cls, object_of(message), _single_image(message, ws))
+
+
+def plan(message: str, ws: Workspace) -> Plan:
+    req = _request(message, ws)
+    if req.intent == "help":
+        return Plan("help", reply=f"Here is what I can do:\n\n{CAPABILITIES}")
+    if req.intent == "clear":
+        return Plan("clear", reply="The points and boxes are cleared.")
+    full = _plan_generate(req) if req.intent == "generate" and ws.settings.generator else None
+    if full is None and req.intent in ("outline", "segment", None):
+        full = _plan_outline(req)
+    if full is not None:
+        return full
+    unavailable = _unavailable(req)
+    if unavailable is not None:
+        return unavailable
+    if req.intent in _SESSION_PLANNERS:
+        return _SESSION_PLANNERS[req.intent](req)
+    followup = _plan_followup(req)
+    if followup is not None:
+        return followup
+    if req.intent is None and req.cls is not None:
+        req.intent = "segment"  # a class named with no task: its land cover
+    if req.intent is not None and req.image is None and (req.intent in _IMAGE_PLANNERS or _tools_for(req.intent)):
+        return _need_image("That")
+    if req.intent in _IMAGE_PLANNERS:
+        return _IMAGE_PLANNERS[req.intent](req)
+    generic = _plan_tool(req) if req.intent else None
+    if generic is not None:
+        return generic
     return Plan(
-        intent or "unsupported",
-        reply=(f"I can't do {NOT_YET['vqa']} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}"),
+        req.intent or "unsupported",
+        reply=f"I can't do {VQA_NEEDS} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}",
     )

@@ -2,7 +2,7 @@
 
 Small models plan poorly when unconstrained, so the model is asked two narrow questions:
 which task (one word from a list), then which calls for that task's tools, as JSON that
-must validate against the tools' schemas (jsonschema). Each question gets one retry with
+must validate against the tools' argument models (the executor's own check). Each question gets one retry with
 the validation error; after that the rule planner decides, and the steps say so.
 """
 
@@ -12,13 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from rschat.agent import planner_rules
 from rschat.agent.planner_rules import Plan
 from rschat.agent.prompts import fill
 from rschat.agent.steps import ToolCall
 from rschat.agent.workspace import Workspace
+from rschat.geo.errors import InputError
 from rschat.tools import REGISTRY
 
 # Task -> the tools the model may call for it (empty: the model answers directly).
@@ -87,8 +86,8 @@ def _ask(model: Any, prompt: str, validate: Any, notes: list[str], what: str) ->
         reply = model.complete(messages, max_new_tokens=256)
         try:
             return validate(first_json(reply))
-        except (ValueError, jsonschema.ValidationError) as err:
-            error = err.message if isinstance(err, jsonschema.ValidationError) else str(err)
+        except (ValueError, InputError) as err:
+            error = str(err)
             notes.append(f"the model's {what} was not valid (try {attempt}: {error[:160]})")
             messages += [
                 {"role": "assistant", "content": [{"type": "text", "text": reply}]},
@@ -115,7 +114,9 @@ def _validator(allowed: tuple[str, ...]) -> Any:
             if name not in allowed:
                 raise ValueError(f"unknown tool {name!r}; use one of {', '.join(allowed)}")
             args = call.get("args", {})
-            jsonschema.validate(args, REGISTRY[name].schema)
+            if not isinstance(args, dict):
+                raise ValueError(f'"args" of {name} must be an object')
+            REGISTRY[name].validate(args)  # the executor validates again and fills defaults
             out.append(ToolCall(name, dict(args), "planned by the model"))
         return out
 
@@ -139,7 +140,7 @@ def plan_with_model(message: str, ws: Workspace, model: Any) -> ModelPlan:
     if not allowed:
         return ModelPlan(None, [*notes, f"no tool serves '{task}' in this build; falling back to the rule planner"])
     schemas = "\n".join(
-        f"- {name}: {REGISTRY[name].description} Schema: {json.dumps(REGISTRY[name].schema)}" for name in allowed
+        f"- {name}: {REGISTRY[name].description} Schema: {json.dumps(REGISTRY[name].schema())}" for name in allowed
     )
     calls = _ask(
         model,
@@ -151,8 +152,11 @@ def plan_with_model(message: str, ws: Workspace, model: Any) -> ModelPlan:
     if calls is None:
         return ModelPlan(None, [*notes, "falling back to the rule planner"])
     box = ws.current_box()
-    for call in calls:  # the user's drawn box is authoritative where a tool takes one
-        if box and "box" in REGISTRY[call.tool].schema.get("properties", {}) and "box" not in call.args:
+    for call in calls:  # the user's box and drawn region are authoritative where a tool takes them
+        takes = REGISTRY[call.tool].schema().get("properties", {})
+        if box and "box" in takes and "box" not in call.args:
             call.args["box"] = list(box)
+        if ws.region is not None and "region" in takes and "region" not in call.args:
+            call.args["region"] = True
     rules = planner_rules.plan(message, ws)
     return ModelPlan(Plan(task, calls, focus=rules.focus, point=rules.point), notes)

@@ -1,13 +1,15 @@
 """The text templates in prompts/ (system, planner, answer), filled with str.format-like
-placeholders ``{name}``; braces that are not placeholders are kept as they are."""
+placeholders ``{name}``; braces that are not placeholders are kept as they are. The folder is
+the checkout's top-level prompts/ or, installed, the package's (``rschat.resources``)."""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
 
-PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+from rschat.resources import prompts_dir
+
+PROMPTS = prompts_dir()
 
 
 @lru_cache(maxsize=16)

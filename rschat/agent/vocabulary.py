@@ -5,6 +5,9 @@ logic so phrasings can grow without touching it."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+from rschat.tools.base import Phrase
 
 CAPABILITIES = (
     "- **change detection** between two images of the same place (*what changed?*, *what changed inside "
@@ -22,11 +25,8 @@ CAPABILITIES = (
     "- **follow-ups** on a result (*how big is the largest one?*), answered without recomputing"
 )
 
-NOT_YET = {
-    "generate": "image generation (it needs a diffusion model: full mode, RSCHAT_GENERATOR)",
-    "classify": "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)",
-    "vqa": "free-form visual questions (they need a vision-language model: full mode, RSCHAT_VLM)",
-}
+# What lite mode cannot do without a model: the tools' own (Tool.requires) and the VLM's.
+VQA_NEEDS = "free-form visual questions (they need a vision-language model: full mode, RSCHAT_VLM)"
 
 # Target words -> land-cover class (for segment / measure) and object (for counting).
 CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
@@ -51,48 +51,25 @@ OBJECT_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("solar_panel", re.compile(r"\bsolar\b", re.I)),
 ]
 
-INTENTS: list[tuple[str, re.Pattern[str]]] = [
-    ("clear", re.compile(r"\bclear\b.*\b(prompts?|points?|box(es)?|clicks?)\b", re.I)),
-    ("help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I)),
-    (
-        "generate",
-        re.compile(r"\b(generate|synthesi[sz]e|render|draw me|imagine)\b|\bcreate an? (image|scene|picture)", re.I),
+# The agent's own intents (no single tool serves them); the tools' intents come from
+# their ``phrases`` (see rschat.tools.base.Phrase) and are merged by ``order``.
+AGENT_INTENTS: tuple[Phrase, ...] = (
+    Phrase("clear", re.compile(r"\bclear\b.*\b(prompts?|points?|box(es)?|clicks?)\b", re.I), 0),
+    Phrase(
+        "help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I), 10
     ),
-    (
-        "timeseries",
-        re.compile(
-            r"\btrend|time.?series|over time|through time|\bevolution|each (year|date)|"
-            r"\bsince (19|20)\d\d|over the (years|dates)",
-            re.I,
-        ),
-    ),
-    (
-        "change",
-        re.compile(
-            r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road|house)|"
-            r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b",
-            re.I,
-        ),
-    ),
-    ("count", re.compile(r"\bhow many\b|\bcount|\bnumber of\b", re.I)),
-    ("assess", re.compile(r"\b(assess|analy[sz]e|evaluate|inspect|examine|look at)\b", re.I)),
-    (
-        "measure",
-        re.compile(
-            r"\bmeasure|perimeter|\blength\b|\bdistance\b|\barea of\b|\bsize of\b|how (big|large|long|wide)", re.I
-        ),
-    ),
-    ("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I)),
-    ("describe", re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about", re.I)),
-    (
-        "segment",
-        re.compile(
-            r"\bsegment|land.?cover|\bmask\b|\bmap (the|all)|how much|\bshare\b|percent|\bcover(ed|age)?\b|"
-            r"\bis (this|it|that|here)\b|\bwhere\b|\bfind\b",
-            re.I,
-        ),
-    ),
-]
+    Phrase("assess", re.compile(r"\b(assess|analy[sz]e|evaluate|inspect|examine|look at)\b", re.I), 60),
+)
+
+
+@lru_cache(maxsize=1)
+def intents() -> tuple[Phrase, ...]:
+    """Every intent's phrases, the agent's and the registered tools', in the order tried."""
+    from rschat.tools import REGISTRY
+
+    phrases = [*AGENT_INTENTS, *(p for tool in REGISTRY.values() for p in tool.phrases)]
+    return tuple(sorted(phrases, key=lambda p: p.order))
+
 
 FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("largest", re.compile(r"larg|bigg|main|major", re.I)),
@@ -106,9 +83,9 @@ BEFORE_WORDS = re.compile(r"\b(before|earlier|first|older|old) (image|one|date|p
 
 
 def intent_of(message: str) -> str | None:
-    for intent, pattern in INTENTS:
-        if pattern.search(message):
-            return intent
+    for phrase in intents():
+        if phrase.pattern.search(message):
+            return phrase.intent
     return None
 
 
@@ -140,3 +117,8 @@ TEXT_TARGET = re.compile(
     r"(?:\s+in\b|\s+on\b|[?.!]|$)",
     re.I,
 )
+GENERATION_SLOTS = {
+    "size": re.compile(r"\b(64|256|512|768|1024)\s*(?:px|pixels?|x\s*\d+)", re.I),
+    "steps": re.compile(r"\b(\d{1,3})\s*(?:diffusion\s+)?steps?\b", re.I),
+    "seed": re.compile(r"\bseed\s*(?:=|of|:)?\s*(\d{1,9})\b", re.I),
+}

@@ -19,6 +19,7 @@ from typing import Any
 from rschat.config import Settings
 from rschat.geo.io import read_raster
 from rschat.geo.raster import Raster
+from rschat.geo.stack import stack_names
 from rschat.tools.base import ToolResult
 
 _uids = itertools.count(1)
@@ -164,17 +165,19 @@ class Workspace:
                 return stored
         return None
 
+    def next_result_id(self) -> str:
+        """The id the next stored result gets; a tool names its files with it."""
+        return f"r{len(self.results) + 1}"
+
     def store_result(
         self, tool: str, args: dict[str, Any], inputs: tuple[tuple[str, int], ...], result: ToolResult
     ) -> StoredResult:
-        stored = StoredResult(id=f"r{len(self.results) + 1}", tool=tool, args=dict(args), inputs=inputs, result=result)
+        stored = StoredResult(id=self.next_result_id(), tool=tool, args=dict(args), inputs=inputs, result=result)
         self.results.append(stored)
         return stored
 
     def stack(self) -> list[str]:
         """Names of the dated stack t1..tN, in date order (empty without one)."""
-        from rschat.tools.analyze_timeseries import stack_names
-
         return stack_names(self.rasters)
 
     def last_result(self) -> StoredResult | None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-TINY_NAME = "rschat-tiny-clip"
 TEMPLATE = "a satellite image of {}"
 SCENE_LABELS = (
     "an airport", "bare land", "a beach", "a bridge", "a commercial area", "a dense residential area", "a desert",
@@ -22,33 +21,11 @@ SCENE_LABELS = (
 )  # fmt: skip
 
 
-def register_tiny_clip() -> None:
-    """Register the tiny test architecture with open_clip (idempotent)."""
-    from open_clip import add_model_config
-    from open_clip.factory import _MODEL_CONFIGS
-
-    if TINY_NAME in _MODEL_CONFIGS:
-        return
-    import json
-    import tempfile
-    from pathlib import Path
-
-    cfg = {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
-    }
-    path = Path(tempfile.mkdtemp()) / f"{TINY_NAME}.json"
-    path.write_text(json.dumps(cfg))
-    add_model_config(path)
-
-
 def build_clip_model(name: str, weights: str | None) -> tuple[Any, Any, Any]:
-    """(model, preprocess, tokenizer) from open_clip; weights from a local file or None."""
+    """(model, preprocess, tokenizer) of an open_clip architecture (a built-in name, or one
+    added with ``open_clip.add_model_config``); weights from a local file or None."""
     import open_clip
 
-    if name == TINY_NAME:
-        register_tiny_clip()
     model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=weights)
     return model.eval(), preprocess, open_clip.get_tokenizer(name)
 

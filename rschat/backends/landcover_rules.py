@@ -75,6 +75,8 @@ def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def classify(raster: Raster) -> LandCover:
     """Land-cover classes for every valid pixel of a raster (see module docstring)."""
+    # Long on purpose: the rules read top to bottom in the order they are applied, each
+    # class taking only what the ones before it left; split up, the order would hide.
     indices = {name: spectral_index(raster, name) for name in ("ndvi", "ndwi", "mndwi", "ndbi")}
     if raster.count < 3 and all(v is None for v in indices.values()):
         raise InputError(

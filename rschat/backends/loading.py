@@ -8,8 +8,11 @@ Nothing is downloaded implicitly: hub ids resolve only from the local cache (or 
 ``rschat weights pull``). A missing or broken weight raises ``BackendUnavailable`` with one
 message naming the setting; callers then stay in lite mode for that capability.
 
-Loaded models are shared by all sessions of the process (they are read-only) and loaded
-once, on first use; model libraries are imported only here and only then.
+All four go through ``_load``: check the setting, build inside ``try``, turn any error into
+one ``BackendUnavailable`` (setting, value, error, hint), cache the backend or the failure.
+The ``load_*`` functions state only what differs. Loaded models are shared by all sessions
+of the process (they are read-only) and loaded once, on first use; model libraries are
+imported only here and in the backend modules, and only then.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rschat.config import Settings
@@ -32,23 +36,68 @@ class BackendUnavailable(RuntimeError):
     """A configured model could not be loaded; the message names the setting to change."""
 
 
+@dataclass(frozen=True)
+class Capability:
+    """What the loading messages say about one capability."""
+
+    kind: str  # 'vlm', 'sam', 'clip', 'generator': the key of ``status``
+    setting: str  # the environment variable that configures it
+    unset: str  # the message when the setting is empty
+    hint: str  # appended to a failed load: what a working value looks like
+
+
+VLM = Capability(
+    "vlm",
+    "RSCHAT_VLM",
+    "No vision-language model is configured: set RSCHAT_VLM to a model folder or hub id.",
+    "Point RSCHAT_VLM at a local model folder, or fetch it first with `rschat weights pull NAME`.",
+)
+SAM = Capability(
+    "sam",
+    "RSCHAT_SAM",
+    "SAM is not configured: set RSCHAT_SAM=model_type:checkpoint (e.g. vit_b:/w/sam_vit_b.pth).",
+    "Use model_type:checkpoint with a segment_anything model type (vit_h, vit_l, vit_b) and an existing .pth file.",
+)
+CLIP = Capability(
+    "clip",
+    "RSCHAT_CLIP",
+    "CLIP is not configured: set RSCHAT_CLIP=model_name:weights (e.g. ViT-B-32:/w/RemoteCLIP-ViT-B-32.pt).",
+    "Use an open_clip model name and a local weights file, e.g. ViT-B-32:/w/RemoteCLIP-ViT-B-32.pt.",
+)
+GENERATOR = Capability(
+    "generator",
+    "RSCHAT_GENERATOR",
+    "Image generation is not configured: set RSCHAT_GENERATOR to a diffusers model folder.",
+    "Point it at a local diffusers folder (e.g. a Stable Diffusion fine-tuned on remote sensing).",
+)
+
+
 def split_spec(spec: str) -> tuple[str, str | None]:
     """'vit_b:/w/sam.pth' -> ('vit_b', '/w/sam.pth'); 'ViT-B-32' -> ('ViT-B-32', None)."""
     name, sep, path = spec.partition(":")
     return (name.strip(), path.strip() or None) if sep else (spec.strip(), None)
 
 
-def _cached(key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+def _load(cap: Capability, value: str, key: tuple[str, ...], build: Callable[[], Any]) -> Any:
+    """The backend ``build()`` returns for a setting's ``value``, built once per key and
+    cached; a failure is remembered and raised again as the same ``BackendUnavailable``."""
+    if not value:
+        raise BackendUnavailable(cap.unset)
+    full_key = (cap.kind, value, *key)
     with _lock:
-        if key in _failures:
-            raise BackendUnavailable(_failures[key])
-        if key not in _cache:
+        if full_key in _failures:
+            raise BackendUnavailable(_failures[full_key])
+        if full_key not in _cache:
             try:
-                _cache[key] = load()
-            except BackendUnavailable as err:
-                _failures[key] = str(err)
+                _cache[full_key] = build()
+            except BackendUnavailable as err:  # already names its setting (RSCHAT_DEVICE, RSCHAT_VLM_QUANT)
+                _failures[full_key] = str(err)
                 raise
-        return _cache[key]
+            except Exception as err:
+                error = f"{type(err).__name__}: {str(err)[:300]}"
+                _failures[full_key] = f"{cap.setting}={value} could not be loaded ({error}). {cap.hint}"
+                raise BackendUnavailable(_failures[full_key]) from err
+        return _cache[full_key]
 
 
 def status(kind: str) -> str | None:
@@ -103,117 +152,71 @@ def quantization_config(settings: Settings) -> Any:
 
 def load_vlm(settings: Settings) -> Any:
     """The configured vision-language model as a ``VLMBackend`` (cached)."""
-    if not settings.vlm:
-        raise BackendUnavailable("No vision-language model is configured: set RSCHAT_VLM to a model folder or hub id.")
 
-    def load() -> Any:
+    def build() -> Any:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
         from rschat.backends.vlm import VLMBackend
 
-        try:
-            import torch
-            from transformers import AutoModelForImageTextToText, AutoProcessor
+        device = torch_device(settings)
+        quant = quantization_config(settings)
+        dtype = torch.bfloat16 if device != "cpu" or quant is not None else torch.float32
+        processor = AutoProcessor.from_pretrained(settings.vlm)
+        model = AutoModelForImageTextToText.from_pretrained(
+            settings.vlm, quantization_config=quant, device_map=device, dtype=dtype
+        )
+        return VLMBackend(model.eval(), processor, name=settings.vlm)
 
-            device = torch_device(settings)
-            quant = quantization_config(settings)
-            dtype = torch.bfloat16 if device != "cpu" or quant is not None else torch.float32
-            processor = AutoProcessor.from_pretrained(settings.vlm)
-            model = AutoModelForImageTextToText.from_pretrained(
-                settings.vlm, quantization_config=quant, device_map=device, dtype=dtype
-            )
-        except BackendUnavailable:
-            raise
-        except Exception as err:
-            raise BackendUnavailable(
-                f"RSCHAT_VLM={settings.vlm} could not be loaded ({type(err).__name__}: {str(err)[:300]}). Point "
-                "RSCHAT_VLM at a local model folder, or fetch it first with `rschat weights pull NAME`."
-            ) from err
-        model.eval()
-        return VLMBackend(model, processor, name=settings.vlm)
-
-    return _cached(("vlm", settings.vlm, settings.vlm_quant, settings.device), load)
+    return _load(VLM, settings.vlm, (settings.vlm_quant, settings.device), build)
 
 
 def load_sam(settings: Settings) -> Any:
     """The configured segment-anything model as a ``SamBackend`` (cached)."""
-    if not settings.sam:
-        raise BackendUnavailable(
-            "SAM is not configured: set RSCHAT_SAM=model_type:checkpoint (e.g. vit_b:/w/sam_vit_b.pth)."
-        )
 
-    def load() -> Any:
+    def build() -> Any:
         from rschat.backends.sam import SamBackend, build_sam_model
 
         model_type, checkpoint = split_spec(settings.sam)
-        try:
-            model = build_sam_model(model_type, checkpoint)
-            model.to(torch_device(settings))
-        except BackendUnavailable:
-            raise
-        except Exception as err:
-            raise BackendUnavailable(
-                f"RSCHAT_SAM={settings.sam} could not be loaded ({type(err).__name__}: {str(err)[:300]}). Use "
-                "model_type:checkpoint with a type of vit_h, vit_l, vit_b (or tiny) and an existing .pth file."
-            ) from err
-        return SamBackend(model, name=settings.sam)
+        if not checkpoint:  # a SAM without its weights outlines noise: refuse, never guess
+            raise ValueError("no checkpoint is named; give model_type:checkpoint")
+        model = build_sam_model(model_type, checkpoint)
+        return SamBackend(model.to(torch_device(settings)), name=settings.sam)
 
-    return _cached(("sam", settings.sam, settings.device), load)
+    return _load(SAM, settings.sam, (settings.device,), build)
 
 
 def load_clip(settings: Settings) -> Any:
     """The configured open_clip model as a ``ClipBackend`` (cached)."""
-    if not settings.clip:
-        raise BackendUnavailable(
-            "CLIP is not configured: set RSCHAT_CLIP=model_name:weights (e.g. ViT-B-32:/w/RemoteCLIP-ViT-B-32.pt)."
-        )
 
-    def load() -> Any:
+    def build() -> Any:
         from rschat.backends.clip import ClipBackend, build_clip_model
 
         name, weights = split_spec(settings.clip)
-        try:
-            model, preprocess, tokenizer = build_clip_model(name, weights)
-            model.to(torch_device(settings))
-        except BackendUnavailable:
-            raise
-        except Exception as err:
-            raise BackendUnavailable(
-                f"RSCHAT_CLIP={settings.clip} could not be loaded ({type(err).__name__}: {str(err)[:300]}). Use an "
-                "open_clip model name and a local weights file, e.g. ViT-B-32:/w/RemoteCLIP-ViT-B-32.pt."
-            ) from err
-        return ClipBackend(model, preprocess, tokenizer, name=settings.clip)
+        if not weights:  # random CLIP weights would label scenes at random: refuse
+            raise ValueError("no weights are named; give model_name:weights")
+        model, preprocess, tokenizer = build_clip_model(name, weights)
+        return ClipBackend(model.to(torch_device(settings)), preprocess, tokenizer, name=settings.clip)
 
-    return _cached(("clip", settings.clip, settings.device), load)
+    return _load(CLIP, settings.clip, (settings.device,), build)
 
 
 def load_generator(settings: Settings) -> Any:
     """The configured diffusers pipeline as a ``GeneratorBackend`` (cached)."""
-    if not settings.generator:
-        raise BackendUnavailable(
-            "Image generation is not configured: set RSCHAT_GENERATOR to a diffusers model folder."
-        )
 
-    def load() -> Any:
+    def build() -> Any:
+        import torch
+        from diffusers import AutoPipelineForText2Image
+
         from rschat.backends.generator import GeneratorBackend
 
-        try:
-            import torch
-            from diffusers import AutoPipelineForText2Image
+        device = torch_device(settings)
+        dtype = torch.float16 if device != "cpu" else torch.float32
+        pipe = AutoPipelineForText2Image.from_pretrained(settings.generator, dtype=dtype)
+        pipe.set_progress_bar_config(disable=True)
+        return GeneratorBackend(pipe.to(device), name=settings.generator)
 
-            device = torch_device(settings)
-            dtype = torch.float16 if device != "cpu" else torch.float32
-            pipe = AutoPipelineForText2Image.from_pretrained(settings.generator, dtype=dtype)
-            pipe.set_progress_bar_config(disable=True)
-            pipe.to(device)
-        except BackendUnavailable:
-            raise
-        except Exception as err:
-            raise BackendUnavailable(
-                f"RSCHAT_GENERATOR={settings.generator} could not be loaded ({type(err).__name__}: {str(err)[:300]}). "
-                "Point it at a local diffusers folder (e.g. a Stable Diffusion fine-tuned on remote sensing)."
-            ) from err
-        return GeneratorBackend(pipe, name=settings.generator)
-
-    return _cached(("generator", settings.generator, settings.device), load)
+    return _load(GENERATOR, settings.generator, (settings.device,), build)
 
 
 def gpu_task(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,10 +4,14 @@ Points are (x, y, positive) and boxes XYXY, both in pixels of the full image. La
 images are handled in tiles the size of the encoder's input: a prompt is answered in
 the tile window around it, and "segment everything" runs the automatic mask generator
 tile by tile and pastes the masks back (the encoder never sees more than one tile).
+The embedding of the last prompted window is kept, so a second prompt on the same image
+does not run the encoder again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,45 +19,13 @@ import numpy as np
 
 
 def build_sam_model(model_type: str, checkpoint: str | None) -> Any:
-    """A SAM of a registry type (vit_h, vit_l, vit_b) or the 64-pixel 'tiny' test type,
-    with the checkpoint's weights when one is given."""
-    import torch
+    """A SAM of a type in segment_anything's ``sam_model_registry`` (vit_h, vit_l, vit_b, or
+    one registered there by the caller), with the checkpoint's weights when one is given."""
     from segment_anything import sam_model_registry
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
-    if model_type != "tiny":
-        if model_type not in sam_model_registry:
-            raise ValueError(f"unknown SAM model type {model_type!r}")
-        return sam_model_registry[model_type](checkpoint=checkpoint)
-    prompt_dim, size, patch = 32, 64, 16
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=size,
-            patch_size=patch,
-            embed_dim=64,
-            depth=2,
-            num_heads=2,
-            out_chans=prompt_dim,
-            global_attn_indexes=(1,),
-            window_size=2,
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=prompt_dim,
-            image_embedding_size=(size // patch, size // patch),
-            input_image_size=(size, size),
-            mask_in_chans=8,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=prompt_dim, mlp_dim=64, num_heads=2),
-            transformer_dim=prompt_dim,
-            iou_head_depth=2,
-            iou_head_hidden_dim=32,
-        ),
-    )
-    if checkpoint:
-        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    return sam.eval()
+    if model_type not in sam_model_registry:
+        raise ValueError(f"unknown SAM model type {model_type!r} (known: {', '.join(sam_model_registry)})")
+    return sam_model_registry[model_type](checkpoint=checkpoint).eval()
 
 
 @dataclass
@@ -64,15 +36,41 @@ class SamMask:
 
 
 class SamBackend:
+    """A SAM model with one ``SamPredictor`` that keeps the embedding of the last image
+    window it encoded, as segment-anything's predictor does between ``set_image`` and
+    ``predict``: further prompts on the same window are answered without re-encoding.
+    One call at a time per backend (the predictor's image is shared state)."""
+
     def __init__(self, model: Any, name: str) -> None:
+        from segment_anything import SamPredictor
+
         self.model = model
         self.name = name
         self.tile = int(model.image_encoder.img_size)
+        self._predictor = SamPredictor(model)
+        self._encoded: tuple[Any, ...] | None = None  # fingerprint of the window the predictor holds
+        self._lock = threading.Lock()
+
+    def _set_image(self, window: np.ndarray) -> None:
+        """Encode ``window`` (HWC uint8 RGB, C-contiguous) unless the predictor holds it
+        already. The caller holds the lock."""
+        key = (window.shape, window.dtype.str, hashlib.blake2b(window.data, digest_size=16).digest())
+        if key != self._encoded:
+            self._encoded = None  # a failed encoding leaves no stale fingerprint
+            self._predictor.set_image(window)
+            self._encoded = key
 
     def _window(self, center_x: float, center_y: float, width: int, height: int) -> tuple[int, int, int, int]:
-        side = min(max(width, height), self.tile * 2)  # up to two encoder sizes of context
-        x0 = int(min(max(center_x - side / 2, 0), max(width - side, 0)))
-        y0 = int(min(max(center_y - side / 2, 0), max(height - side, 0)))
+        """XYXY pixel window of up to two encoder sizes around a prompt's centre. Its origin
+        is snapped to a half-tile grid, so nearby prompts share a window (and its embedding);
+        the centre stays at least three quarters of a tile from the window's edges."""
+        side = min(max(width, height), self.tile * 2)
+        step = max(self.tile // 2, 1)
+
+        def origin(center: float, size: int) -> int:
+            return int(min(max(round((center - side / 2) / step) * step, 0), max(size - side, 0)))
+
+        x0, y0 = origin(center_x, width), origin(center_y, height)
         return x0, y0, min(width, x0 + side), min(height, y0 + side)
 
     def predict(
@@ -83,7 +81,6 @@ class SamBackend:
     ) -> SamMask:
         """The best mask for the prompts (points and/or a box)."""
         import torch
-        from segment_anything import SamPredictor
 
         h, w = rgb.shape[:2]
         pts = points or []
@@ -94,10 +91,9 @@ class SamBackend:
         else:
             raise ValueError("SAM needs a point or a box")
         x0, y0, x1, y1 = self._window(cx, cy, w, h) if max(h, w) > 2 * self.tile else (0, 0, w, h)
-        predictor = SamPredictor(self.model)
-        with torch.inference_mode():
-            predictor.set_image(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-            masks, scores, _ = predictor.predict(
+        with self._lock, torch.inference_mode():
+            self._set_image(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+            masks, scores, _ = self._predictor.predict(
                 point_coords=np.array([[p[0] - x0, p[1] - y0] for p in pts], dtype=np.float32) if pts else None,
                 point_labels=np.array([1 if p[2] else 0 for p in pts]) if pts else None,
                 box=np.array([box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0], dtype=np.float32) if box else None,
@@ -123,7 +119,7 @@ class SamBackend:
         h, w = rgb.shape[:2]
         step = self.tile * 2
         out: list[SamMask] = []
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             for ty in range(0, h, step):
                 for tx in range(0, w, step):
                     tile = np.ascontiguousarray(rgb[ty : ty + step, tx : tx + step])

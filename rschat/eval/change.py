@@ -71,7 +71,9 @@ def evaluate_manifest(manifest: Path) -> dict:
             rasters = {k: read_raster(_resolve(manifest, entry[k])) for k in ("before", "after")}
             result = tool.run({}, ToolContext(rasters=rasters, out_dir=Path(tmp)))
             truth = read_raster(_resolve(manifest, entry["label"])).data[0] > 0
-            pred = result.memory["mask"]
+            pred = result.kept.mask
+            if pred is None:  # detect_changes always keeps its mask
+                raise ValueError("detect_changes returned no mask")
             if pred.shape != truth.shape:
                 raise ValueError(f"label {entry['label']} is {truth.shape}, prediction {pred.shape}")
             pooled.add(pred, truth)

@@ -73,3 +73,10 @@ def pixel_area_grid(crs: CRS, transform: Affine, height: int, width: int) -> np.
         return areas.reshape(height, 1)
     coarse = areas.reshape(rr.shape)
     return np.repeat(np.repeat(coarse, step, axis=0), step, axis=1)[:height, :width]
+
+
+def area_text(m2: float | None) -> str:
+    """'12,345 m2 (1.23 ha)', or what to do when the ground area is unknown."""
+    if m2 is None:
+        return "an unknown ground area (the image has no georeference; say the pixel size to get one)"
+    return f"{m2:,.0f} m2 ({m2 / 1e4:,.2f} ha)"

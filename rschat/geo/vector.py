@@ -110,3 +110,24 @@ def regions_geojson(labels: np.ndarray, regions: list[Region], raster: Raster, k
 def write_geojson(path: Path, collection: dict) -> Path:
     path.write_text(json.dumps(collection))
     return path
+
+
+def pixel_to_lonlat(raster: Raster, offset: tuple[float, float] = (0.0, 0.0)):  # type: ignore[no-untyped-def]
+    """A function (x, y) in pixels of ``raster`` -> [lon, lat] (EPSG:4326, 8 decimals),
+    or, without georeference, -> [x, y] in pixels of the full image that ``raster`` was
+    cropped from at ``offset`` (a crop's transform already includes its offset)."""
+    transform = raster.transform if raster.georeferenced else None
+    to_wgs = (
+        Transformer.from_crs(raster.crs.to_wkt(), "EPSG:4326", always_xy=True).transform
+        if transform is not None and raster.crs is not None
+        else None
+    )
+
+    def where(x: float, y: float) -> list[float]:
+        if transform is None or to_wgs is None:
+            return [x + offset[0], y + offset[1]]
+        mx, my = transform @ (x, y)
+        lon, lat = to_wgs(mx, my)
+        return [round(lon, 8), round(lat, 8)]
+
+    return where

@@ -1,4 +1,5 @@
-"""The tools the agent can call, by name. One file per tool; see ``base`` for the interface."""
+"""The tools the agent can call, by name. One file per tool; see ``base`` for what a tool
+declares and ``docs/ARCHITECTURE.md`` for adding one (its file + one line below)."""
 
 from rschat.tools import (
     analyze_timeseries,
@@ -11,7 +12,7 @@ from rschat.tools import (
     segment,
     segment_objects,
 )
-from rschat.tools.base import Artifact, Tool, ToolContext, ToolResult
+from rschat.tools.base import Artifact, Kept, Reading, Tool, ToolContext, ToolResult
 
 REGISTRY: dict[str, Tool] = {
     t.name: t
@@ -28,4 +29,4 @@ REGISTRY: dict[str, Tool] = {
     )
 }
 
-__all__ = ["REGISTRY", "Artifact", "Tool", "ToolContext", "ToolResult"]
+__all__ = ["REGISTRY", "Artifact", "Kept", "Reading", "Tool", "ToolContext", "ToolResult"]

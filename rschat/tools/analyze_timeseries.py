@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
-from typing import Any
+import re
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -13,27 +15,52 @@ from rschat.geo.errors import InputError
 from rschat.geo.pair import align_pair
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
-from rschat.tools.base import BOX_SCHEMA, REGION_SCHEMA, Artifact, Tool, ToolContext, ToolResult, region_mask_of
+from rschat.geo.stack import stack_names
+from rschat.tools.base import (
+    Args,
+    Artifact,
+    Box,
+    Figures,
+    Kept,
+    Phrase,
+    Tool,
+    ToolContext,
+    ToolResult,
+    UseRegion,
+    plain_answer,
+    region_mask_of,
+)
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "index": {
-            "type": "string",
-            "enum": ["auto", "water", "ndvi", "ndwi", "mndwi", "ndbi", "brightness"],
-            "default": "auto",
-        },
-        "box": BOX_SCHEMA,
-        "region": REGION_SCHEMA,
-    },
-    "additionalProperties": False,
-}
+
+class TimeseriesArgs(Args):
+    index: Literal["auto", "water", "ndvi", "ndwi", "mndwi", "ndbi", "brightness"] = "auto"
+    box: Box = None
+    region: UseRegion = False
 
 
-def stack_names(rasters: dict[str, Raster]) -> list[str]:
-    """Names of the dated stack t1..tN in order."""
-    names = [n for n in rasters if n.startswith("t") and n[1:].isdigit()]
-    return sorted(names, key=lambda n: int(n[1:]))
+class TimeseriesFigures(Figures):
+    dates: int
+    first_mean: float
+    last_mean: float
+    trend_per_year: float
+    trend_p_value: float
+    trend_r2: float
+    largest_change: float
+    first_water_percent: float | None = None  # water indices only: share above 0
+    last_water_percent: float | None = None
+
+
+PHRASES = (
+    Phrase(
+        "timeseries",
+        re.compile(
+            r"\btrend|time.?series|over time|through time|\bevolution|each (year|date)|"
+            r"\bsince (19|20)\d\d|over the (years|dates)",
+            re.I,
+        ),
+        30,
+    ),
+)
 
 
 def _index_map(raster: Raster, index: str) -> np.ndarray:
@@ -47,19 +74,22 @@ def _index_map(raster: Raster, index: str) -> np.ndarray:
     return values
 
 
-def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    # 1. Inputs: the dated stack on the first image's grid, and the index.
+def _stack(ctx: ToolContext) -> tuple[list[str], list[Raster]]:
+    """The dated stack's names and rasters, all on the first date's grid."""
     names = stack_names(dict(ctx.rasters))
     if len(names) < 3:
         raise InputError(
             "A time series needs three or more images in one upload (dates in the file names, "
             "e.g. 2009.tif or scene_20200831.tif)."
         )
-    rasters = [ctx.rasters[n] for n in names]
-    ref = rasters[0]
-    aligned = [ref] + [align_pair(ref, r)[1] for r in rasters[1:]]
-    index = args.get("index", "auto")
+    ref = ctx.rasters[names[0]]
+    return names, [ref] + [align_pair(ref, ctx.rasters[n])[1] for n in names[1:]]
+
+
+def _choose_index(asked: str, ref: Raster) -> str:
+    """The index to follow: 'auto' -> NDVI (else brightness), 'water' -> MNDWI (else NDWI)."""
     usable = available_indices(ref)
+    index = asked
     if index == "auto":
         index = "ndvi" if "ndvi" in usable else "brightness"
     if index == "water":  # MNDWI (green/SWIR1) separates water from built-up better than NDWI
@@ -69,91 +99,102 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
             f"{index.upper()} needs bands this stack does not name ({', '.join(ref.band_names)}). "
             "Say the band order, e.g. 'the bands are red, green, blue, NIR'."
         )
-    notes = []
+    return index
+
+
+def _decimal_years(rasters: list[Raster], notes: list[str]) -> tuple[list[Any], np.ndarray]:
+    """(dates, decimal years); undated images are placed one year apart, with a note."""
     dates = [r.date for r in rasters]
     if any(d is None for d in dates):
         notes.append("some images carry no date; they are placed in upload order, one year apart")
         base = next((d for d in dates if d), None)
         dates = [d or (base.replace(year=base.year + i) if base else None) for i, d in enumerate(dates)]
     years = np.array([d.year + (d.timetuple().tm_yday - 1) / 365.25 if d else float(i) for i, d in enumerate(dates)])
+    return dates, years
 
-    # 2. Per-date statistics over the image or the box.
-    box = args.get("box")
-    window = clip_box(box, ref.width, ref.height) if box else (0, 0, ref.width, ref.height)
-    x0, y0, x1, y1 = window
-    inside = region_mask_of(args, ctx, ref)
+
+def _row(name: str, raster: Raster, date: Any, values: np.ndarray) -> dict[str, Any]:
+    """One date's statistics of the index over the valid pixels."""
+    finite = values[np.isfinite(values)]
+    nan = float("nan")
+    return {
+        "image": name,
+        "source": raster.name,
+        "date": date.isoformat() if date else "",
+        "mean": float(finite.mean()) if finite.size else nan,
+        "median": float(np.median(finite)) if finite.size else nan,
+        "std": float(finite.std()) if finite.size else nan,
+        "valid_percent": 100.0 * finite.size / values.size,
+        "above_zero_percent": 100.0 * float((finite > 0).mean()) if finite.size else nan,
+    }
+
+
+def _write_table(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
+    # 1. Inputs: the dated stack on the first image's grid, and the index.
+    names, aligned = _stack(ctx)
+    ref = aligned[0]
+    index = _choose_index(args.index, ref)
+    notes: list[str] = []
+    dates, years = _decimal_years([ctx.rasters[n] for n in names], notes)
+
+    # 2. Per-date statistics over the image, the box or the drawn region.
+    x0, y0, x1, y1 = clip_box(args.box, ref.width, ref.height) if args.box else (0, 0, ref.width, ref.height)
+    inside = region_mask_of(args.region, ctx, ref)
     rows = []
     for name, r, d in zip(names, aligned, dates, strict=True):
         values = _index_map(r, index)
         if inside is not None:
             values = np.where(inside, values, np.nan)
-        values = values[y0:y1, x0:x1]
-        finite = values[np.isfinite(values)]
-        rows.append(
-            {
-                "image": name,
-                "source": r.name,
-                "date": d.isoformat() if d else "",
-                "mean": float(finite.mean()) if finite.size else float("nan"),
-                "median": float(np.median(finite)) if finite.size else float("nan"),
-                "std": float(finite.std()) if finite.size else float("nan"),
-                "valid_percent": 100.0 * finite.size / values.size,
-                "above_zero_percent": 100.0 * float((finite > 0).mean()) if finite.size else float("nan"),
-            }
-        )
+        rows.append(_row(name, r, d, values[y0:y1, x0:x1]))
     means = np.array([row["mean"] for row in rows])
     ctx.progress(0.6, "statistics computed")
 
     # 3. Trend (least squares, per year) and the largest jump between consecutive dates.
     fit = stats.linregress(years, means)
-    jumps = np.abs(np.diff(means))
-    k = int(np.nanargmax(jumps))
-    data: dict[str, float | int | None] = {
-        "dates": len(rows),
-        "first_mean": float(means[0]),
-        "last_mean": float(means[-1]),
-        "trend_per_year": float(fit.slope),
-        "trend_p_value": float(fit.pvalue),
-        "trend_r2": float(fit.rvalue**2),
-        "largest_change": float(means[k + 1] - means[k]),
-    }
-    direction = "rising" if fit.slope > 0 else "falling"
-    significance = "significant" if fit.pvalue < 0.05 else "not significant"
+    k = int(np.nanargmax(np.abs(np.diff(means))))
+    figures = TimeseriesFigures(
+        dates=len(rows), first_mean=float(means[0]), last_mean=float(means[-1]), trend_per_year=float(fit.slope),
+        trend_p_value=float(fit.pvalue), trend_r2=float(fit.rvalue**2), largest_change=float(means[k + 1] - means[k]),
+    )  # fmt: skip
     jump = f"{rows[k]['date'] or rows[k]['image']} -> {rows[k + 1]['date'] or rows[k + 1]['image']}"
 
-    # 4. Artifacts: table (CSV) and plot (PNG).
-    stem = f"timeseries_{index}"
-    table = ctx.out_dir / f"{stem}.csv"
-    with table.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot = ctx.out_dir / f"{stem}.png"
+    # 4. Artifacts (table and plot) and the summary.
+    table = _write_table(ctx.path(f"timeseries_{index}.csv"), rows)
+    plot = ctx.path(f"timeseries_{index}.png")
     _plot(years, means, [row["std"] for row in rows], fit, index, plot)
     label = index.upper() if index != "brightness" else "brightness (0-1)"
     water = ""
     if index in ("ndwi", "mndwi"):
         shares = [row["above_zero_percent"] for row in rows]
-        data["first_water_percent"], data["last_water_percent"] = shares[0], shares[-1]
+        figures.first_water_percent, figures.last_water_percent = shares[0], shares[-1]
         water = f"; water ({label} > 0) covered {shares[0]:.1f}% on the first date and {shares[-1]:.1f}% on the last"
+    trend = f"{'rising' if fit.slope > 0 else 'falling'}, {'' if fit.pvalue < 0.05 else 'not '}significant"
     summary = (
         f"mean {label} over {len(rows)} dates went from {means[0]:.3f} to {means[-1]:.3f}; trend "
-        f"{fit.slope:+.4f} per year ({direction}, {significance}, p={fit.pvalue:.3f}); largest change "
-        f"{data['largest_change']:+.3f} between {jump}{water}"
+        f"{fit.slope:+.4f} per year ({trend}, p={fit.pvalue:.3f}); largest change "
+        f"{figures.largest_change:+.3f} between {jump}{water}"
     )
+    where = "the box" if args.box else "the image"
     return ToolResult(
         summary=summary,
-        data=data,
+        figures=figures,
         artifacts=[
             Artifact("plot", plot, f"{label} through time (PNG)"),
             Artifact("table", table, "per-date table (CSV)"),
         ],
-        method=f"per-date mean of {label} over the valid pixels of "
-        + ("the box" if box else "the image")
-        + "; images reprojected onto the first date's grid; least-squares trend",
+        method=f"per-date mean of {label} over the valid pixels of {where}; images reprojected onto the first "
+        "date's grid; least-squares trend",
         limits=["clouds, haze and seasonal timing differ between dates and move the index; check the table"],
         notes=notes,
-        memory={"rows": rows, "index": index, "jump": (names[k], names[k + 1])},
+        kept=Kept(rows=rows, target=index, scope=where),
     )
 
 
@@ -181,7 +222,11 @@ TOOL = Tool(
         "Follow a spectral index (NDVI, NDWI, MNDWI, NDBI, or brightness) through a dated stack of 3+ images: "
         "per-date table, plot, trend per year, and the dates of the largest change."
     ),
-    schema=SCHEMA,
-    run=run,
+    args=TimeseriesArgs,
+    figures=TimeseriesFigures,
+    function=run,
+    answer=plain_answer("Time series"),
+    phrases=PHRASES,
+    layer=None,
     needs=(),
 )

@@ -1,26 +1,36 @@
-"""Tool ``count_objects``: how many trees or buildings, with boxes and points to show."""
+"""Tool ``count_objects``: how many trees or buildings (lite), or other objects with SAM and
+CLIP (full mode), with boxes on the image and points on the map."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
-from pyproj import Transformer
+from pydantic import Field
 
 from rschat.backends import counting_classical as cc
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
-from rschat.geo.raster import Raster
+from rschat.geo.raster import Raster, clip_box
+from rschat.geo.vector import pixel_to_lonlat
 from rschat.tools.base import (
-    BOX_SCHEMA,
-    REGION_SCHEMA,
+    Args,
     Artifact,
+    Box,
+    Figures,
+    ImageName,
+    Kept,
+    Layer,
+    Phrase,
+    Reading,
     Tool,
     ToolContext,
     ToolResult,
+    UseRegion,
     region_mask_of,
     scoped_raster,
 )
@@ -34,19 +44,22 @@ UNRELIABLE = {
     "solar_panel": "solar panels need a trained detector",
 }
 ASSUMED_GSD_M = 0.1  # NEON / drone-like imagery, used only when nothing else is known
+PHRASES = (Phrase("count", re.compile(r"\bhow many\b|\bcount|\bnumber of\b", re.I), 50),)
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "target": {"type": "string", "enum": [*SUPPORTED, *UNRELIABLE]},
-        "image": {"type": "string", "default": "image"},
-        "box": BOX_SCHEMA,
-        "region": REGION_SCHEMA,
-        "within_previous_mask": {"type": "boolean", "description": "count only inside the previous step's mask"},
-    },
-    "required": ["target"],
-    "additionalProperties": False,
-}
+
+class CountArgs(Args):
+    target: Literal["tree", "building", "vehicle", "ship", "pool", "solar_panel"]
+    image: ImageName = "image"
+    box: Box = None
+    region: UseRegion = False
+    within_previous_mask: bool = Field(False, description="count only inside the previous step's mask")
+
+
+class CountFigures(Figures):
+    count: int
+    density_per_ha: float | None
+    pixel_size_m: float | None
+    dead_or_leafless: int | None = None  # trees only
 
 
 def _draw(rgb: np.ndarray, dets: list[cc.Detection]) -> np.ndarray:
@@ -60,21 +73,7 @@ def _draw(rgb: np.ndarray, dets: list[cc.Detection]) -> np.ndarray:
 
 def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) -> dict:
     """Points (centres) and boxes of detections, EPSG:4326 when georeferenced."""
-    transform = raster.transform if raster.georeferenced else None
-    to_wgs = (
-        Transformer.from_crs(raster.crs.to_wkt(), "EPSG:4326", always_xy=True).transform
-        if transform is not None and raster.crs is not None
-        else None
-    )
-
-    def where(x: float, y: float) -> list[float]:
-        x, y = x + offset[0], y + offset[1]
-        if transform is None or to_wgs is None:
-            return [x, y]
-        mx, my = transform @ (x, y)
-        lon, lat = to_wgs(mx, my)
-        return [round(lon, 8), round(lat, 8)]
-
+    where = pixel_to_lonlat(raster, offset)
     feats = []
     for i, d in enumerate(dets, start=1):
         x0, y0, x1, y1 = d.box
@@ -87,26 +86,20 @@ def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) 
             }
         )
     out: dict = {"type": "FeatureCollection", "features": feats}
-    if transform is None:
+    if not raster.georeferenced:
         out["coordinates"] = "pixel (x right, y down); the image has no georeference"
     return out
 
 
-def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    # 1. Inputs and what can be counted at this resolution.
-    target = args["target"]
-    if target in UNRELIABLE and ctx.settings is not None and ctx.settings.sam and ctx.settings.clip:
-        return _count_with_sam_clip(target, args, ctx)
+def _detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, list[str], list[str], float]:
+    """(detections, method, limits, notes, pixel size) from the lite detectors."""
     if target in UNRELIABLE:
         raise InputError(
             f"Counting {target}s is not reliable in lite mode ({UNRELIABLE[target]}). Lite mode counts trees "
-            "(checked on NEON airborne tiles) and buildings (experimental). Full mode (SAM + CLIP) will count others."
+            "(checked on NEON airborne tiles) and buildings (experimental). Full mode (SAM + CLIP: set RSCHAT_SAM "
+            "and RSCHAT_CLIP) counts others."
         )
-    raster, scope = scoped_raster(args, ctx, default=args.get("image", "image"))
-    box = args.get("box")
-    offset = (min(box[0], box[2]), min(box[1], box[3])) if box else (0, 0)
-    gsd = raster.pixel_size_m()
-    notes = []
+    gsd, notes = raster.pixel_size_m(), []
     if gsd is None:
         gsd = ASSUMED_GSD_M
         notes.append(
@@ -119,100 +112,138 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
             f"The pixels are {gsd:.2f} m: too coarse to count single {SUPPORTED[target]} (needs {limit} m or finer). "
             "Ask for the land cover instead (e.g. 'how much is covered by trees?')."
         )
-
     if target == "tree" and raster.count < 3:
         raise InputError(
             f"'{raster.name}' has {raster.count} band(s): tree crowns are found by their colour, so counting trees "
             "needs an RGB image (buildings can be counted on panchromatic images)."
         )
-
-    # 2. Detect.
     rgb = rgb_preview(raster)
     if target == "tree":
         dets = cc.count_trees(rgb.astype(np.float32) / 255.0, gsd)
-        method, limits = (
-            cc.TREE_METHOD,
-            ["lite mode: crowns that touch may be counted as one, and bright grey ground can pass for dead crowns"],
-        )
+        limits = ["lite mode: crowns that touch may be counted as one, and bright grey ground can pass for dead crowns"]
+        return dets, cc.TREE_METHOD, limits, notes, gsd
+    dets = cc.count_buildings(rgb.mean(axis=-1).astype(np.float32) / 255.0, gsd)
+    limits = [
+        "experimental in lite mode: on the SpaceNet test tile the total is close but many single detections "
+        "are wrong (lawns, shaded ground); treat the number as rough"
+    ]
+    return dets, cc.BUILDING_METHOD, limits, notes, gsd
+
+
+def _detect_with_sam_clip(target: str, raster: Raster, ctx: ToolContext) -> tuple[list[cc.Detection], str, list[str]]:
+    """Full mode: SAM's masks that CLIP names as the target, as detections (boxes)."""
+    from rschat.backends.loading import load_clip, load_sam
+    from rschat.backends.named_objects import named_objects
+    from rschat.tools.full_mode import require
+
+    sam = require(load_sam, ctx, "Counting with SAM")
+    clip = require(load_clip, ctx, "Naming objects with CLIP")
+    label = target.replace("_", " ") + "s"
+    found, probs = named_objects(sam, clip, rgb_preview(raster), label)
+    dets = [cc.Detection(tuple(float(v) for v in m.box), p, target) for m, p in zip(found, probs, strict=True)]  # type: ignore[arg-type]
+    method = f"segment-anything ({sam.name}) masks that CLIP ({clip.name}) names '{label}'"
+    return dets, method, ["counted as SAM masks named by CLIP: touching objects merge and small ones are missed"]
+
+
+def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
+    h, w = mask.shape
+    return [d for d in dets if mask[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)]]
+
+
+def _previous_mask(ctx: ToolContext, raster: Raster, full: Raster, offset: tuple[int, int]) -> np.ndarray | None:
+    """The previous step's mask on the counted raster's pixels: as it is when it was
+    computed on the same crop, cut out when it covers the whole image; else None."""
+    mask = ctx.previous.kept.mask if ctx.previous is not None else None
+    if mask is None:
+        return None
+    if mask.shape == (raster.height, raster.width):
+        return mask
+    if mask.shape == (full.height, full.width):
+        x0, y0 = offset
+        return mask[y0 : y0 + raster.height, x0 : x0 + raster.width]
+    return None
+
+
+def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
+    # 1. Inputs: the image or its box, and which detector (lite rules, or SAM + CLIP).
+    target = args.target
+    full = ctx.raster(args.image)
+    raster, scope = scoped_raster(args.image, args.box, ctx)
+    offset = clip_box(args.box, full.width, full.height)[:2] if args.box else (0, 0)
+    st = ctx.settings
+    if target in UNRELIABLE and st is not None and st.sam and st.clip:
+        dets, method, limits = _detect_with_sam_clip(target, raster, ctx)
+        notes: list[str] = []
+        gsd, how = raster.pixel_size_m(), " (SAM masks named by CLIP)"
     else:
-        dets = cc.count_buildings(rgb.mean(axis=-1).astype(np.float32) / 255.0, gsd)
-        method, limits = (
-            cc.BUILDING_METHOD,
-            [
-                "experimental in lite mode: on the SpaceNet test tile the total is close but many single detections "
-                "are wrong (lawns, shaded ground); treat the number as rough"
-            ],
-        )
+        dets, method, limits, notes, gsd = _detect_lite(target, raster)
+        how = ""
+    plural = SUPPORTED.get(target, target.replace("_", " ") + "s")
+    ctx.progress(0.7, f"{len(dets)} {plural} found")
 
-    # 3. Restrict to the previous step's mask (chains such as "buildings that appeared").
-    if args.get("within_previous_mask") and ctx.previous is not None and ctx.previous.memory.get("mask") is not None:
-        mask = ctx.previous.memory["mask"]
-        if box:
-            x0, y0 = offset
-            mask = mask[y0 : y0 + raster.height, x0 : x0 + raster.width]
-        dets = [
-            d for d in dets if mask[min(int(d.center[1]), mask.shape[0] - 1), min(int(d.center[0]), mask.shape[1] - 1)]
-        ]
-        scope += " inside the changed area"
-
-    inside = region_mask_of(args, ctx, raster)
+    # 2. Restrict to the previous step's mask (chains such as "buildings that appeared")
+    #    and to the drawn region.
+    if args.within_previous_mask:
+        prev = _previous_mask(ctx, raster, full, offset)
+        if prev is None:
+            notes.append("the previous step left no mask on this image's grid, so the count is not restricted to it")
+        else:
+            dets = _inside(dets, prev)
+            scope += " inside the changed area"
+    inside = region_mask_of(args.region, ctx, raster)
     if inside is not None:
-        h, w = inside.shape
-        dets = [d for d in dets if inside[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)]]
+        dets = _inside(dets, inside)
         scope += ", inside the region drawn on the map"
 
-    # 4. Artifacts.
-    plural = SUPPORTED[target]
-    stem = f"count_{plural}_{raster.name}"
-    path_geo = ctx.out_dir / f"{stem}.geojson"
-    path_geo.write_text(json.dumps(_geojson(dets, raster, offset)))
-    area_ha = raster.area_m2(inside if inside is not None else np.ones((raster.height, raster.width), bool))
-    data: dict[str, float | int | None] = {
-        "count": len(dets),
-        "density_per_ha": None if area_ha is None or not area_ha else len(dets) / (area_ha / 1e4),
-        "pixel_size_m": gsd,
-    }
+    # 3. Figures and artifacts.
+    area_m2 = raster.area_m2(inside if inside is not None else np.ones((raster.height, raster.width), bool))
+    figures = CountFigures(
+        count=len(dets),
+        density_per_ha=len(dets) / (area_m2 / 1e4) if area_m2 else None,
+        pixel_size_m=gsd,
+    )
     if target == "tree":
-        data["dead_or_leafless"] = sum("dead" in d.kind for d in dets)
+        figures.dead_or_leafless = sum("dead" in d.kind for d in dets)
+    path_geo = ctx.path(f"count_{target}.geojson")
+    path_geo.write_text(json.dumps(_geojson(dets, raster, offset)))
+    overlay = write_png(ctx.path(f"count_{target}.png"), _draw(rgb_preview(raster), dets))
     return ToolResult(
-        summary=f"{len(dets)} {plural} in {scope}",
-        data=data,
+        summary=f"{len(dets)} {plural} in {scope}{how}",
+        figures=figures,
         artifacts=[
-            Artifact("overlay", write_png(ctx.out_dir / f"{stem}.png", _draw(rgb, dets)), f"{plural} (boxes)"),
+            Artifact("overlay", overlay, f"{plural} (boxes)"),
             Artifact("geojson", path_geo, f"{plural} as points with boxes (GeoJSON)"),
         ],
         method=method,
         limits=limits,
         notes=notes,
-        memory={"detections": dets, "offset": offset, "target": target},
+        kept=Kept(detections=dets, offset=offset, target=target, scope=scope),
     )
 
 
-def _count_with_sam_clip(target: str, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    """Full mode: SAM's masks kept when CLIP says the crop shows the target."""
-    from rschat.tools import segment_objects
-
-    label = target.replace("_", " ") + "s"
-    seg_args = {"image": args.get("image", "image"), "mode": "text", "text": label}
-    res = segment_objects.run(seg_args, ctx)
-    n = int(res.data["objects"] or 0)
-    return ToolResult(
-        summary=f"{n} {label} (SAM masks that CLIP names '{label}')",
-        data={"count": n, "pixel_size_m": ctx.raster(seg_args["image"]).pixel_size_m()},
-        artifacts=res.artifacts,
-        method=res.method,
-        limits=["counted as SAM masks named by CLIP: touching objects merge and small ones are missed"],
-        memory=res.memory,
-    )
+def answer(result: ToolResult, reading: Reading) -> str:
+    f = result.figures
+    assert isinstance(f, CountFigures)
+    text = f"**{result.summary}** ({reading.source})."
+    if f.dead_or_leafless:
+        text += f" {f.dead_or_leafless} of them look leafless or dead."
+    if f.density_per_ha is not None:
+        text += f" That is {f.density_per_ha:,.1f} per ha."
+    return text
 
 
 TOOL = Tool(
     name="count_objects",
     description=(
-        "Count objects of one kind in an image: trees (crowns) or buildings, optionally inside a box or inside "
-        "the previous step's mask. Returns the count, density per ha, boxes drawn on the image and GeoJSON points."
+        "Count objects of one kind in an image: trees (crowns) or buildings (lite mode), or vehicles, ships, pools "
+        "and solar panels (full mode, SAM + CLIP), optionally inside a box, the drawn region or the previous step's "
+        "mask. Returns the count, density per ha, boxes drawn on the image and GeoJSON points."
     ),
-    schema=SCHEMA,
-    run=run,
+    args=CountArgs,
+    figures=CountFigures,
+    function=run,
+    answer=answer,
+    phrases=PHRASES,
+    layer=Layer("counted objects", "#ffcc00", points=True),
     needs=("image",),
 )

@@ -7,9 +7,11 @@ it crosses the image like a river, and tree crowns when the resolution allows.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
+from pydantic import create_model
 from skimage import measure, morphology
 
 from rschat.backends import landcover_rules as lcr
@@ -18,21 +20,40 @@ from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
 from rschat.geo.vector import label_regions
 from rschat.tools.base import (
-    BOX_SCHEMA,
-    REGION_SCHEMA,
+    Args,
     Artifact,
+    Box,
+    Figures,
+    ImageName,
+    Kept,
+    Phrase,
     Tool,
     ToolContext,
     ToolResult,
+    UseRegion,
+    plain_answer,
     region_mask_of,
     scoped_raster,
 )
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"image": {"type": "string", "default": "image"}, "box": BOX_SCHEMA, "region": REGION_SCHEMA},
-    "additionalProperties": False,
-}
+
+class DescribeArgs(Args):
+    image: ImageName = "image"
+    box: Box = None
+    region: UseRegion = False
+
+
+_shares: dict[str, Any] = {f"{c}_percent": (float, ...) for c in lcr.CLASSES}
+DescribeFigures: type[Any] = create_model(  # type: ignore[call-overload]
+    "DescribeFigures", __base__=Figures, pixel_size_m=(float | None, None), **_shares
+)
+PHRASES = (
+    Phrase(
+        "describe",
+        re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about", re.I),
+        90,
+    ),
+)
 NAMES = {
     "water": "water",
     "trees": "trees",
@@ -79,11 +100,11 @@ def river_sentence(water: np.ndarray) -> str | None:
     return f"a river or channel crosses the image from {place(a[0], a[1], w, h)} to {place(b[0], b[1], w, h)}"
 
 
-def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    raster, scope = scoped_raster(args, ctx)
-    prev = ctx.previous.memory.get("landcover") if ctx.previous is not None else None
+def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
+    raster, scope = scoped_raster(args.image, args.box, ctx)
+    prev = ctx.previous.kept.landcover if ctx.previous is not None else None
     lc = prev if prev is not None and prev.classes.shape == (raster.height, raster.width) else lcr.classify(raster)
-    inside = region_mask_of(args, ctx, raster)
+    inside = region_mask_of(args.region, ctx, raster)
     if inside is not None:
         lc = lcr.LandCover(np.where(inside, lc.classes, -1).astype(np.int8), lc.superpixels, lc.used_indices)
     valid = lc.classes >= 0
@@ -101,30 +122,33 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     river = river_sentence(lc.mask("water"))
     if river:
         sentences.append(river)
-    gsd = raster.pixel_size_m()
     caption = "; ".join(sentences) if sentences else "no land cover could be recognised"
     caption = caption[0].upper() + caption[1:]
-    data: dict[str, float | int | None] = {f"{c}_percent": shares[c] for c in lcr.CLASSES}
-    data["pixel_size_m"] = gsd
-    colors = lcr.colorize(lc)
-    overlay = (0.5 * rgb_preview(raster) + 0.5 * colors).astype(np.uint8)
+    figures = DescribeFigures(
+        pixel_size_m=raster.pixel_size_m(), **{f"{c}_percent": float(shares[c]) for c in lcr.CLASSES}
+    )
+    overlay = (0.5 * rgb_preview(raster) + 0.5 * lcr.colorize(lc)).astype(np.uint8)
     return ToolResult(
-        summary=caption,  # the responder adds the full stop
-        data=data,
-        artifacts=[Artifact("overlay", write_png(ctx.out_dir / f"describe_{raster.name}.png", overlay), "land cover")],
+        summary=caption,  # the answer adds the full stop
+        figures=figures,
+        artifacts=[Artifact("overlay", write_png(ctx.path("describe.png"), overlay), "land cover")],
         method="rule-based caption from the lite land-cover masks (" + lcr.METHOD_NAME + ")",
         limits=[
             "a caption from class masks: it names land cover and where it lies, not objects or activities; "
             "free-form description needs full mode (RSCHAT_VLM)"
         ],
-        memory={"landcover": lc, "caption": caption, "scope": scope},
+        kept=Kept(landcover=lc, caption=caption, scope=scope),
     )
 
 
 TOOL = Tool(
     name="describe_scene",
     description="Describe an image in words: land-cover shares, where each class lies, rivers crossing the scene.",
-    schema=SCHEMA,
-    run=run,
+    args=DescribeArgs,
+    figures=DescribeFigures,
+    function=run,
+    answer=plain_answer("Scene"),
+    phrases=PHRASES,
+    layer=None,
     needs=("image",),
 )

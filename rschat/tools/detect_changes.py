@@ -2,43 +2,75 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 import numpy as np
+from pydantic import Field
 
 from rschat.backends import change_classical
-from rschat.geo.errors import InputError
+from rschat.geo.area import area_text
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.pair import align_pair
+from rschat.geo.places import place
 from rschat.geo.preview import overlay_mask, rgb_preview
+from rschat.geo.raster import Raster
 from rschat.geo.vector import regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
-    BOX_SCHEMA,
-    REGION_SCHEMA,
+    Args,
     Artifact,
+    Box,
+    Figures,
+    Kept,
+    Layer,
+    Phrase,
+    Reading,
     Tool,
     ToolContext,
     ToolResult,
+    UseRegion,
+    box_scope,
+    crop_to_box,
     region_mask_of,
     to_float_rgb,
 )
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "before": {"type": "string", "description": "name of the earlier image", "default": "before"},
-        "after": {"type": "string", "description": "name of the later image", "default": "after"},
-        "box": BOX_SCHEMA,
-        "region": REGION_SCHEMA,
-    },
-    "additionalProperties": False,
-}
+
+class ChangeArgs(Args):
+    before: str = Field("before", description="name of the earlier image")
+    after: str = Field("after", description="name of the later image")
+    box: Box = None
+    region: UseRegion = False
+
+
+class ChangeFigures(Figures):
+    changed_fraction: float
+    changed_percent: float
+    changed_pixels: int
+    changed_area_m2: float | None
+    changed_area_ha: float | None
+    analysed_area_m2: float | None
+    region_count: int
+    largest_region_pixels: int
+    largest_region_area_m2: float | None
+    pixel_size_m: float | None
+
 
 LIMITS = [
     "lite mode: a training-free detector; it responds to new structures (roofs, roads) and "
     "to colour change, so seasonal vegetation or shadows can show as change and small "
     "changes (under ~64 pixels) are dropped",
 ]
+PHRASES = (
+    Phrase(
+        "change",
+        re.compile(
+            r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road|house)|"
+            r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b",
+            re.I,
+        ),
+        40,
+    ),
+)
 
 
 def _fmt_area(m2: float | None) -> str:
@@ -47,17 +79,35 @@ def _fmt_area(m2: float | None) -> str:
     return f"{m2:,.0f} m2 ({m2 / 1e4:,.2f} ha)"
 
 
-def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+def _artifacts(ctx: ToolContext, before: Raster, after: Raster, mask: np.ndarray, regions: dict) -> list[Artifact]:
+    """The change result's files, named by the result id so a later change result never
+    overwrites them."""
+    overlay = overlay_mask(rgb_preview(after), mask)
+    where = "EPSG:4326" if before.georeferenced else "pixel coordinates"
+    return [
+        Artifact(
+            "overlay", write_png(ctx.path("change_overlay.png"), overlay), "change overlay (red) on the after image"
+        ),
+        Artifact("before_preview", write_png(ctx.path("change_before.png"), rgb_preview(before)), "before"),
+        Artifact("after_preview", write_png(ctx.path("change_after.png"), rgb_preview(after)), "after"),
+        Artifact(
+            "geotiff",
+            write_geotiff(ctx.path("change_mask.tif"), mask.astype(np.uint8), before),
+            "change mask (GeoTIFF, 1 = changed)",
+        ),  # fmt: skip
+        Artifact(
+            "geojson", write_geojson(ctx.path("change_regions.geojson"), regions), f"change regions (GeoJSON, {where})"
+        ),  # fmt: skip
+    ]
+
+
+def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the pair on one grid (reprojected or refused, see geo.pair).
-    before, after = align_pair(ctx.raster(args.get("before", "before")), ctx.raster(args.get("after", "after")))
+    before, after = align_pair(ctx.raster(args.before), ctx.raster(args.after))
     scope = "the whole image"
-    if args.get("box"):
-        try:
-            before, after = before.crop(tuple(args["box"])), after.crop(tuple(args["box"]))
-        except ValueError as err:
-            raise InputError(f"The box cannot be used: {err}.") from err
-        x0, y0, x1, y1 = args["box"]
-        scope = f"the box x {x0}-{x1}, y {y0}-{y1}"
+    if args.box:
+        before, after = crop_to_box(before, args.box), crop_to_box(after, args.box)
+        scope = box_scope(args.box)
     ctx.progress(0.1, "pair aligned")
 
     # 2. Detect.
@@ -68,7 +118,7 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     # 3. Restrict to the drawn region (the whole pair is analysed first, so the result is
     #    exactly the full change mask clipped to the region), then measure.
     mask = out.mask
-    inside = region_mask_of(args, ctx, before)
+    inside = region_mask_of(args.region, ctx, before)
     if inside is not None:
         valid, mask = valid & inside, mask & inside
         scope = "the region drawn on the map" + ("" if scope == "the whole image" else f" and {scope}")
@@ -77,60 +127,77 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     labels, regions = regions_of(mask, before)
     changed_m2 = before.area_m2(mask)
     largest = regions[0] if regions else None
-    data: dict[str, float | int | None] = {
-        "changed_fraction": changed_px / valid_px if valid_px else 0.0,
-        "changed_percent": 100.0 * changed_px / valid_px if valid_px else 0.0,
-        "changed_pixels": changed_px,
-        "changed_area_m2": changed_m2,
-        "changed_area_ha": None if changed_m2 is None else changed_m2 / 1e4,
-        "analysed_area_m2": before.area_m2(valid),
-        "region_count": len(regions),
-        "largest_region_pixels": largest.pixels if largest else 0,
-        "largest_region_area_m2": largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
-        "pixel_size_m": before.pixel_size_m(),
-    }
+    figures = ChangeFigures(
+        changed_fraction=changed_px / valid_px if valid_px else 0.0,
+        changed_percent=100.0 * changed_px / valid_px if valid_px else 0.0,
+        changed_pixels=changed_px,
+        changed_area_m2=changed_m2,
+        changed_area_ha=None if changed_m2 is None else changed_m2 / 1e4,
+        analysed_area_m2=before.area_m2(valid),
+        region_count=len(regions),
+        largest_region_pixels=largest.pixels if largest else 0,
+        largest_region_area_m2=largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
+        pixel_size_m=before.pixel_size_m(),
+    )
 
-    # 4. Artifacts: overlay on the after image, GeoTIFF mask, GeoJSON regions.
-    stem = f"change_{before.name}_{after.name}"
-    overlay = overlay_mask(rgb_preview(after), mask)
-    artifacts = [
-        Artifact(
-            "overlay",
-            write_png(ctx.out_dir / f"{stem}_overlay.png", overlay),
-            "change overlay (red) on the after image",
-        ),
-        Artifact("before_preview", write_png(ctx.out_dir / f"{stem}_before.png", rgb_preview(before)), "before"),
-        Artifact("after_preview", write_png(ctx.out_dir / f"{stem}_after.png", rgb_preview(after)), "after"),
-        Artifact(
-            "geotiff",
-            write_geotiff(ctx.out_dir / f"{stem}_mask.tif", mask.astype(np.uint8), before),
-            "change mask (GeoTIFF, 1 = changed)",
-        ),
-        Artifact(
-            "geojson",
-            write_geojson(ctx.out_dir / f"{stem}_regions.geojson", regions_geojson(labels, regions, before, "change")),
-            "change regions (GeoJSON, EPSG:4326)"
-            if before.georeferenced
-            else "change regions (GeoJSON, pixel coordinates)",
-        ),
-    ]
+    # 4. Artifacts: overlay, previews, GeoTIFF mask, GeoJSON regions.
+    artifacts = _artifacts(ctx, before, after, mask, regions_geojson(labels, regions, before, "change"))
     ctx.progress(1.0, "artifacts written")
 
     summary = (
-        f"in {scope}, {data['changed_percent']:.1f}% of the analysed area changed ({changed_px:,} pixels, "
+        f"in {scope}, {figures.changed_percent:.1f}% of the analysed area changed ({changed_px:,} pixels, "
         f"{_fmt_area(changed_m2)}) in {len(regions)} regions"
     )
     if largest:
         summary += f"; the largest covers {_fmt_area(largest.area_m2)} ({largest.pixels:,} pixels)"
     return ToolResult(
         summary=summary,
-        data=data,
+        figures=figures,
         artifacts=artifacts,
         method=change_classical.METHOD_NAME,
         limits=list(LIMITS),
         notes=[*before.notes, *after.notes],
-        memory={"mask": mask, "labels": labels, "regions": regions, "georef": before.describe_georef(), "scope": scope},
+        kept=Kept(mask=mask, labels=labels, regions=regions, scope=scope, target="change"),
     )
+
+
+def largest_region_text(result: ToolResult, what: str, source: str) -> str:
+    """'The largest <what> region covers ... in the north-west of the image ...'."""
+    regions, mask = result.kept.regions, result.kept.mask
+    if not regions or mask is None:
+        return f"No {what} region was found, so there is no largest one ({source})."
+    big = regions[0]
+    where = place(big.centroid[0], big.centroid[1], mask.shape[1], mask.shape[0])
+    x0, y0, x1, y1 = big.bbox
+    return (
+        f"The largest {what} region covers {area_text(big.area_m2)}, {big.pixels:,} pixels, in {where} of the "
+        f"image (pixel box x {x0}-{x1}, y {y0}-{y1}); it is the biggest of {len(regions)} ({source})."
+    )
+
+
+def answer(result: ToolResult, reading: Reading) -> str:
+    f = result.figures
+    assert isinstance(f, ChangeFigures)
+    source = reading.source
+    if reading.focus == "largest":
+        return largest_region_text(result, "change", source)
+    if reading.focus == "count":
+        return f"There are {f.region_count} separate change regions ({source})."
+    if reading.focus == "fraction":
+        return f"{f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels) ({source})."
+    if reading.focus == "area":
+        return (
+            f"The changed area is {area_text(f.changed_area_m2)}, {f.changed_percent:.1f}% of the analysed "
+            f"area, in {f.region_count} regions ({source})."
+        )
+    lines = [f"**What changed** ({source}): {result.summary}."]
+    if f.pixel_size_m:
+        lines.append(f"Pixel size {f.pixel_size_m:.2f} m; analysed area {area_text(f.analysed_area_m2)}.")
+    regions, mask = result.kept.regions, result.kept.mask
+    if regions and mask is not None:
+        where = place(regions[0].centroid[0], regions[0].centroid[1], mask.shape[1], mask.shape[0])
+        lines.append(f"The largest change is in {where} of the image.")
+    return "\n\n".join(lines)
 
 
 TOOL = Tool(
@@ -140,7 +207,11 @@ TOOL = Tool(
         "Returns the change mask, the changed fraction and area (m2, ha), the connected change "
         "regions, an overlay, a GeoTIFF mask and GeoJSON polygons."
     ),
-    schema=SCHEMA,
-    run=run,
+    args=ChangeArgs,
+    figures=ChangeFigures,
+    function=run,
+    answer=answer,
+    phrases=PHRASES,
+    layer=Layer("changes", "#e31a1c"),
     needs=("before", "after"),
 )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 from rasterio import features
 from shapely.geometry import shape
 
@@ -14,27 +16,52 @@ from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.raster import Raster, clip_box
 from rschat.geo.region import region_mask
 from rschat.geo.vector import label_regions
-from rschat.tools.base import BOX_SCHEMA, Artifact, Tool, ToolContext, ToolResult
+from rschat.tools.base import (
+    Args,
+    Artifact,
+    Box,
+    Figures,
+    ImageName,
+    Kept,
+    Phrase,
+    Tool,
+    ToolContext,
+    ToolResult,
+    plain_answer,
+)
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "image": {"type": "string", "default": "image"},
-        "box": BOX_SCHEMA,
-        "point": {
-            "type": "array",
-            "items": {"type": "number"},
-            "minItems": 2,
-            "maxItems": 2,
-            "description": "x, y: measure the region of the previous mask under this pixel",
-        },
-        "what": {"type": "string", "enum": ["box", "region", "previous_mask", "largest_region"], "default": "box"},
-    },
-    "additionalProperties": False,
-}
+
+class MeasureArgs(Args):
+    image: ImageName = "image"
+    box: Box = None
+    point: list[float] | None = Field(
+        None, min_length=2, max_length=2, description="x, y: measure the region of the previous mask under this pixel"
+    )
+    what: Literal["box", "region", "previous_mask", "largest_region"] = "box"
+
+
+class MeasureFigures(Figures):
+    area_m2: float | None
+    area_ha: float | None
+    perimeter_m: float
+    extent_x_m: float
+    extent_y_m: float
+    pixels: int
+    pixel_size_m: float
+
+
 NEEDS_SCALE = (
     "The image has no georeference, so distances and areas are unknown. Say the pixel size "
     "(e.g. 'the pixel size is 0.5 m') or upload a GeoTIFF."
+)
+PHRASES = (
+    Phrase(
+        "measure",
+        re.compile(
+            r"\bmeasure|perimeter|\blength\b|\bdistance\b|\barea of\b|\bsize of\b|how (big|large|long|wide)", re.I
+        ),
+        70,
+    ),
 )
 
 
@@ -42,79 +69,80 @@ def _perimeter_px(mask: np.ndarray) -> float:
     return float(sum(shape(g).length for g, v in features.shapes(mask.astype(np.uint8), mask=mask) if v))
 
 
-def _mask_figures(mask: np.ndarray, raster: Raster, gsd: float) -> dict[str, float | int | None]:
+def _mask_figures(mask: np.ndarray, raster: Raster, gsd: float) -> MeasureFigures:
     area = raster.area_m2(mask)
     ys, xs = np.nonzero(mask)
     extent = (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) if xs.size else (0, 0)
-    return {
-        "area_m2": area,
-        "area_ha": None if area is None else area / 1e4,
-        "perimeter_m": _perimeter_px(mask) * gsd,
-        "extent_x_m": extent[0] * gsd,
-        "extent_y_m": extent[1] * gsd,
-        "pixels": int(mask.sum()),
-    }
+    return MeasureFigures(
+        area_m2=area,
+        area_ha=None if area is None else area / 1e4,
+        perimeter_m=_perimeter_px(mask) * gsd,
+        extent_x_m=float(extent[0] * gsd),
+        extent_y_m=float(extent[1] * gsd),
+        pixels=int(mask.sum()),
+        pixel_size_m=gsd,
+    )
 
 
-def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    # 1. Inputs: the raster, its scale, and which shape to measure.
-    raster = ctx.raster(args.get("image", "image"))
-    gsd = raster.pixel_size_m()
-    if gsd is None:
-        raise InputError(NEEDS_SCALE)
-    what = args.get("what", "box")
-    prev_mask = ctx.previous.memory.get("mask") if ctx.previous is not None else None
+def _shape_to_measure(args: MeasureArgs, ctx: ToolContext, raster: Raster) -> tuple[np.ndarray, str]:
+    """(mask, what it is in words) for the call: a region of the previous mask under a
+    point, the previous mask or its largest region, the drawn region, or the box."""
+    prev_mask = ctx.previous.kept.mask if ctx.previous is not None else None
     if prev_mask is not None and prev_mask.shape != (raster.height, raster.width):
         prev_mask = None  # the previous step worked on a crop: measure its own figures instead
-
-    # 2. Build the mask to measure.
-    if args.get("point") is not None and prev_mask is not None:
-        x, y = (int(round(v)) for v in args["point"])
+    if args.point is not None and prev_mask is not None:
+        x, y = (int(round(v)) for v in args.point)
         labels, _ = label_regions(prev_mask)
         if not (0 <= y < labels.shape[0] and 0 <= x < labels.shape[1]) or labels[y, x] == 0:
             raise InputError(f"The point ({x}, {y}) is not inside any region of the previous result.")
-        mask, subject = labels == labels[y, x], f"the region under the point ({x}, {y})"
-    elif what in ("previous_mask", "largest_region") and prev_mask is not None:
-        mask, subject = prev_mask, "the previous result's mask"
-        if what == "largest_region":
-            labels, n = label_regions(prev_mask)
-            if n == 0:
-                raise InputError("The previous result has no region to measure.")
-            biggest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-            mask, subject = labels == biggest, "the largest region of the previous result"
-    elif what == "region":
+        return labels == labels[y, x], f"the region under the point ({x}, {y})"
+    if args.what in ("previous_mask", "largest_region") and prev_mask is not None:
+        if args.what == "previous_mask":
+            return prev_mask, "the previous result's mask"
+        labels, n = label_regions(prev_mask)
+        if n == 0:
+            raise InputError("The previous result has no region to measure.")
+        biggest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+        return labels == biggest, "the largest region of the previous result"
+    if args.what == "region":
         if ctx.region is None:
             raise InputError("No region is drawn: draw a rectangle or polygon on the map (or pass --region).")
-        mask, subject = region_mask(ctx.region, raster), "the region drawn on the map"
-    elif args.get("box"):
-        x0, y0, x1, y1 = clip_box(args["box"], raster.width, raster.height)
+        return region_mask(ctx.region, raster), "the region drawn on the map"
+    if args.box:
+        try:
+            x0, y0, x1, y1 = clip_box(args.box, raster.width, raster.height)
+        except ValueError as err:
+            raise InputError(f"The box cannot be used: {err}.") from err
         mask = np.zeros((raster.height, raster.width), dtype=bool)
         mask[y0:y1, x0:x1] = True
-        subject = f"the box x {x0}-{x1}, y {y0}-{y1}"
-    else:
-        raise InputError("Nothing to measure: draw a box on the image (or give --box), or ask about a result first.")
+        return mask, f"the box x {x0}-{x1}, y {y0}-{y1}"
+    raise InputError("Nothing to measure: draw a box on the image (or give --box), or ask about a result first.")
 
-    # 3. Measure.
-    data = _mask_figures(mask, raster, gsd)
-    data["pixel_size_m"] = gsd
+
+def run(args: MeasureArgs, ctx: ToolContext) -> ToolResult:
+    raster = ctx.raster(args.image)
+    gsd = raster.pixel_size_m()
+    if gsd is None:
+        raise InputError(NEEDS_SCALE)
+    mask, subject = _shape_to_measure(args, ctx, raster)
+    f = _mask_figures(mask, raster, gsd)
     area_txt = (
-        f"{data['area_m2']:,.0f} m2 ({data['area_ha']:,.3f} ha)" if data["area_m2"] is not None else "area unknown"
+        f"{f.area_m2:,.0f} m2 ({f.area_ha:,.3f} ha)"
+        if f.area_m2 is not None and f.area_ha is not None
+        else "area unknown"
     )
     summary = (
-        f"{subject}: {area_txt}, perimeter {data['perimeter_m']:,.0f} m, extent "
-        f"{data['extent_x_m']:,.0f} m x {data['extent_y_m']:,.0f} m"
+        f"{subject}: {area_txt}, perimeter {f.perimeter_m:,.0f} m, extent {f.extent_x_m:,.0f} m x {f.extent_y_m:,.0f} m"
     )
     overlay = overlay_mask(rgb_preview(raster), mask, color=(255, 210, 0))
     return ToolResult(
         summary=summary,
-        data=data,
-        artifacts=[
-            Artifact("overlay", write_png(ctx.out_dir / f"measure_{raster.name}.png", overlay), "measured shape")
-        ],
+        figures=f,
+        artifacts=[Artifact("overlay", write_png(ctx.path("measure.png"), overlay), "measured shape")],
         method="pixel counting on the raster grid (areas per pixel from its CRS); perimeter along pixel edges",
         limits=["perimeters follow pixel edges, so they run a few % long on curved outlines"],
         notes=[] if raster.georeferenced else [f"pixel size {gsd} m as stated by the user"],
-        memory={"mask": mask},
+        kept=Kept(mask=mask, scope=subject),
     )
 
 
@@ -124,7 +152,11 @@ TOOL = Tool(
         "Measure a box, the previous result's mask, its largest region, or the region under a point: "
         "area (m2, ha), perimeter (m) and extent (m). Needs georeference or a stated pixel size."
     ),
-    schema=SCHEMA,
-    run=run,
+    args=MeasureArgs,
+    figures=MeasureFigures,
+    function=run,
+    answer=plain_answer("Measured"),
+    phrases=PHRASES,
+    layer=None,
     needs=("image",),
 )

@@ -2,41 +2,81 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
+from rschat.geo.raster import Raster
 from rschat.geo.vector import regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
-    BOX_SCHEMA,
-    REGION_SCHEMA,
+    Args,
     Artifact,
+    Box,
+    Figures,
+    ImageName,
+    Kept,
+    Layer,
+    Phrase,
+    Reading,
     Tool,
     ToolContext,
     ToolResult,
+    UseRegion,
     region_mask_of,
     scoped_raster,
 )
+from rschat.tools.detect_changes import largest_region_text
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "image": {"type": "string", "default": "image"},
-        "target": {"type": "string", "enum": [*lcr.CLASSES, "vegetation", "all"], "default": "all"},
-        "box": BOX_SCHEMA,
-        "region": REGION_SCHEMA,
-    },
-    "additionalProperties": False,
-}
+Target = Literal["water", "trees", "low_vegetation", "bare_soil", "built_up", "shadow", "cloud", "vegetation", "all"]
+TARGETS: tuple[str, ...] = (*lcr.CLASSES, "vegetation")
+assert set(get_args(Target)) == {*TARGETS, "all"}, "Target must list the land-cover classes"
+
+
+class SegmentArgs(Args):
+    image: ImageName = "image"
+    target: Target = "all"
+    box: Box = None
+    region: UseRegion = False
+
+
+# Per-class figures for every class (and "vegetation" = trees + low vegetation), built from
+# the class list so that a new class gets its figures without a second list to keep in step.
+_per_class: dict[str, Any] = {}
+for _name in TARGETS:
+    _per_class |= {f"{_name}_percent": (float | None, None), f"{_name}_area_m2": (float | None, None),
+                   f"{_name}_area_ha": (float | None, None), f"{_name}_region_count": (int | None, None),
+                   f"{_name}_largest_area_m2": (float | None, None)}  # fmt: skip
+SegmentFigures: type[Any] = create_model(  # type: ignore[call-overload]
+    "SegmentFigures",
+    __base__=Figures,
+    analysed_area_m2=(float | None, None),
+    pixel_size_m=(float | None, None),
+    **_per_class,
+)
 
 LIMITS_RGB = (
     "lite mode, colour rules on RGB: dark water and shadow are told apart only by size, grey "
     "sand, rock and dead trees can be labelled built-up, and trees vs low vegetation is judged by texture"
 )
 LIMITS_MS = "lite mode, spectral-index rules (NDVI, NDWI/MNDWI, NDBI): mixed pixels at class edges are approximate"
+PHRASES = (
+    Phrase(
+        "segment",
+        re.compile(
+            r"\bsegment|land.?cover|\bmask\b|\bmap (the|all)|how much|\bshare\b|percent|\bcover(ed|age)?\b|"
+            r"\bis (this|it|that|here)\b|\bwhere\b|\bfind\b",
+            re.I,
+        ),
+        100,
+    ),
+)
+CLASS_COLORS = {"water": "#1e5ac8", "trees": "#146e1e", "low_vegetation": "#8cc850", "bare_soil": "#be965a",
+                "built_up": "#dc283c", "shadow": "#3c3c3c", "cloud": "#f5f5f5"}  # fmt: skip
 
 
 def _blend(rgb: np.ndarray, colors: np.ndarray, valid: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -51,36 +91,39 @@ def target_mask(lc: lcr.LandCover, target: str) -> np.ndarray:
     return lc.mask(target)
 
 
-def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    # 1. Inputs.
-    raster, scope = scoped_raster(args, ctx)
-    target = args.get("target", "all")
-
-    # 2. Classify.
-    lc = lcr.classify(raster)
-    inside = region_mask_of(args, ctx, raster)
-    if inside is not None:
-        lc.classes = np.where(inside, lc.classes, -1).astype(np.int8)
-        scope += ", inside the region drawn on the map"
+def _class_figures(lc: lcr.LandCover, raster: Raster, target: str) -> dict[str, float | int | None]:
+    """Share (%) and area (m2, ha) of every class (and of vegetation when asked)."""
     valid = lc.classes >= 0
     valid_px = int(valid.sum())
-    ctx.progress(0.6, "classified")
-
-    # 3. Measure every class (pixels, m2, ha, %) and the target's regions.
     data: dict[str, float | int | None] = {
         "analysed_area_m2": raster.area_m2(valid),
         "pixel_size_m": raster.pixel_size_m(),
     }
-    for name in lcr.CLASSES:
-        m = lc.mask(name)
+    for name in lcr.CLASSES if target != "vegetation" else TARGETS:
+        m = target_mask(lc, name)
         area = raster.area_m2(m)
         data[f"{name}_percent"] = 100.0 * m.sum() / valid_px if valid_px else 0.0
         data[f"{name}_area_m2"] = area
         data[f"{name}_area_ha"] = None if area is None else area / 1e4
-    if target == "vegetation":
-        data["vegetation_percent"] = data["trees_percent"] + data["low_vegetation_percent"]  # type: ignore[operator]
-        area = raster.area_m2(target_mask(lc, "vegetation"))
-        data["vegetation_area_m2"], data["vegetation_area_ha"] = area, None if area is None else area / 1e4
+    return data
+
+
+def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
+    # 1. Inputs.
+    raster, scope = scoped_raster(args.image, args.box, ctx)
+    target = args.target
+
+    # 2. Classify.
+    lc = lcr.classify(raster)
+    inside = region_mask_of(args.region, ctx, raster)
+    if inside is not None:
+        lc.classes = np.where(inside, lc.classes, -1).astype(np.int8)
+        scope += ", inside the region drawn on the map"
+    valid = lc.classes >= 0
+    ctx.progress(0.6, "classified")
+
+    # 3. Measure every class (pixels, m2, ha, %) and the target's regions.
+    data = _class_figures(lc, raster, target)
     focus_mask = target_mask(lc, target) if target != "all" else None
     if focus_mask is not None:
         labels, regions = regions_of(focus_mask, raster)
@@ -90,52 +133,41 @@ def run(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         labels, regions = lc.classes + 1, []
 
     # 4. Artifacts: overlay, class GeoTIFF, polygons.
-    stem = f"landcover_{raster.name}"
     colors = lcr.colorize(lc).astype(np.float32)
     overlay = _blend(rgb_preview(raster), colors, valid if focus_mask is None else focus_mask)
     geojson = _class_polygons(lc, raster) if focus_mask is None else regions_geojson(labels, regions, raster, target)
     artifacts = [
         Artifact(
-            "overlay",
-            write_png(ctx.out_dir / f"{stem}_{target}_overlay.png", overlay),
-            f"land cover ({target}) overlay",
-        ),
+            "overlay", write_png(ctx.path(f"landcover_{target}_overlay.png"), overlay), f"land cover ({target}) overlay"
+        ),  # fmt: skip
         Artifact(
             "geotiff",
-            write_geotiff(ctx.out_dir / f"{stem}_classes.tif", (lc.classes + 1).astype(np.uint8), raster, nodata=0),
+            write_geotiff(ctx.path("landcover_classes.tif"), (lc.classes + 1).astype(np.uint8), raster, nodata=0),
             "class map (GeoTIFF: 0 no data, " + ", ".join(f"{i + 1} {c}" for i, c in enumerate(lcr.CLASSES)) + ")",
         ),
         Artifact(
-            "geojson", write_geojson(ctx.out_dir / f"{stem}_{target}.geojson", geojson), f"{target} polygons (GeoJSON)"
-        ),
+            "geojson", write_geojson(ctx.path(f"landcover_{target}.geojson"), geojson), f"{target} polygons (GeoJSON)"
+        ),  # fmt: skip
     ]
 
-    shares = sorted(((data[f"{c}_percent"], c) for c in lcr.CLASSES), reverse=True)
+    shares = sorted(((data[f"{c}_percent"] or 0.0, c) for c in lcr.CLASSES), reverse=True)
     summary = f"land cover of {scope}: " + ", ".join(
         f"{c.replace('_', ' ')} {p:.1f}%"
         + (f" ({data[c + '_area_ha']:,.2f} ha)" if data[c + "_area_ha"] is not None else "")
         for p, c in shares
-        if p >= 0.5  # type: ignore[operator]
+        if p >= 0.5
     )
     return ToolResult(
         summary=summary,
-        data=data,
+        figures=SegmentFigures(**data),
         artifacts=artifacts,
         method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only"),
         limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
-        memory={
-            "landcover": lc,
-            "mask": focus_mask,
-            "regions": regions,
-            "labels": labels,
-            "target": target,
-            "raster": raster,
-            "scope": scope,
-        },
+        kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
     )
 
 
-def _class_polygons(lc: lcr.LandCover, raster) -> dict:  # type: ignore[no-untyped-def]
+def _class_polygons(lc: lcr.LandCover, raster: Raster) -> dict:
     features: list[dict] = []
     for name in lcr.CLASSES:
         m = lc.mask(name)
@@ -149,6 +181,34 @@ def _class_polygons(lc: lcr.LandCover, raster) -> dict:  # type: ignore[no-untyp
     return collection
 
 
+def answer(result: ToolResult, reading: Reading) -> str:
+    d, target, lc, source = result.data, result.kept.target or "all", result.kept.landcover, reading.source
+    if reading.focus == "point" and reading.point is not None and lc is not None:
+        x, y = int(reading.point[0]), int(reading.point[1])
+        if not (0 <= y < lc.classes.shape[0] and 0 <= x < lc.classes.shape[1]):
+            return f"The point ({x}, {y}) is outside the image ({source})."
+        k = int(lc.classes[y, x])
+        name = lcr.CLASSES[k] if k >= 0 else "no data"
+        verdict = ""
+        if target not in ("all", "vegetation"):
+            verdict = "Yes: " if name == target else "No: "
+        elif target == "vegetation":
+            verdict = "Yes: " if name in ("trees", "low_vegetation") else "No: "
+        return f"{verdict}the point ({x}, {y}) is {name.replace('_', ' ')} ({source})."
+    if reading.focus == "largest" and target != "all":
+        return largest_region_text(result, target.replace("_", " "), source)
+    if target != "all":
+        pct, ha, m2 = d.get(f"{target}_percent") or 0.0, d.get(f"{target}_area_ha"), d.get(f"{target}_area_m2")
+        where = f" in {result.kept.scope}" if result.kept.scope else ""
+        size = f", {ha:,.2f} ha ({m2:,.0f} m2)" if ha is not None and m2 is not None else ""
+        regions = d.get(f"{target}_region_count")
+        return (
+            f"**{target.replace('_', ' ').capitalize()}** covers {pct:.1f}%{size}{where}, in {regions} separate "
+            f"areas ({source})."
+        )
+    return f"**Land cover** ({source}): {result.summary}."
+
+
 TOOL = Tool(
     name="segment",
     description=(
@@ -156,7 +216,11 @@ TOOL = Tool(
         "shadow and cloud, with area (m2, ha) and share (%) per class, polygons and an overlay. "
         "Optionally restricted to a box; 'target' picks one class to outline."
     ),
-    schema=SCHEMA,
-    run=run,
+    args=SegmentArgs,
+    figures=SegmentFigures,
+    function=run,
+    answer=answer,
+    phrases=PHRASES,
+    layer=Layer("land cover", "#1f78b4", class_colors=CLASS_COLORS),
     needs=("image",),
 )

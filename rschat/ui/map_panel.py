@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-VENDOR = Path(__file__).resolve().parents[2] / "assets" / "vendor"
+from rschat.resources import vendor_dir
+
+VENDOR = vendor_dir()
 LEAFLET = VENDOR / "leaflet-1.9.4"
 LEAFLET_DRAW = VENDOR / "leaflet-draw-1.0.4"
 

@@ -14,77 +14,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from rasterio.crs import CRS
-from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
-
 from rschat.agent import Workspace
-from rschat.geo.io import write_png
-from rschat.geo.preview import rgb_preview
-from rschat.geo.raster import Raster
 from rschat.geo.region import footprint_wgs84
+from rschat.geo.warp import mercator_png
+from rschat.tools import REGISTRY
 
-MERCATOR = CRS.from_epsg(3857)
-MAX_SIDE = 1024  # overlays are for looking at; analysis always uses full resolution
-LAYER_COLORS = {"detect_changes": "#e31a1c", "segment": "#1f78b4", "count_objects": "#ffcc00",
-                "segment_objects": "#00c8ff", "grounding": "#ff6600", "region": "#ff00ff"}  # fmt: skip
-CLASS_COLORS = {"water": "#1e5ac8", "trees": "#146e1e", "low_vegetation": "#8cc850", "bare_soil": "#be965a",
-                "built_up": "#dc283c", "shadow": "#3c3c3c", "cloud": "#f5f5f5"}  # fmt: skip
-LAYER_NAMES = {"detect_changes": "changes", "segment": "land cover", "count_objects": "counted objects",
-               "segment_objects": "outlines (SAM)"}  # fmt: skip
+REGION_COLOR = "#ff00ff"
 
 
 def file_url(path: Path | str) -> str:
     """The URL under which Gradio serves a file from an allowed path."""
     return f"/gradio_api/file={Path(path).resolve()}"
-
-
-def mercator_png(raster: Raster, out: Path) -> tuple[Path, list[list[float]]]:
-    """The raster's preview warped to EPSG:3857, and its [[south, west], [north, east]]."""
-    assert raster.crs is not None and raster.transform is not None
-    rgb = rgb_preview(raster)
-    step = max(1, int(np.ceil(max(raster.height, raster.width) / MAX_SIDE)))
-    src = np.moveaxis(rgb[::step, ::step], -1, 0)
-    src_transform = raster.transform @ raster.transform.scale(step, step)
-    h, w = src.shape[1:]
-    bounds = (
-        src_transform.c,
-        src_transform.f + src_transform.e * h,
-        src_transform.c + src_transform.a * w,
-        src_transform.f,
-    )
-    dst_transform, dw, dh = calculate_default_transform(raster.crs, MERCATOR, w, h, *bounds)
-    dst = np.zeros((4, dh, dw), dtype=np.uint8)
-    alpha_src = np.full((1, h, w), 255, dtype=np.uint8)
-    for band in range(3):
-        reproject(
-            src[band],
-            dst[band],
-            src_transform=src_transform,
-            src_crs=raster.crs,
-            dst_transform=dst_transform,
-            dst_crs=MERCATOR,
-            resampling=Resampling.bilinear,
-        )
-    reproject(
-        alpha_src[0],
-        dst[3],
-        src_transform=src_transform,
-        src_crs=raster.crs,
-        dst_transform=dst_transform,
-        dst_crs=MERCATOR,
-        resampling=Resampling.nearest,
-    )
-    write_png(out, np.moveaxis(dst, 0, -1))
-    west, south, east, north = transform_bounds(
-        MERCATOR,
-        "EPSG:4326",
-        dst_transform.c,
-        dst_transform.f + dst_transform.e * dh,
-        dst_transform.c + dst_transform.a * dw,
-        dst_transform.f,
-    )
-    return out, [[south, west], [north, east]]
 
 
 def _overlay(ws: Workspace, name: str) -> dict[str, Any] | None:
@@ -133,17 +73,18 @@ def build(ws: Workspace, max_results: int = 4) -> dict[str, Any]:
         collection = json.loads(geo.path.read_text())
         if "coordinates" in collection:  # pixel coordinates: not for a map
             continue
+        layer = REGISTRY[stored.tool].layer if stored.tool in REGISTRY else None
+        if layer is None:
+            continue
         state["layers"].append(
             {
-                "name": f"{LAYER_NAMES.get(stored.tool, stored.tool)} ({stored.id})",
-                "color": LAYER_COLORS.get(stored.tool, "#ff7f00"),
-                "classColors": CLASS_COLORS if stored.tool == "segment" else None,
-                "points": stored.tool == "count_objects",
+                "name": f"{layer.name} ({stored.id})",
+                "color": layer.color,
+                "classColors": dict(layer.class_colors) if layer.class_colors else None,
+                "points": layer.points,
                 "geojson": collection,
             }
         )
     if ws.region is not None:
-        state["layers"].append(
-            {"name": "drawn region", "color": LAYER_COLORS["region"], "geojson": ws.region, "region": True}
-        )
+        state["layers"].append({"name": "drawn region", "color": REGION_COLOR, "geojson": ws.region, "region": True})
     return state
