@@ -151,6 +151,23 @@ class Layer:
     class_colors: Mapping[str, str] | None = None  # per-feature colours by their "class" property
 
 
+def result_color(layer: Layer, result_id: str) -> str:
+    """A colour of its own for each result's layer: the tool's colour for its first
+    result (r1), then hues turned by the golden angle, so two change results side by side
+    on a map or in a legend are never the same colour."""
+    import colorsys
+
+    number = int(result_id.lstrip("r") or 1) if result_id.lstrip("r").isdigit() else 1
+    if number <= 1:
+        return layer.color
+    r, g, b = (int(layer.color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    h, lum, sat = colorsys.rgb_to_hls(r, g, b)
+    h = (h + 0.381966 * (number - 1)) % 1.0
+    lum = min(max(lum, 0.35), 0.6)  # keep turned colours visible on imagery
+    sat = max(sat, 0.6)
+    return "#" + "".join(f"{round(v * 255):02x}" for v in colorsys.hls_to_rgb(h, lum, sat))
+
+
 @dataclass(frozen=True)
 class Phrase:
     """Words that make the rule planner classify a message as ``intent``. Phrases are
@@ -284,6 +301,7 @@ __all__ = [
     "box_scope",
     "crop_to_box",
     "plain_answer",
+    "result_color",
     "region_mask_of",
     "scoped_raster",
     "to_float_rgb",
