@@ -6,8 +6,10 @@
     rschat eval change --manifest M [--json]
     rschat weights list | pull NAME
 
-``ask`` runs exactly the agent the web app runs. It exits 1 with the message on bad
-input (corrupt file, mismatched pair, missing image) so scripts can tell.
+``ask`` runs exactly the agent the web app runs. Exit codes, one rule: 0 when every
+question was answered; 1 when one was not (bad input such as a corrupt file or a
+mismatched pair, a missing image, a tool that failed, or a question out of this mode's
+reach), with the message; 2 for a command line that does not parse.
 """
 
 from __future__ import annotations
@@ -68,19 +70,22 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         # Several questions share one session: follow-ups use the stored results.
         for number, question in enumerate(args.question):
             steps = []
+            failed_here = False
             first = number == 0
             for step in turn(ws, question, uploads=uploads if first else None, named=named if first else None):
                 if step.kind in ("done", "error"):
                     steps.append(step)
-                    failed |= step.kind == "error"
+                failed_here |= step.kind == "answer" and not step.answered
                 if not args.json or step.kind == "delta":
                     _print_step(step)
             doc: dict[str, Any] = {
                 "answer": ws.history[-1]["content"],
+                "answered": not failed_here,
                 "backends": backends(ws),
                 "steps": [_step_json(s, out_dir) for s in steps],
             }
             docs.append(doc)
+            failed |= failed_here
             if not args.json and out_dir is not None:
                 for s in doc["steps"]:
                     for path in s["artifacts"]:

@@ -151,13 +151,17 @@ def _reuse(ws: Workspace, plan: planner_rules.Plan) -> Generator[Step, None, str
     return responder.answer([reused], plan.focus, plan.point)
 
 
-def _run_plan(ws: Workspace, message: str, plan: planner_rules.Plan, model: Any) -> Generator[Step, None, str]:
+def _run_plan(
+    ws: Workspace, message: str, plan: planner_rules.Plan, model: Any, failed: list[Step]
+) -> Generator[Step, None, str]:
     """Run the plan's calls and answer from their results (the model writes the answer
-    when it is trusted, checked against the tools' numbers)."""
+    when it is trusted, checked against the tools' numbers). Failed steps go to ``failed``."""
     yield Step("plan", "plan: " + "; then ".join(f"{c.tool} ({c.why})" for c in plan.calls))
     steps = []
     for step in execute(plan.calls, ws):
         steps.append(step)
+        if step.kind == "error":
+            failed.append(step)
         yield step
     text = responder.answer(steps, plan.focus, plan.point)
     if model is not None:
@@ -179,7 +183,7 @@ def turn(
         text = f"I could not use that upload: {err}"
         ws.history.append({"role": "assistant", "content": text})
         yield Step("error", str(err), tool="upload")
-        yield Step("answer", text)
+        yield Step("answer", text, answered=False)
         return
     if loaded:
         yield Step("plan", "loaded " + _describe_uploads(ws, loaded))
@@ -189,18 +193,23 @@ def turn(
     plan, model = yield from _plan(ws, message)
     if plan.intent == "clear":
         ws.clear_prompts()
+    answered = plan.answered
     if model is not None and plan.intent in ("vqa", "unsupported"):
         text = yield from _answer_directly(model, ws, message)
+        answered = True
     elif plan.reply is not None:
         text = plan.reply
         if said and plan.intent in ("unsupported", "vqa"):
             text = "Noted: " + "; ".join(said) + ". Ask a question about the images when you are ready."
+            answered = True
     elif plan.use_result is not None:
         text = yield from _reuse(ws, plan)
     else:
-        text = yield from _run_plan(ws, message, plan, model)
+        failed: list[Step] = []
+        text = yield from _run_plan(ws, message, plan, model, failed)
+        answered = not failed
     ws.history.append({"role": "assistant", "content": text})
-    yield Step("answer", text)
+    yield Step("answer", text, answered=answered)
 
 
 def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-untyped-def]

@@ -33,6 +33,7 @@ from rschat.agent.vocabulary import (
     focus_of,
     intent_of,
     object_of,
+    out_of_reach,
 )
 from rschat.agent.workspace import Workspace
 from rschat.geo.stack import stack_names
@@ -48,6 +49,7 @@ class Plan:
     reply: str | None = None  # a direct answer when no tool runs (help, not yet, missing input)
     use_result: str | None = None  # id of a stored result a follow-up refers to
     point: tuple[float, float] | None = None  # a clicked point the answer is about
+    answered: bool = True  # False: the reply says what is missing or out of reach (CLI exits 1)
 
 
 @dataclass
@@ -93,7 +95,8 @@ def _where(ws: Workspace) -> str:
 
 
 def _need_image(what: str) -> Plan:
-    return Plan("missing", reply=f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again.")
+    reply = f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again."
+    return Plan("missing", reply=reply, answered=False)
 
 
 def _tools_for(intent: str) -> list[Tool]:
@@ -107,7 +110,8 @@ def _unavailable(req: Request) -> Plan | None:
     if not tools or not all(missing):
         return None
     what = missing[0].missing  # type: ignore[union-attr]
-    return Plan(req.intent or "", reply=f"I can't do {what} in lite mode. What I can do:\n\n{CAPABILITIES}")
+    reply = f"I can't do {what} in lite mode. What I can do:\n\n{CAPABILITIES}"
+    return Plan(req.intent or "", reply=reply, answered=False)
 
 
 # -- full-mode planners ----------------------------------------------------------------
@@ -148,6 +152,22 @@ def _plan_outline(req: Request) -> Plan | None:
     return None
 
 
+def _out_of_reach(req: Request) -> Plan | None:
+    """A plain 'cannot tell' for a question about something no tool recognises (roads,
+    harbours, species), instead of a land-cover table that reads as an answer. Change,
+    time series and counts of a known object keep their tools."""
+    if req.intent in ("change", "timeseries", "help", "clear") or (req.intent == "count" and req.obj):
+        return None
+    cannot = out_of_reach(req.message)
+    if cannot is None:
+        return None
+    reply = (
+        f"Lite mode cannot {cannot}, so I won't guess. Set RSCHAT_VLM to a vision-language model for "
+        f"free-form questions (full mode; see the README). What I can do:\n\n{CAPABILITIES}"
+    )
+    return Plan("vqa", reply=reply, answered=False)
+
+
 # -- lite planners, one per intent -------------------------------------------------------
 
 
@@ -157,6 +177,7 @@ def _plan_timeseries(req: Request) -> Plan:
             "timeseries",
             reply="A time series needs three or more dated images: upload them together "
             "(dates in the file names such as 1985.tif or scene_20200831.tif), then ask again.",
+            answered=False,
         )
     m = INDEX_WORDS.search(req.message)
     index = m.group(1).lower() if m else "water" if req.cls == "water" else "auto"
@@ -189,7 +210,7 @@ def _plan_change(req: Request) -> Plan:
             f"Change detection needs two images of the same place, and this session has {have}. Upload a before "
             "and an after image (two files in one message, or the before/after slots), then ask again."
         )
-        return Plan("change", focus=focus, reply=reply)
+        return Plan("change", focus=focus, reply=reply, answered=False)
     args = _with_box({"before": "before", "after": "after"}, ws)
     calls = [ToolCall("detect_changes", args, "compare the before and after images" + _where(ws))]
     if focus == "count" and req.obj is not None:
@@ -218,6 +239,7 @@ def _plan_count(req: Request) -> Plan:
             "count",
             reply="What should I count? Lite mode counts trees (and buildings, experimental): "
             "ask e.g. *how many trees are in this box?*",
+            answered=False,
         )
     args = _with_box({"target": target, "image": req.image}, req.ws)
     return Plan("count", [ToolCall("count_objects", args, f"count {target}s" + _where(req.ws))], "count")
@@ -320,6 +342,9 @@ def plan(message: str, ws: Workspace) -> Plan:
     unavailable = _unavailable(req)
     if unavailable is not None:
         return unavailable
+    beyond = _out_of_reach(req)
+    if beyond is not None:
+        return beyond
     if req.intent in _SESSION_PLANNERS:
         return _SESSION_PLANNERS[req.intent](req)
     followup = _plan_followup(req)
@@ -337,4 +362,5 @@ def plan(message: str, ws: Workspace) -> Plan:
     return Plan(
         req.intent or "unsupported",
         reply=f"I can't do {VQA_NEEDS} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}",
+        answered=False,
     )

@@ -31,3 +31,6 @@ class Step:
     result_id: str | None = None
     reused: bool = False  # the result came from the workspace, not a new run
     call_id: str | None = None  # ties a tool's start step to its done/error step
+    # On the answer step: False when the question could not be answered (bad input, a
+    # missing image, a failed tool, out of this mode's reach); the CLI then exits 1.
+    answered: bool = True

@@ -36,7 +36,7 @@ CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
     (
         "built_up",
-        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|roads?|settlements?)\b", re.I),
+        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|settlements?)\b", re.I),
     ),
     ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
     ("cloud", re.compile(r"\bclouds?\b", re.I)),
@@ -76,7 +76,51 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("count", re.compile(r"how many|number of|count", re.I)),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
     ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
+    (
+        "presence",
+        re.compile(r"\b(is|are) there\b|\bdoes (it|this|the \w+) (contain|show|have)\b", re.I),
+    ),
 ]
+
+# Things a user asks about that no lite tool recognises: naming them gets a plain "lite mode
+# cannot tell", never a land-cover table that reads as an answer. (what is asked about,
+# what lite mode cannot do with it).
+OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"\b(kind|type|species|sort)s? of (trees?|plants?|crops?|forest)\b|\bspecies\b", re.I),
+        "tell tree or plant species apart",
+    ),
+    (
+        re.compile(r"\b(roads?|streets?|highways?|motorways?|railways?|rail tracks?|bridges?)\b", re.I),
+        "recognise roads, railways or bridges (they are only part of the built-up land)",
+    ),
+    (
+        re.compile(
+            r"\b(harbou?rs?|ports?|marinas?|docks?|piers?|airports?|runways?|stadiums?|parking( lots?)?)\b", re.I
+        ),
+        "recognise harbours, airports, stadiums or car parks",
+    ),
+    (
+        re.compile(
+            r"\b(churches|church|mosques?|temples?|places? of worship|schools?|hospitals?|factories|factory)\b", re.I
+        ),
+        "tell what a building is used for",
+    ),
+    (
+        re.compile(r"\b(tennis|basketball|baseball|soccer|football) (courts?|fields?)\b|\bcourts?\b", re.I),
+        "recognise sports fields and courts",
+    ),
+]
+
+
+def out_of_reach(message: str) -> str | None:
+    """What lite mode cannot do about the thing the message names, or None."""
+    for pattern, cannot in OUT_OF_REACH:
+        if pattern.search(message):
+            return cannot
+    return None
+
+
 REFERS_BACK = re.compile(r"\bregions?\b|\bones?\b|\bit\b|\bthem\b|\bthose\b|\bthat\b|\bpolygons?\b", re.I)
 INDEX_WORDS = re.compile(r"\b(ndvi|ndwi|mndwi|ndbi|brightness)\b", re.I)
 BEFORE_WORDS = re.compile(r"\b(before|earlier|first|older|old) (image|one|date|picture)\b", re.I)

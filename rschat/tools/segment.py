@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
+from rschat.geo.area import area_text
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
@@ -181,6 +182,25 @@ def _class_polygons(lc: lcr.LandCover, raster: Raster) -> dict:
     return collection
 
 
+PRESENT_PERCENT = 0.5  # below this share a class is noise of the rules, not a presence
+
+
+def _presence(result: ToolResult, target: str, source: str) -> str:
+    """'Is there water?': yes or no first, then the evidence (share, area, regions)."""
+    d = result.data
+    pct, m2 = d.get(f"{target}_percent") or 0.0, d.get(f"{target}_area_m2")
+    name = target.replace("_", " ")
+    covers = "cover" if name.endswith("s") else "covers"
+    size = f" ({area_text(m2)})" if m2 is not None else ""
+    where = f" of {result.kept.scope}" if result.kept.scope else ""
+    if pct >= PRESENT_PERCENT:
+        regions = d.get(f"{target}_region_count")
+        return f"**Yes**: {name} {covers} {pct:.1f}%{where}{size}, in {regions} separate areas ({source})."
+    return (
+        f"**No**: {name} {covers} {pct:.1f}%{where}, under the {PRESENT_PERCENT}% the rules can vouch for ({source})."
+    )
+
+
 def answer(result: ToolResult, reading: Reading) -> str:
     d, target, lc, source = result.data, result.kept.target or "all", result.kept.landcover, reading.source
     if reading.focus == "point" and reading.point is not None and lc is not None:
@@ -195,6 +215,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         elif target == "vegetation":
             verdict = "Yes: " if name in ("trees", "low_vegetation") else "No: "
         return f"{verdict}the point ({x}, {y}) is {name.replace('_', ' ')} ({source})."
+    if reading.focus == "presence" and target != "all":
+        return _presence(result, target, source)
     if reading.focus == "largest" and target != "all":
         return largest_region_text(result, target.replace("_", " "), source)
     if target != "all":

@@ -1,0 +1,98 @@
+"""Questions a new user asks (issue 9): what the tools can answer is answered in its own
+terms (yes/no first, with the evidence); what they cannot is said plainly, never
+answered with a land-cover table; every result owns its files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ASSETS, ROOT, rschat
+from rschat.agent import Workspace, turn
+
+NEON = ROOT / "tests" / "data" / "neon" / "OSBS_029.tif"
+PUCALLPA = ROOT / "tests" / "data" / "pucallpa" / "1985.tif"
+PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+
+
+def ask(settings, question, files=None):  # type: ignore[no-untyped-def]
+    ws = Workspace(settings)
+    return ws, list(turn(ws, question, uploads=files))
+
+
+@pytest.mark.parametrize(
+    ("question", "cannot"),
+    [
+        ("where is the harbour?", "harbours"),
+        ("is there a road in this image?", "roads"),
+        ("what kind of trees are these?", "species"),
+        ("is there a place of worship?", "what a building is used for"),
+    ],
+)
+def test_questions_beyond_the_tools_are_refused_plainly(settings, question, cannot):
+    _, steps = ask(settings, question, [NEON])
+    answer = steps[-1]
+    assert not [s for s in steps if s.kind == "done"]  # no land-cover table that reads as an answer
+    assert "Lite mode cannot" in answer.text and cannot in answer.text and "RSCHAT_VLM" in answer.text
+    assert "built up" not in answer.text and not answer.answered
+
+
+def test_presence_questions_get_yes_or_no_first_with_the_evidence(settings):
+    _, steps = ask(settings, "the bands are SWIR1, NIR, red, green. is there water?", [PUCALLPA])
+    assert steps[-1].text.startswith("**Yes**: water covers") and " ha" in steps[-1].text
+    _, steps = ask(settings, "is there water?", [NEON])  # a dry pine stand
+    assert steps[-1].text.startswith("**No**: water covers 0.0%")
+    _, steps = ask(settings, "are there trees?", [NEON])
+    assert steps[-1].text.startswith("**Yes**: trees cover")
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["how many trees?", "describe the scene", "is there water?", "measure the box", "what changed?",
+     "show the NDVI trend", "segment the vegetation", "how big is the lake?", "classify this scene"],
+)  # fmt: skip
+def test_without_an_image_no_message_names_an_image_none(settings, question):
+    _, steps = ask(settings, question)
+    text = " ".join(s.text for s in steps)
+    assert "'None'" not in text and "None" not in text
+    assert not steps[-1].answered
+
+
+def test_cli_exit_codes_follow_one_rule(tmp_path):
+    env = {"RSCHAT_WORK_DIR": str(tmp_path)}
+    proc = rschat("ask", "--image", str(PAIR[0]), "what changed?", env=env)
+    assert proc.returncode == 1 and "two images" in proc.stdout  # not answered: exit 1
+    proc = rschat("ask", "--image", str(NEON), "where is the harbour?", env=env)
+    assert proc.returncode == 1 and "Lite mode cannot" in proc.stdout
+    proc = rschat("ask", "--image", str(NEON), "is there water?", env=env)
+    assert proc.returncode == 0 and "**No**" in proc.stdout
+    proc = rschat("ask", "--image", str(NEON), "--box", "nonsense", "is there water?", env=env)
+    assert proc.returncode == 2  # a command line that does not parse
+
+
+def test_each_result_owns_its_files(settings):
+    """Two change runs (whole pair, then inside a box) and two tree counts keep their own
+    files: no later result overwrites an earlier one's mask, polygons or overlay."""
+    ws, _ = ask(settings, "what changed?", PAIR)
+    ws.add_box((0, 0, 120, 120))
+    list(turn(ws, "what changed in the box?"))
+    first, second = (s.result for s in ws.results[:2])
+    paths = [a.path for r in (first, second) for a in r.artifacts]
+    assert len(set(paths)) == len(paths) and all(p.exists() for p in paths)
+    assert all(a.path.name.startswith("r1_") for a in first.artifacts)
+    assert all(a.path.name.startswith("r2_") for a in second.artifacts)
+    for result in (first, second):
+        regions = json.loads(result.artifact("geojson").path.read_text())["features"]
+        assert len(regions) == result.data["region_count"]  # each file matches its own numbers
+    from rschat.geo.io import read_raster
+
+    masks = [read_raster(r.artifact("geotiff").path).data[0] for r in (first, second)]
+    assert masks[0].shape != masks[1].shape or not np.array_equal(masks[0], masks[1])
+
+    ws2, _ = ask(settings, "how many trees?", [NEON])
+    ws2.add_box((0, 0, 200, 200))
+    list(turn(ws2, "how many trees in the box?"))
+    files = [a.path for s in ws2.results for a in s.result.artifacts]
+    assert len(set(files)) == len(files) == 4
