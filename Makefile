@@ -1,19 +1,30 @@
 # The two commands of the README: `make run` starts the app, `make test` runs the tests.
 # Both create the virtual environment (.venv) on first use; later runs reuse it.
+# `make run` installs lite mode only (no torch, no CUDA libraries); `make test` adds the
+# full-mode libraries and the test tools, since the tests exercise both modes.
 PY ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+LITE := $(VENV)/.installed-lite-$(SUM)
+FULL := $(VENV)/.installed-full-$(SUM)
 
 .PHONY: run test env browser
 
-$(STAMP): pyproject.toml
-	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
 
-env: $(STAMP)
+$(LITE): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-lite-*
+	touch $(LITE)
+
+$(FULL): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet -e '.[full,test]'
+	rm -f $(VENV)/.installed-*
+	touch $(LITE) $(FULL)
+
+env: $(LITE)
 
 run: env
 	$(VENV)/bin/python app.py
@@ -22,7 +33,7 @@ run: env
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will skip"
 
-test: env browser
+test: $(FULL) browser
 	$(VENV)/bin/ruff check rschat tests app.py scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q
