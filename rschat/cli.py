@@ -5,6 +5,7 @@
                [--region R.geojson] [--out DIR] [--json] QUESTION [FOLLOW-UP ...]
     rschat eval change --manifest M [--json]
     rschat weights list | pull NAME
+    rschat space [OWNER/NAME] [--out DIR] [--dry-run] [--private]
 
 ``ask`` runs exactly the agent the web app runs. Exit codes, one rule: 0 when every
 question was answered; 1 when one was not (bad input such as a corrupt file or a
@@ -163,6 +164,31 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_space(args: argparse.Namespace) -> int:
+    from rschat import space
+
+    if not args.dry_run and not args.repo_id:
+        print("rschat space: name the Space (OWNER/NAME), or pass --dry-run to only write the folder.", file=sys.stderr)
+        return 2
+    folder = Path(args.out)
+    try:
+        files = space.write_space(folder)
+    except (FileNotFoundError, FileExistsError) as err:
+        print(f"rschat space: {err}", file=sys.stderr)
+        return 1
+    print(space.listing(files))
+    print(f"wrote the Space's files to {folder}")
+    if args.dry_run:
+        return 0
+    try:
+        url = space.upload(folder, args.repo_id, private=args.private)
+    except Exception as err:  # network, login, permissions: one message
+        print(f"rschat space: the upload to {args.repo_id} failed ({type(err).__name__}: {err})", file=sys.stderr)
+        return 1
+    print(f"uploaded to {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,6 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     pull = w_sub.add_parser("pull", help="download one entry (needs internet)")
     pull.add_argument("name")
     pull.set_defaults(func=_cmd_weights)
+
+    sp = sub.add_parser(
+        "space",
+        help="write the Hugging Face Space's files into a folder and upload them (binaries as Xet/LFS)",
+    )
+    sp.add_argument("repo_id", nargs="?", help="the Space, OWNER/NAME (created if missing; not needed with --dry-run)")
+    sp.add_argument("--out", default="space-build", help="folder for the Space's files (default: ./space-build)")
+    sp.add_argument("--dry-run", action="store_true", help="write and list the files (size, binary); no network")
+    sp.add_argument("--private", action="store_true", help="create the Space as private")
+    sp.set_defaults(func=_cmd_space)
     return parser
 
 

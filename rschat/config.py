@@ -30,6 +30,10 @@ class Settings:
     sam: str = ""
     clip: str = ""
     generator: str = ""
+    # Whether Hugging Face libraries may download (sets HF_HUB_OFFLINE): "1" offline, "0"
+    # online, "auto" (default) offline unless a model setting names a hub id (a value that is
+    # not an existing local path, e.g. RSCHAT_VLM=Qwen/Qwen2.5-VL-3B-Instruct on a Space).
+    offline: str = "auto"
     # Empty host / port 0: Gradio's own defaults, which honour GRADIO_SERVER_NAME and
     # GRADIO_SERVER_PORT (a Hugging Face Space sets them to serve on 0.0.0.0:7860).
     host: str = ""

@@ -1,6 +1,9 @@
 """Every export format, read back and compared; CRS kept; the map state for the page."""
 
 import json
+import re
+from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import numpy as np
 import pyogrio
@@ -10,6 +13,9 @@ import rasterio
 from conftest import ASSETS, ROOT, rschat
 from rschat.agent import Workspace, exports, turn
 from rschat.geo import read_raster
+from rschat.resources import vendor_dir
+from rschat.tools import REGISTRY
+from rschat.tools.base import result_color
 from rschat.ui import map_state
 
 PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
@@ -59,7 +65,126 @@ def test_export_files_read_back_with_their_crs(session, tmp_path):
     assert [m["role"] for m in doc["messages"]] == ["user", "assistant", "user", "assistant"]
     assert doc["results"][0]["data"]["changed_area_m2"] == mask_area
     md = files["transcript.md"].read_text()
-    assert f"changed_area_m2: {mask_area}" in md and "EPSG:26914" in md
+    assert f"changed_area_m2: {exports.display_number(mask_area)}" in md and "EPSG:26914" in md
+
+
+class _Tags(HTMLParser):
+    """Every tag with its attributes, and the text of the <script> elements by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: dict[str, str] = {}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._open = (dict(attrs).get("id") or "") if tag == "script" else None
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self.scripts[self._open] = self.scripts.get(self._open, "") + data
+
+    def handle_endtag(self, tag):
+        self._open = None
+
+
+def test_map_html_opens_without_the_internet(session, tmp_path):
+    """Issue 9.6: map.html loaded Leaflet, jQuery, Bootstrap, ... from CDNs and was blank offline."""
+    path = exports.write_map(session, tmp_path)
+    page = _Tags()
+    page.feed(path.read_text())
+    external = [
+        (tag, attrs)
+        for tag, attrs in page.tags
+        if (tag == "script" and attrs.get("src")) or (tag == "link" and attrs.get("href"))
+    ]
+    assert external == []  # no <script src=...> / <link href=...> at all: everything is inline
+    assert "Leaflet 1.9.4" in page.scripts[""]  # the vendored library, inlined
+    assert (vendor_dir() / "leaflet-1.9.4" / "leaflet.js").read_text()[:2000] in path.read_text()
+    assert "url(images/" not in path.read_text()  # the CSS's images are data: URLs too
+
+    data = json.loads(page.scripts["rschat-data"])
+    assert [im["name"] for im in data["images"]] == ["before", "after"]
+    assert all(im["url"].startswith("data:image/png;base64,") for im in data["images"])
+    (south, west), (north, east) = data["fit"]
+    assert 46.9 < south < north < 47.1 and -99.3 < west < east < -99.0
+    layers = {ly["result"]: ly for ly in data["layers"]}
+    assert set(layers) == {"r1", "r2", "region"}
+    assert layers["r1"]["geojson"]["features"] and layers["r2"]["geojson"]["features"]
+    for rid in ("r1", "r2"):
+        assert layers[rid]["color"] == result_color(REGISTRY[layers[rid]["tool"]].layer, rid)
+    legend = re.search(r'<div id="legend"[^>]*>(.*?)</div>\s*<script', path.read_text(), re.S).group(1)
+    assert "rschat results" in legend
+    for ly in data["layers"]:
+        assert ly["name"] in legend and ly["color"] in legend
+
+
+def test_two_change_results_get_their_own_colours(settings):
+    layer = REGISTRY["detect_changes"].layer
+    assert result_color(layer, "r1") != result_color(layer, "r2")
+
+
+def test_transcript_links_files_in_the_export_and_rounds_numbers(session, tmp_path):
+    """Issue 9.6: transcript.md linked files that were not in the export and printed 381.2499999999999."""
+    files = exports.export_session(session, tmp_path)
+    md = (tmp_path / "transcript.md").read_text()
+    links = [unquote(target) for target in re.findall(r"\]\(([^)]+)\)", md)]
+    assert links and "r1_change_mask.tif" in links
+    for target in links:
+        assert "/" not in target and (tmp_path / target).is_file(), target  # relative, beside it
+        assert tmp_path / target in files
+    for stored in session.results:  # every file a result produced is in the export
+        for art in stored.result.artifacts:
+            assert (tmp_path / art.path.name).read_bytes() == art.path.read_bytes()
+    noise = re.findall(r"\d\.\d{7,}|\.\d*(?:9{5,}|0{5,}[1-9])", md)  # 381.2499999999999, 0.30000000000000004
+    assert not noise, noise
+    doc = json.loads((tmp_path / "transcript.json").read_text())
+    assert doc["results"][0]["data"] == session.results[0].result.data  # full precision kept
+    assert "r1_change_mask.tif" in doc["results"][0]["files"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(381.2499999999999, "381.2"), (0.012345678, "0.01235"), (12.0, "12"), (7, "7"), (None, "None"),
+     (1234567.891, "1234567.9"), (3.14159, "3.142"), (-42.42424, "-42.42"), (0.00012345, "0.000123")],
+)  # fmt: skip
+def test_display_number(value, shown):
+    assert exports.display_number(value) == shown
+
+
+def test_two_change_runs_export_two_masks_layers_and_numbers(settings, tmp_path):
+    """Issue 9.1 from the export side: the whole pair, then a drawn region, in one session."""
+    from test_region import lonlat_box
+
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "what changed?", uploads=PAIR))
+        ws.set_region(lonlat_box(ws.rasters["before"], 0, 0, 256, 300))
+        list(turn(ws, "what changed inside the region I drew?"))
+        changes = [s for s in ws.results if s.tool == "detect_changes"]
+        assert [s.id for s in changes] == ["r1", "r2"]
+        files = {f.name: f for f in exports.export_session(ws, tmp_path)}
+
+        with rasterio.open(files["r1_change_mask.tif"]) as a, rasterio.open(files["r2_change_mask.tif"]) as b:
+            m1, m2 = a.read(1), b.read(1)
+        assert m1.sum() == changes[0].result.data["changed_pixels"]
+        assert m2.sum() == changes[1].result.data["changed_pixels"]
+        assert 0 < m2.sum() < m1.sum()  # the region's mask is a part of the whole pair's
+
+        md = (tmp_path / "transcript.md").read_text()
+        for stored in changes:
+            layer = pyogrio.read_dataframe(files["vectors.gpkg"], layer=f"{stored.id}_detect_changes")
+            area = stored.result.data["changed_area_m2"]
+            assert layer.geometry.area.sum() == pytest.approx(area, rel=0.01), stored.id
+            section = md.split(f"### {stored.id}: detect_changes")[1].split("###")[0]
+            shown = float(re.search(r"- changed_area_m2: ([\d.]+)", section).group(1))
+            assert shown == pytest.approx(layer.geometry.area.sum(), rel=0.01), stored.id
+        r1 = pyogrio.read_dataframe(files["vectors.gpkg"], layer="r1_detect_changes")
+        r2 = pyogrio.read_dataframe(files["vectors.gpkg"], layer="r2_detect_changes")
+        assert len(r2) < len(r1) and r2.geometry.area.sum() < r1.geometry.area.sum()
+    finally:
+        ws.close()
 
 
 def test_map_state_has_overlays_layers_and_region(session):

@@ -18,14 +18,53 @@ imported only here and in the backend modules, and only then.
 from __future__ import annotations
 
 import os
+import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rschat.config import Settings
+from rschat.config import Settings, load_settings
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read once when huggingface_hub is imported
+_HUB_ID = re.compile(r"^(?:hf-hub:)?[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name
+
+
+def names_hub_id(value: str) -> bool:
+    """Whether a model setting names a Hugging Face hub id rather than a local path:
+    ``Qwen/Qwen2.5-VL-3B-Instruct`` yes, ``checkpoints/qwen2.5-vl-3b`` (an existing folder) no.
+    A CLIP setting counts by its model name (``hf-hub:org/name``) or its weights."""
+    value = value.strip()
+    return bool(value) and _HUB_ID.match(value) is not None and not os.path.exists(value)
+
+
+def hub_offline(settings: Settings) -> bool:
+    """``RSCHAT_OFFLINE``: 1 / 0 as set; ``auto`` (the default): offline unless RSCHAT_VLM,
+    RSCHAT_GENERATOR or RSCHAT_CLIP names a hub id (so a Space configured with a hub id
+    can fetch its weights, and lite mode never touches the network)."""
+    mode = settings.offline.strip().lower()
+    if mode in ("1", "true", "yes", "on"):
+        return True
+    if mode in ("0", "false", "no", "off"):
+        return False
+    clip = [part for part in split_spec(settings.clip) if part] if settings.clip else []
+    return not any(names_hub_id(v) for v in [settings.vlm, settings.generator, *clip])
+
+
+def apply_offline(settings: Settings) -> bool:
+    """Set HF_HUB_OFFLINE from the settings (an explicit RSCHAT_OFFLINE wins; with ``auto`` a
+    value already in the environment is kept), also in an already imported huggingface_hub
+    (Gradio imports it first, and it reads the variable once). Returns whether offline."""
+    if settings.offline.strip().lower() == "auto":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1" if hub_offline(settings) else "0")
+    else:
+        os.environ["HF_HUB_OFFLINE"] = "1" if hub_offline(settings) else "0"
+    offline = os.environ["HF_HUB_OFFLINE"].strip().upper() in ("1", "ON", "YES", "TRUE")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = offline  # type: ignore[attr-defined]
+    return offline
+
 
 _cache: dict[tuple[str, ...], Any] = {}
 _failures: dict[tuple[str, ...], str] = {}  # a failed load is not retried on every turn
@@ -76,6 +115,9 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     """'vit_b:/w/sam.pth' -> ('vit_b', '/w/sam.pth'); 'ViT-B-32' -> ('ViT-B-32', None)."""
     name, sep, path = spec.partition(":")
     return (name.strip(), path.strip() or None) if sep else (spec.strip(), None)
+
+
+apply_offline(load_settings())  # once, at import: before any model library is imported
 
 
 def _load(cap: Capability, value: str, key: tuple[str, ...], build: Callable[[], Any]) -> Any:
