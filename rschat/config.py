@@ -21,6 +21,9 @@ class Settings:
     max_pixels: int = 64_000_000
     # Largest upload accepted, in bytes.
     max_file_bytes: int = 512 * 1024 * 1024
+    # Longest chat message read, in characters. A question is a sentence or two; a cap keeps
+    # a pasted megabyte from holding the planner (and every other user's turn) hostage.
+    max_message_chars: int = 4000
     # Where per-session artifacts (overlays, GeoTIFFs, GeoJSON) are written.
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "rschat")
     # Full-mode backends (issue "Full mode"); empty means lite mode for that capability.

@@ -96,3 +96,16 @@ def test_each_result_owns_its_files(settings):
     list(turn(ws2, "how many trees in the box?"))
     files = [a.path for s in ws2.results for a in s.result.artifacts]
     assert len(set(files)) == len(files) == 4
+
+
+def test_an_enormous_message_is_refused_quickly_and_the_session_goes_on(settings):
+    import time
+
+    ws = Workspace(settings)
+    started = time.perf_counter()
+    steps = list(turn(ws, "clear " * 50_000))  # 300 kB: this took 177 s in the old planner
+    assert time.perf_counter() - started < 1.0
+    assert "characters long" in steps[-1].text and not steps[-1].answered
+    steps = list(turn(ws, "clear " * 600 + "the points"))  # just under the limit: still fast
+    assert time.perf_counter() - started < 2.0 and steps[-1].text == "The points and boxes are cleared."
+    assert list(turn(ws, "help"))[-1].text.startswith("Here is what I can do")

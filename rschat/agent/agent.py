@@ -175,6 +175,16 @@ def turn(
     """Run one chat turn. ``uploads`` are files attached to the message (named by
     ``Workspace.load_uploads``); ``named`` maps explicit slots ('before', 'after', 'image')
     to files. Points and boxes are set on the workspace beforehand (UI clicks, CLI flags)."""
+    limit = ws.settings.max_message_chars
+    if len(message) > limit:
+        text = (
+            f"Your message is {len(message):,} characters long; I read questions of up to {limit:,} "
+            "characters (RSCHAT_MAX_MESSAGE_CHARS). Ask in a sentence or two."
+        )
+        ws.history.append({"role": "user", "content": message[:200] + " ..."})
+        ws.history.append({"role": "assistant", "content": text})
+        yield Step("answer", text, answered=False)
+        return
     ws.history.append({"role": "user", "content": message})
     said = ws.state(gsd_m=stated_gsd(message), bands=parse_band_order(message))
     try:
