@@ -189,15 +189,7 @@ def _cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="start the web app (same as python app.py)")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.set_defaults(func=_cmd_serve)
-
+def _add_ask(sub: Any) -> None:
     ask = sub.add_parser("ask", help="ask the agent one question, headless")
     ask.add_argument("question", nargs="+", help="one question, or several asked in turn in one session")
     ask.add_argument("--image", action="append", help="an image; two make a before/after pair (repeatable)")
@@ -229,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.set_defaults(func=_cmd_ask)
 
+
+def _add_eval_weights_space(sub: Any) -> None:
     ev = sub.add_parser("eval", help="measure accuracy on labelled data")
     ev_sub = ev.add_subparsers(dest="task", required=True)
     change = ev_sub.add_parser("change", help="change detection: precision, recall, F1, IoU")
@@ -254,6 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="write and list the files (size, binary); no network")
     sp.add_argument("--private", action="store_true", help="create the Space as private")
     sp.set_defaults(func=_cmd_space)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the web app (same as python app.py)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=_cmd_serve)
+    _add_ask(sub)
+    _add_eval_weights_space(sub)
     return parser
 
 

@@ -33,7 +33,7 @@ def text_of(message: dict) -> str:
 def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app):
     url, demo = app
     client = Client(url, verbose=False)
-    chat, _, overlay, slider, files, map_json = client.predict(
+    chat, _, overlay, slider, files, map_json, legend, _status = client.predict(
         {"text": "what changed?", "files": [handle_file(str(p)) for p in PAIR]}, [], api_name="/chat"
     )
     answer = text_of(chat[-1])
@@ -44,10 +44,14 @@ def test_pair_in_one_message_gets_a_change_answer_with_overlay_and_downloads(app
     assert {f.rsplit(".", 1)[-1] for f in files} >= {"tif", "geojson"}
     layers = [layer["name"] for layer in json.loads(map_json)["layers"]]
     assert layers[:2] == ["image footprint", "changes (r1)"]  # the map got the footprint and the change polygons
+    assert "changed" in legend  # the image panel says what the overlay's colours mean
 
     # A follow-up in the same session is answered from the stored result.
-    picture = [m for m in chat if isinstance(m["content"], list) and m["content"][0].get("type") == "file"]
+    pictures = [m for m in chat if isinstance(m["content"], list) and m["content"][0].get("type") == "file"]
+    picture = [m for m in pictures if m["role"] == "assistant"]
     assert picture and picture[0]["content"][0]["file"].endswith("_overlay.png")  # shown inline in the chat
+    previews = [m["content"][0] for m in pictures if m["role"] == "user"]  # PNG previews of the uploaded TIFFs
+    assert [p["alt_text"] for p in previews] == [f.name for f in PAIR] and previews[0]["file"].endswith(".png")
     chat, *_ = client.predict({"text": "how big is the largest change?", "files": []}, resend(chat), api_name="/chat")
     assert "largest change region" in text_of(chat[-1]) and "not recomputed" in text_of(chat[-1])
 

@@ -46,3 +46,36 @@ def test_page_loads_runs_the_example_and_screenshots(app, tmp_path: Path):
     # RSCHAT_SCREENSHOT=assets/screenshot.png refreshes the README's screenshot.
     if os.environ.get("RSCHAT_SCREENSHOT"):
         shutil.copy(shot, ROOT / os.environ["RSCHAT_SCREENSHOT"])
+
+
+VIEWPORTS = {"desktop_1280x720": (1280, 720), "desktop_1920x1080": (1920, 1080), "phone_390": (390, 844)}
+
+
+def test_first_screen_explains_itself_and_fits(app, tmp_path: Path):
+    """Issue 9, item 4: a labelled input above the fold at 1280x720, an empty state saying
+    what to ask, a short banner, three examples. RSCHAT_SHOTS=dir keeps the screenshots."""
+    url, _ = app
+    from playwright.sync_api import sync_playwright
+
+    out = Path(os.environ.get("RSCHAT_SHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for label, (width, height) in VIEWPORTS.items():
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_text("Lite mode is on").wait_for(timeout=30_000)
+            page.get_by_text("What you can ask").wait_for(timeout=30_000)
+            assert page.get_by_text("MultimodalTextbox").count() == 0
+            page.get_by_role("textbox", name="Message").wait_for(timeout=10_000)  # an accessible name
+            assert page.get_by_text("Backends:").is_hidden()  # folded under the banner's details
+            if label.startswith("desktop"):  # the input and the examples are above the fold
+                for locator in (page.locator("#ask textarea"), page.get_by_role("button", name="Load a tree tile")):
+                    box = locator.bounding_box()
+                    assert box and box["y"] + box["height"] <= height, (label, box)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / f"first_screen_{label}.png"))
+            page.close()
+        browser.close()
+    assert (out / "first_screen_desktop_1280x720.png").stat().st_size > 10_000

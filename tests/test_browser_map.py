@@ -107,3 +107,56 @@ def test_time_series_slider_and_compare_two_dates(app):
         page.get_by_text("what changed between 1985 and 2020?").wait_for(timeout=30_000)
         page.get_by_text("of the analysed area changed").last.wait_for(timeout=60_000)
         browser.close()
+
+
+def test_map_follows_a_new_upload_elsewhere_and_a_new_session_empties_it(app, tmp_path: Path):
+    """Issue 9, item 2, in the browser: a pair in North Dakota with a region, then a Florida
+    tile: the map moves to the tile, names it after its file, and "New session" empties it."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app
+    florida = str(ROOT / "tests" / "data" / "neon" / "OSBS_029.tif")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith(("http://127.0.0.1", "data:")) else r.abort()
+        )
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("button", name="Load the example pair").click()
+        page.get_by_text("Example loaded").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Map").click()
+        page.wait_for_function(
+            "() => window.rschatMap && Object.values(window.rschatMap._layers).some(l => l._url)", timeout=30_000
+        )
+        page.evaluate(DRAW_WEST_HALF)
+        page.get_by_text("map region set").wait_for(timeout=30_000)
+        page.locator("#ask input[type=file]").set_input_files([florida])
+        page.locator("#ask textarea").fill("how many trees?")
+        page.locator("#ask textarea").press("Enter")
+        page.get_by_role("button", name="Region cleared").wait_for(timeout=60_000)  # the step in the chat
+        page.get_by_text("map region cleared").wait_for(timeout=30_000)  # and the status line
+        page.wait_for_function(
+            "() => document.querySelector('#map .rsmap-legend').innerText.includes('OSBS_029.tif')", timeout=60_000
+        )
+        legend = page.locator("#map .rsmap-legend").inner_text()
+        assert "drawn region" not in legend and "naip" not in legend
+        centre = page.evaluate("() => { const c = window.rschatMap.getCenter(); return [c.lat, c.lng]; }")
+        assert 29 < centre[0] < 30.5 and -82.5 < centre[1] < -81.5  # fitted to the Florida tile
+        page.wait_for_timeout(500)  # the fit's zoom animation
+        widths = page.evaluate(
+            "() => [...document.querySelectorAll('#map img.leaflet-image-layer')].map(i => i.getBoundingClientRect().width)"
+        )
+        map_width = page.locator("#map .rsmap").bounding_box()["width"]  # type: ignore[index]
+        assert widths and max(widths) > map_width / 3  # the tile fills the map, not an invisible speck
+        assert page.get_by_role("button", name="Clear the drawn region").is_visible()
+        page.wait_for_timeout(800)
+        shot = tmp_path / "map_florida.png"
+        page.screenshot(path=str(shot), full_page=True)
+        page.get_by_role("button", name="New session").click()
+        page.wait_for_function(
+            "() => !Object.values(window.rschatMap._layers).some(l => l._url && l._bounds)", timeout=30_000
+        )
+        browser.close()
+    if os.environ.get("RSCHAT_SHOTS"):
+        shutil.copy(shot, Path(os.environ["RSCHAT_SHOTS"]) / shot.name)

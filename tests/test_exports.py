@@ -189,7 +189,8 @@ def test_two_change_runs_export_two_masks_layers_and_numbers(settings, tmp_path)
 
 def test_map_state_has_overlays_layers_and_region(session):
     state = map_state.build(session)
-    assert [o["name"].split()[0] for o in state["overlays"]] == ["before", "after"]
+    # layers are named after the files (issue 9), not the session's slot names
+    assert [o["name"].split()[0] for o in state["overlays"]] == ["naip_2009-08-18", "naip_2015-09-26"]
     (south, west), (north, east) = state["fit"]
     assert 46.9 < south < north < 47.1 and -99.3 < west < east < -99.0
     names = [layer["name"] for layer in state["layers"]]
@@ -202,7 +203,7 @@ def test_map_state_for_a_dated_stack_and_for_plain_images(settings):
     ws = Workspace(settings)
     ws.load_uploads([ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (2000, 1985, 2020)])
     state = map_state.build(ws)
-    assert [d["name"][:7] for d in state["dates"]] == ["t1 1985", "t2 2000", "t3 2020"]
+    assert [d["name"] for d in state["dates"]] == ["1985 1985-07-01", "2000 2000-07-01", "2020 2020-07-01"]
     plain = Workspace(settings)
     plain.add_raster("image", read_raster(ROOT / "tests" / "data" / "neon" / "SOAP_061.png"))
     assert "no georeference" in map_state.build(plain)["note"]

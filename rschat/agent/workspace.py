@@ -187,3 +187,35 @@ class Workspace:
         """Delete the session's files (called when the session ends)."""
         if self._out_dir is not None:
             shutil.rmtree(self._out_dir, ignore_errors=True)
+
+    # -- what the map shows ---------------------------------------------------------------
+    def newest_names(self) -> list[str]:
+        """The rasters of the latest upload: the dated stack (with its before/after), the
+        pair, or the single image, whichever holds the raster loaded last (empty without)."""
+        if not self.raster_uids:
+            return []
+        newest = max(self.raster_uids, key=lambda n: self.raster_uids[n])
+        stack = self.stack()
+        if newest in stack:
+            return [*stack, *(n for n in ("before", "after") if n in self.rasters)]
+        if newest in ("before", "after"):
+            return [n for n in ("before", "after") if n in self.rasters]
+        return [newest]
+
+    def is_current(self, stored: StoredResult) -> bool:
+        """Whether a stored result was computed from the rasters loaded now (a new upload
+        under one of its input names makes it stale)."""
+        return all(self.raster_uids.get(name) == uid for name, uid in stored.inputs if name != "region")
+
+    def region_outside(self, names: list[str]) -> bool:
+        """Whether the drawn region misses every one of these rasters (a region drawn for
+        earlier images, or images that cannot be placed on the map)."""
+        if self.region is None or not names:
+            return False
+        from shapely.geometry import shape
+
+        from rschat.geo.region import footprint_wgs84, region_geometry
+
+        geom = region_geometry(self.region)
+        placed = [self.rasters[n] for n in names if n in self.rasters and self.rasters[n].georeferenced]
+        return not any(geom.intersects(shape(footprint_wgs84(r))) for r in placed)

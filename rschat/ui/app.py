@@ -27,12 +27,49 @@ from rschat.ui.session import SessionStore, UiSession
 ASSETS = assets_dir()  # the checkout's assets/ or the installed package's (rschat.resources)
 EXAMPLE_BEFORE = ASSETS / "examples" / "naip_2009-08-18.tif"
 EXAMPLE_AFTER = ASSETS / "examples" / "naip_2015-09-26.tif"
+EXAMPLE_TREES = ASSETS / "examples" / "OSBS_029.tif"  # NEON, Florida, 10 cm RGB
+EXAMPLE_SERIES = [ASSETS / "examples" / f"pucallpa_{year}.tif" for year in (1985, 2000, 2020)]  # Landsat
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 CLICK_MODES = ["point +", "point -", "box (two clicks)"]
 
 CSS = """
-#lite-banner {border-left: 4px solid #d97706; padding: 6px 12px; background: rgba(217,119,6,0.08);}
+#lite-banner {border-left: 4px solid #d97706; padding: 2px 12px; background: rgba(217,119,6,0.08);}
+#lite-banner p {margin: 4px 0;}
+#lite-banner details summary {cursor: pointer; font-size: 0.9em; opacity: 0.85;}
+#title h1 {margin-bottom: 0;}
+#title p {margin-top: 2px;}
+#image-legend {font-size: 13px; min-height: 0;}
+#image-legend i {display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 10px; vertical-align: middle;}
 """
+
+# Gradio gives the message box's textarea no accessible name: label it (and again whenever
+# Gradio re-renders it), so screen readers and tests find the "Message" box.
+LABEL_JS = """
+() => {
+  const label = () => document.querySelectorAll('#ask textarea').forEach(t => {
+    if (t.getAttribute('aria-label') !== 'Message') t.setAttribute('aria-label', 'Message');
+  });
+  label();
+  new MutationObserver(label).observe(document.body, {childList: true, subtree: true});
+  // A file input keeps its last value, so choosing the same file again fires no change and
+  // the re-attached file was silently dropped: empty the input before each choice.
+  document.addEventListener('click', e => {
+    const input = e.target.closest && e.target.closest('#ask input[type=file]');
+    if (input) input.value = '';
+  }, true);
+}
+"""
+
+EMPTY_CHAT = """**What you can ask**
+
+Attach a GeoTIFF, PNG or JPEG (or load an example below), then ask, for example:
+
+- *What changed between these two images?* (two dates)
+- *How many trees are there?* · *How much of it is water?*
+- *How did the water change over time?* (three or more dates)
+- *How big is the largest field?* · *Describe this scene.*
+
+Click the image or draw on the **Map** tab to restrict a question to a place."""
 
 
 def banner_text(ws: Workspace) -> str:
@@ -65,12 +102,13 @@ def banner_text(ws: Workspace) -> str:
             "the tools, never from the model."
         )
     else:
-        head = (
-            "**Lite mode is on.** Everything runs on the CPU with training-free algorithms and a rule "
-            "planner; every number is computed from your pixels. Free-form visual questions and image "
-            "generation need full mode (set `RSCHAT_VLM`, `RSCHAT_GENERATOR`; see the README)."
+        head = "**Lite mode is on.** Everything runs on the CPU and every number is computed from your pixels."
+        more = (
+            "Training-free algorithms and a rule planner answer. Free-form visual questions and image "
+            "generation need full mode (set `RSCHAT_VLM`, `RSCHAT_GENERATOR`; see the README). "
         )
-    return f"{head}  \n<small>Backends: {rows}</small>"
+        return f"{head}\n\n<details><summary>Details</summary>\n\n{more}Backends: {rows}\n\n</details>"
+    return f"{head}\n\n<details><summary>Backends</summary>\n\n{rows}\n\n</details>"
 
 
 @dataclass
@@ -89,24 +127,44 @@ class Ui:
     slot_status: Any
     downloads: Any
     example_btn: Any
+    trees_btn: Any
+    series_btn: Any
     clear_btn: Any
+    clear_region_btn: Any
+    image_legend: Any
     clear_prompts_btn: Any
     export_btn: Any
 
 
 def _chat_column() -> dict[str, Any]:
     # No LaTeX: answers carry units and numbers, and a model's stray "$" must not stall the page.
-    chatbot = gr.Chatbot(label="Chat", height=560, elem_id="chat", latex_delimiters=[])
+    # The height follows the window, so the input and the examples stay above the fold at 1280x720.
+    chatbot = gr.Chatbot(
+        label="Chat",
+        height="calc(100vh - 330px)",
+        min_height=260,
+        max_height=640,
+        elem_id="chat",
+        latex_delimiters=[],
+        placeholder=EMPTY_CHAT,
+    )
     box = gr.MultimodalTextbox(
+        label="Message",
+        show_label=False,
         placeholder="Ask a question; attach one image, two (before, after) or a dated series",
         file_count="multiple",
         file_types=IMAGE_TYPES,
         elem_id="ask",
     )
-    with gr.Row():
+    with gr.Row(elem_id="examples"):
         example_btn = gr.Button("Load the example pair (NAIP 2009 / 2015)", size="sm")
-        clear_btn = gr.Button("New session", size="sm")
-    return {"chatbot": chatbot, "box": box, "example_btn": example_btn, "clear_btn": clear_btn}
+        trees_btn = gr.Button("Load a tree tile (NEON, Florida)", size="sm")
+        series_btn = gr.Button("Load a time series (Landsat 1985-2020)", size="sm")
+        clear_btn = gr.Button("New session", size="sm", variant="stop")
+    return {
+        "chatbot": chatbot, "box": box, "example_btn": example_btn, "trees_btn": trees_btn,
+        "series_btn": series_btn, "clear_btn": clear_btn,
+    }  # fmt: skip
 
 
 def _panel_column(settings: Settings) -> dict[str, Any]:
@@ -115,6 +173,7 @@ def _panel_column(settings: Settings) -> dict[str, Any]:
             image = gr.Image(
                 label="Image (click to add points or boxes)", type="filepath", interactive=False, elem_id="image-panel"
             )
+            image_legend = gr.HTML("", elem_id="image-legend")  # what the overlay's colours mean
             with gr.Row():
                 click_mode = gr.Radio(CLICK_MODES, value=CLICK_MODES[0], label="A click adds", scale=3)
                 clear_prompts_btn = gr.Button("Clear points and boxes", size="sm", scale=1)
@@ -127,10 +186,9 @@ def _panel_column(settings: Settings) -> dict[str, Any]:
                 head=map_panel.head(),
                 elem_id="map",
             )
-            gr.Markdown(
-                "Draw a rectangle or polygon (toolbar, top left) to restrict the next questions "
-                "to it; *Clear points and boxes* removes it."
-            )
+            with gr.Row():
+                gr.Markdown("Draw a rectangle or polygon (toolbar, top left) to restrict the next questions to it.")
+                clear_region_btn = gr.Button("Clear the drawn region", size="sm", scale=0)
         with gr.Tab("Before / after"):
             slider = gr.ImageSlider(label="Before | after", type="filepath")
         with gr.Tab("Pair upload"):
@@ -143,12 +201,16 @@ def _panel_column(settings: Settings) -> dict[str, Any]:
         "image": image, "click_mode": click_mode, "clear_prompts_btn": clear_prompts_btn, "map_tab": map_tab,
         "map_view": map_view, "slider": slider, "before_file": before_file, "after_file": after_file,
         "slot_status": slot_status, "downloads": downloads, "export_btn": export_btn,
+        "clear_region_btn": clear_region_btn, "image_legend": image_legend,
     }  # fmt: skip
 
 
 def layout(settings: Settings) -> Ui:
     """The page: title, mode banner, chat on the left, image / map / pair panels on the right."""
-    gr.Markdown("# rschat\nAsk about satellite and aerial images: changes, land cover, counts, areas, trends.")
+    gr.Markdown(
+        "# rschat\nAsk about satellite and aerial images: changes, land cover, counts, areas, trends.",
+        elem_id="title",
+    )
     gr.Markdown(banner_text(Workspace(settings)), elem_id="lite-banner")
     with gr.Row():
         with gr.Column(scale=3):
@@ -156,6 +218,12 @@ def layout(settings: Settings) -> Ui:
         with gr.Column(scale=2):
             panel = _panel_column(settings)
     return Ui(**chat, **panel)
+
+
+REGION_CLEARED = (
+    "The region drawn on the map does not overlap the new image(s), so it was cleared: draw a new one "
+    "on the Map tab to restrict a question."
+)
 
 
 class Handlers:
@@ -171,18 +239,52 @@ class Handlers:
         return {
             ui.image: shown["image"],
             ui.slider: shown["slider"],
-            ui.map_view: json.dumps(map_state.build(session.ws)),
+            ui.map_view: self._map(session),
+            ui.image_legend: panels.overlay_legend(session),
         }
+
+    @staticmethod
+    def _map(session: UiSession) -> str:
+        return json.dumps(map_state.build(session.ws, files=session.files))
+
+    @staticmethod
+    def _drop_region_off(session: UiSession, before: dict[str, int]) -> bool:
+        """Clear a drawn region that misses every raster loaded since ``before`` (uids)."""
+        ws = session.ws
+        new = [name for name, uid in ws.raster_uids.items() if before.get(name) != uid]
+        if ws.region_outside(new):
+            ws.set_region(None)
+            return True
+        return False
+
+    def _uploaded(self, session: UiSession, history: list[dict], uids: dict[str, int]) -> dict[Any, Any]:
+        """Outputs once a turn's upload is loaded (the turn waits there, before planning):
+        the map moves to it, and a region drawn for earlier images is let go."""
+        ui = self.ui
+        out: dict[Any, Any] = {}
+        if self._drop_region_off(session, uids):
+            history.append(
+                {"role": "assistant", "content": REGION_CLEARED,
+                 "metadata": {"title": "Region cleared", "status": "done"}}
+            )  # fmt: skip
+            out[ui.slot_status] = "map region cleared: it did not overlap the new image(s)"
+        return {ui.chatbot: history, ui.map_view: self._map(session), **out}
 
     def respond(self, message: dict, history: list[dict], request: gr.Request):  # type: ignore[no-untyped-def]
         ui, session = self.ui, self.store.get(request)
         text = (message or {}).get("text", "").strip()
         files = [Path(f) for f in (message or {}).get("files", [])]
+        session.remember_files(files)
         shown = text + (("\n\n📎 " + ", ".join(f.name for f in files)) if files else "")
         history = [*history, {"role": "user", "content": shown or "(no text)"}]
         yield {ui.chatbot: history, ui.box: gr.MultimodalTextbox(value=None, interactive=False)}
         last_yield = 0.0
+        uids = dict(session.ws.raster_uids)
         for step in turn(session.ws, text, uploads=files or None):
+            if step.kind == "plan" and step.text.startswith("loaded "):
+                history = apply_step(history + upload_previews(session, uids), step)
+                yield self._uploaded(session, history, uids)
+                continue
             history = apply_step(history, step)
             if step.kind == "done" and not step.reused:
                 history += artifact_messages(step)
@@ -206,28 +308,62 @@ class Handlers:
             if not file:
                 return {self.ui.slot_status: ""}
             session = self.store.get(request)
+            uids = dict(session.ws.raster_uids)
             try:
                 raster = session.ws.load(name, file)
             except InputError as err:
                 return {self.ui.slot_status: f"**{name} not loaded:** {err}"}
+            session.remember_files([Path(file)])
             status = (
-                f"{name} = {raster.name} ({raster.width}x{raster.height}, {raster.count} band(s), "
+                f"{name} = {Path(file).name} ({raster.width}x{raster.height}, {raster.count} band(s), "
                 f"{raster.describe_georef()})"
             )
+            if self._drop_region_off(session, uids):
+                status += ". " + REGION_CLEARED
             return {self.ui.slot_status: status, **self._panels(session)}
 
         return handler
 
-    def load_example(self, request: gr.Request):  # type: ignore[no-untyped-def]
+    def _load_example(self, request: gr.Request, named: dict[str, Path], question: str, status: str) -> dict[Any, Any]:
         session = self.store.get(request)
-        session.ws.load("before", EXAMPLE_BEFORE)
-        session.ws.load("after", EXAMPLE_AFTER)
-        question: dict[str, str | list[Any]] = {"text": "What changed between these two images?", "files": []}
+        uids = dict(session.ws.raster_uids)
+        if len(named) > 2:
+            session.ws.load_uploads(list(named.values()))
+        else:
+            for name, path in named.items():
+                session.ws.load(name, path)
+        session.remember_files(list(named.values()))
+        if self._drop_region_off(session, uids):
+            status += " " + REGION_CLEARED
         return {
-            self.ui.slot_status: "Example loaded: NAIP 2009-08-18 (before) and 2015-09-26 (after), North Dakota, 5 m.",
-            self.ui.box: gr.MultimodalTextbox(value=question),
+            self.ui.slot_status: status,
+            self.ui.box: gr.MultimodalTextbox(value={"text": question, "files": []}),
             **self._panels(session),
         }
+
+    def load_example(self, request: gr.Request):  # type: ignore[no-untyped-def]
+        return self._load_example(
+            request,
+            {"before": EXAMPLE_BEFORE, "after": EXAMPLE_AFTER},
+            "What changed between these two images?",
+            "Example loaded: NAIP 2009-08-18 (before) and 2015-09-26 (after), North Dakota, 5 m.",
+        )
+
+    def load_example_trees(self, request: gr.Request):  # type: ignore[no-untyped-def]
+        return self._load_example(
+            request,
+            {"image": EXAMPLE_TREES},
+            "How many trees are in this image?",
+            "Example loaded: OSBS_029.tif, NEON airborne RGB, Florida, 10 cm (data courtesy of NEON/Battelle).",
+        )
+
+    def load_example_series(self, request: gr.Request):  # type: ignore[no-untyped-def]
+        return self._load_example(
+            request,
+            {f"t{i + 1}": path for i, path in enumerate(EXAMPLE_SERIES)},
+            "How did the water change over time?",
+            "Example loaded: Landsat 1985, 2000 and 2020 of Pucallpa, Peru (SWIR1, NIR, red, green; 30 m).",
+        )
 
     def on_click(self, mode: str, evt: gr.SelectData, request: gr.Request):  # type: ignore[no-untyped-def]
         session = self.store.get(request)
@@ -243,7 +379,16 @@ class Handlers:
         return {
             self.ui.image: panels.with_prompts(session),
             self.ui.slot_status: "points, boxes and the map region cleared",
-            self.ui.map_view: json.dumps(map_state.build(session.ws)),
+            self.ui.map_view: self._map(session),
+        }
+
+    def clear_region(self, request: gr.Request):  # type: ignore[no-untyped-def]
+        session = self.store.get(request)
+        had = session.ws.region is not None
+        session.ws.set_region(None)
+        return {
+            self.ui.slot_status: "map region cleared" if had else "no region was drawn",
+            self.ui.map_view: self._map(session),
         }
 
     def on_draw(self, evt: gr.EventData, request: gr.Request):  # type: ignore[no-untyped-def]
@@ -255,6 +400,8 @@ class Handlers:
             return {self.ui.slot_status: f"**Region not used:** {err}"}
         if session.ws.region is None:
             return {self.ui.slot_status: "map region removed"}
+        if session.ws.region_outside(session.ws.newest_names()):
+            return {self.ui.slot_status: "map region set, but it does not overlap the images: draw it over them"}
         return {self.ui.slot_status: "map region set: the next questions are restricted to it"}
 
     def compare_dates(self, history: list[dict], evt: gr.EventData, request: gr.Request):  # type: ignore[no-untyped-def]
@@ -268,28 +415,54 @@ class Handlers:
     def new_session(self, request: gr.Request):  # type: ignore[no-untyped-def]
         self.store.drop(request)
         ui = self.ui
-        return {ui.chatbot: [], ui.image: None, ui.slider: None, ui.downloads: None, ui.slot_status: ""}
+        empty = json.dumps(map_state.build(Workspace(self.store.settings)))
+        return {
+            ui.chatbot: [], ui.image: None, ui.slider: None, ui.downloads: None, ui.slot_status: "",
+            ui.map_view: empty, ui.image_legend: "",
+        }  # fmt: skip
+
+
+def upload_previews(session: UiSession, before: dict[str, int]) -> list[dict[str, Any]]:
+    """PNG previews of the rasters a turn just loaded (a browser cannot show a TIFF), one
+    user-side message each, captioned with the file's name."""
+    ws = session.ws
+    new = [n for n, uid in ws.raster_uids.items() if before.get(n) != uid]
+    stack = [n for n in ws.stack() if n in new]
+    shown = stack or [n for n in ("image", "before", "after") if n in new]
+    return [
+        {
+            "role": "user",
+            "content": {
+                "path": panels.preview_path(session, n),
+                "alt_text": map_state.file_label(ws.rasters[n].name, session.files),
+            },
+        }
+        for n in shown
+    ]
 
 
 def wire(ui: Ui, on: Handlers) -> None:
     """Connect the events to the handlers (API names are what gradio_client calls)."""
-    turn_outputs = [ui.chatbot, ui.box, ui.image, ui.slider, ui.downloads, ui.map_view]
+    turn_outputs = [ui.chatbot, ui.box, ui.image, ui.slider, ui.downloads, ui.map_view, ui.image_legend, ui.slot_status]
     # On a ZeroGPU Space the turn (which may run models) holds a GPU; elsewhere unchanged.
     ui.box.submit(gpu_task(on.respond), [ui.box, ui.chatbot], turn_outputs, api_name="chat")
-    slot_outputs = [ui.slot_status, ui.image, ui.slider, ui.map_view]
+    slot_outputs = [ui.slot_status, ui.image, ui.slider, ui.map_view, ui.image_legend]
     ui.before_file.change(on.load_slot("before"), [ui.before_file], slot_outputs, api_name="load_before")
     ui.after_file.change(on.load_slot("after"), [ui.after_file], slot_outputs, api_name="load_after")
     ui.example_btn.click(on.load_example, None, [*slot_outputs, ui.box], api_name="load_example")
+    ui.trees_btn.click(on.load_example_trees, None, [*slot_outputs, ui.box], api_name="load_example_trees")
+    ui.series_btn.click(on.load_example_series, None, [*slot_outputs, ui.box], api_name="load_example_series")
     ui.image.select(on.on_click, [ui.click_mode], [ui.image, ui.slot_status], api_visibility="private")
     ui.clear_prompts_btn.click(
         on.clear_prompts, None, [ui.image, ui.slot_status, ui.map_view], api_name="clear_prompts"
     )
+    ui.clear_region_btn.click(on.clear_region, None, [ui.slot_status, ui.map_view], api_name="clear_region")
     ui.map_view.draw(on.on_draw, None, [ui.slot_status], api_name="draw_region")
     ui.map_view.compare(on.compare_dates, [ui.chatbot], turn_outputs, api_visibility="private")
-    resize_map = "() => { setTimeout(() => window.rschatMap && window.rschatMap.invalidateSize(), 60); }"
+    resize_map = "() => { setTimeout(() => window.rschatShown && window.rschatShown(), 60); }"
     ui.map_tab.select(None, None, None, js=resize_map)
     ui.export_btn.click(on.export, None, [ui.downloads, ui.slot_status], api_name="export")
-    new_outputs = [ui.chatbot, ui.image, ui.slider, ui.downloads, ui.slot_status]
+    new_outputs = [ui.chatbot, ui.image, ui.slider, ui.downloads, ui.slot_status, ui.map_view, ui.image_legend]
     ui.clear_btn.click(on.new_session, None, new_outputs, api_name="new_session")
 
 
@@ -309,7 +482,12 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     """What ``demo.launch`` needs besides host and port (tests launch with the same)."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     # Session files (overlays for the map, downloads) are served from the work folder.
-    return {"css": CSS, "theme": gr.themes.Soft(), "allowed_paths": [str(settings.work_dir), str(ASSETS)]}
+    return {
+        "css": CSS,
+        "js": LABEL_JS,
+        "theme": gr.themes.Soft(),
+        "allowed_paths": [str(settings.work_dir), str(ASSETS)],
+    }
 
 
 def launch(host: str | None = None, port: int | None = None, **kwargs: Any) -> gr.Blocks:

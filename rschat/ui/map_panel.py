@@ -34,6 +34,7 @@ def head() -> str:
 TEMPLATE = """
 <div class="rsmap-wrap">
   <div class="rsmap"></div>
+  <div class="rsmap-legend" aria-label="Map legend"></div>
   <div class="rsmap-dates" style="display: none">
     <label>date <input class="rsmap-slider" type="range" min="0" max="0" step="1" value="0"></label>
     <span class="rsmap-date-label"></span>
@@ -45,10 +46,12 @@ TEMPLATE = """
 """
 
 CSS = """
-.rsmap { height: 460px; width: 100%; border-radius: 6px; }
+.rsmap { height: clamp(360px, 68vh, 720px); width: 100%; border-radius: 6px; }
 .rsmap-dates { padding: 6px 2px; display: flex; gap: 12px; align-items: center; flex-wrap: wrap; font-size: 13px; }
-.rsmap-note { font-size: 13px; opacity: 0.8; }
-.rsmap-legend { background: white; padding: 6px 8px; border-radius: 4px; font: 12px sans-serif; color: #222; }
+.rsmap-note { font-size: 13px; opacity: 0.85; }
+.rsmap-note:empty { display: none; }
+.rsmap-legend { padding: 4px 2px; font-size: 13px; display: flex; flex-wrap: wrap; gap: 2px 14px; }
+.rsmap-legend span { white-space: nowrap; }
 .rsmap-legend i { display: inline-block; width: 12px; height: 12px; margin-right: 6px; vertical-align: middle; }
 """
 
@@ -60,11 +63,11 @@ function sendRegion(group) {
 }
 function setup() {
   if (typeof L === 'undefined' || !L.Control || !L.Control.Draw) { setTimeout(setup, 100); return; }
-  const map = L.map(element.querySelector('.rsmap'), {zoomControl: true}).setView([20, 0], 2);
+  const map = L.map(element.querySelector('.rsmap'), {zoomControl: true, maxZoom: 22, zoomSnap: 0.25}).setView([20, 0], 2);
   const osm = L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png',
-    {maxZoom: 19, attribution: '&copy; OpenStreetMap contributors'});
+    {maxZoom: 22, maxNativeZoom: 19, attribution: '&copy; OpenStreetMap contributors'});
   const esri = L.tileLayer('https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}',
-    {maxZoom: 19, attribution: 'Esri World Imagery'});
+    {maxZoom: 22, maxNativeZoom: 19, attribution: 'Esri World Imagery'});
   osm.addTo(map);
   const drawn = new L.FeatureGroup().addTo(map);
   map.addControl(new L.Control.Draw({
@@ -74,13 +77,16 @@ function setup() {
   map.on('draw:created', (e) => { drawn.clearLayers(); drawn.addLayer(e.layer); sendRegion(drawn); });
   map.on('draw:edited', () => sendRegion(drawn));
   map.on('draw:deleted', () => sendRegion(drawn));
-  const control = L.control.layers({'OpenStreetMap': osm, 'Esri World Imagery': esri}, {}, {collapsed: false}).addTo(map);
-  const legend = L.control({position: 'bottomright'});
-  legend.onAdd = () => { const d = L.DomUtil.create('div', 'rsmap-legend'); d.innerHTML = ''; return d; };
-  legend.addTo(map);
+  const control = L.control.layers({'OpenStreetMap': osm, 'Esri World Imagery': esri}, {}, {collapsed: true}).addTo(map);
+  const legend = element.querySelector('.rsmap-legend');
   element._rs = {map, drawn, control, legend, dynamic: [], dateLayer: null};
   window.rschatMap = map;
   window.rschatDrawn = drawn;
+  window.rschatShown = () => {  // the Map tab opened: resize, then apply a fit that waited
+    const rs = element._rs; if (!rs) return;
+    rs.map.invalidateSize();
+    if (rs.pendingFit) { rs.map.fitBounds(rs.pendingFit, {maxZoom: 21}); rs.pendingFit = null; }
+  };
   render();
 }
 function render() {
@@ -90,8 +96,13 @@ function render() {
   rs.dynamic.forEach(l => { rs.map.removeLayer(l); rs.control.removeLayer(l); });
   rs.dynamic = [];
   const add = (layer, name) => { layer.addTo(rs.map); rs.control.addOverlay(layer, name); rs.dynamic.push(layer); };
-  (s.overlays || []).forEach(o => add(L.imageOverlay(o.url, o.bounds, {opacity: 0.9}), 'image: ' + o.name));
   const legendRows = [];
+  const swatch = (c, dashed) => '<i style="background:' + c + (dashed ? ';opacity:0.35;outline:2px dashed ' + c : '') + '"></i>';
+  (s.overlays || []).forEach(o => {
+    add(L.imageOverlay(o.url, o.bounds, {opacity: 0.9}), o.name);
+    legendRows.push('<i style="background:linear-gradient(135deg,#7a9a5a,#c9b48a)"></i>' + o.name);
+  });
+  (s.dates || []).slice(-1).forEach(o => legendRows.push('<i style="background:linear-gradient(135deg,#3a6a9a,#8ab06a)"></i>images by date (slider below)'));
   (s.layers || []).forEach(l => {
     const styleOf = (f) => {
       const kind = f && f.properties && f.properties.kind;
@@ -105,11 +116,11 @@ function render() {
         .filter(([k, v]) => typeof v !== 'object').map(([k, v]) => k + ': ' + v).join('<br>')); },
     });
     add(layer, l.name);
-    legendRows.push('<i style="background:' + l.color + '"></i>' + l.name);
+    legendRows.push(swatch(l.color, l.region) + l.name);
     if (l.classColors) Object.entries(l.classColors).forEach(([k, c]) => legendRows.push('&nbsp;&nbsp;<i style="background:' + c + '"></i>' + k.replace('_', ' ')));
   });
-  rs.legend.getContainer().innerHTML = legendRows.join('<br>');
-  rs.legend.getContainer().style.display = legendRows.length ? '' : 'none';
+  rs.legend.innerHTML = legendRows.map(r => '<span>' + r + '</span>').join('');
+  rs.legend.style.display = legendRows.length ? '' : 'none';
   const dates = s.dates || [];
   const panel = element.querySelector('.rsmap-dates');
   panel.style.display = dates.length ? 'flex' : 'none';
@@ -131,9 +142,11 @@ function render() {
     element.querySelector('.rsmap-compare-btn').onclick = () => trigger('compare', {
       a: element.querySelector('.rsmap-a').value, b: element.querySelector('.rsmap-b').value});
   } else if (rs.dateLayer) { rs.map.removeLayer(rs.dateLayer); rs.dateLayer = null; }
-  if (!s.layers || !s.layers.some(l => l.name === 'drawn region')) rs.drawn.clearLayers();
+  if (!s.layers || !s.layers.some(l => l.name.startsWith('drawn region'))) rs.drawn.clearLayers();
   element.querySelector('.rsmap-note').textContent = s.note || '';
-  if (s.fit) rs.map.fitBounds(s.fit, {maxZoom: 18});
+  // A hidden map (its tab closed) has no size to fit to: the fit waits for the tab to open.
+  if (s.fit && rs.map.getContainer().offsetWidth > 0) { rs.map.fitBounds(s.fit, {maxZoom: 21}); rs.pendingFit = null; }
+  else if (s.fit) rs.pendingFit = s.fit;
 }
 watch('value', render);
 setup();

@@ -5,7 +5,11 @@
   a dated stack becomes a list the map's date slider flips through.
 - ``layers``: GeoJSON (EPSG:4326) from the latest results (change regions, land cover,
   counted objects, outlines) and the drawn region, each with a colour for the legend.
-- ``fit``: the bounds the map zooms to.
+- ``fit``: the bounds the map zooms to (the latest upload's footprint).
+- ``note``: a line under the map (no georeference; a drawn region off the images).
+
+Only the latest upload is shown: an older image elsewhere, results computed from
+rasters since replaced (stale: ``Workspace.is_current``) and their layers are left out.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from rschat.agent import Workspace
 from rschat.geo.region import footprint_wgs84
 from rschat.geo.warp import mercator_png
 from rschat.tools import REGISTRY
+from rschat.tools.base import result_color
 
 REGION_COLOR = "#ff00ff"
 
@@ -27,7 +32,7 @@ def file_url(path: Path | str) -> str:
     return f"/gradio_api/file={Path(path).resolve()}"
 
 
-def _overlay(ws: Workspace, name: str) -> dict[str, Any] | None:
+def _overlay(ws: Workspace, name: str, files: dict[str, str]) -> dict[str, Any] | None:
     raster = ws.rasters[name]
     if not raster.georeferenced:
         return None
@@ -37,36 +42,64 @@ def _overlay(ws: Workspace, name: str) -> dict[str, Any] | None:
     else:
         _, bounds = mercator_png(raster, path)
         path.with_suffix(".json").write_text(json.dumps(bounds))
-    label = name + (f" {raster.date.isoformat()}" if raster.date else "")
+    label = file_label(raster.name, files) + (f" {raster.date.isoformat()}" if raster.date else "")
     return {"name": label, "url": file_url(path), "bounds": bounds, "footprint": footprint_wgs84(raster)}
 
 
-def build(ws: Workspace, max_results: int = 4) -> dict[str, Any]:
-    """The map's state for a session (see module docstring)."""
+def file_label(stem: str, files: dict[str, str]) -> str:
+    """A raster's name as the user knows it: the uploaded file's name (``OSBS_029.tif``)."""
+    return files.get(stem, stem)
+
+
+def _fit(shown: list[dict[str, Any]]) -> list[list[float]]:
+    south = min(o["bounds"][0][0] for o in shown)
+    west = min(o["bounds"][0][1] for o in shown)
+    north = max(o["bounds"][1][0] for o in shown)
+    east = max(o["bounds"][1][1] for o in shown)
+    return [[south, west], [north, east]]
+
+
+def build(ws: Workspace, max_results: int = 4, files: dict[str, str] | None = None) -> dict[str, Any]:
+    """The map's state for a session (see module docstring). Only the latest upload (the
+    image, the pair or the dated stack) is shown and fitted, with the results computed
+    from exactly those rasters; ``files`` maps raster names (file stems) to file names."""
+    files = files or {}
     state: dict[str, Any] = {"overlays": [], "dates": [], "layers": [], "fit": None, "note": ""}
-    stack = ws.stack()
+    shown_names = ws.newest_names()
+    stack = [n for n in ws.stack() if n in shown_names]
     if stack:
-        state["dates"] = [o for o in (_overlay(ws, n) for n in stack) if o]
-    for name in ("image", "before", "after"):
-        if name in ws.rasters and not stack:
-            overlay = _overlay(ws, name)
-            if overlay:
-                state["overlays"].append(overlay)
+        state["dates"] = [o for o in (_overlay(ws, n, files) for n in stack) if o]
+    else:
+        state["overlays"] = [o for o in (_overlay(ws, n, files) for n in shown_names) if o]
     shown = state["overlays"] + state["dates"]
     if shown:
-        south = min(o["bounds"][0][0] for o in shown)
-        west = min(o["bounds"][0][1] for o in shown)
-        north = max(o["bounds"][1][0] for o in shown)
-        east = max(o["bounds"][1][1] for o in shown)
-        state["fit"] = [[south, west], [north, east]]
+        state["fit"] = _fit(shown)
     elif ws.rasters:
         state["note"] = "The images have no georeference, so they cannot be placed on the map: use the image panel."
 
-    for overlay in state["overlays"][:1] + state["dates"][:1]:  # all images of a session share a place
+    for overlay in shown[:1]:  # all images of an upload share a place
         state["layers"].append(
             {"name": "image footprint", "color": "#444444", "region": True, "geojson": overlay["footprint"]}
         )
-    for stored in ws.results[-max_results:]:
+    state["layers"] += _result_layers(ws, set(shown_names), max_results)
+    if ws.region is not None:
+        outside = bool(shown) and ws.region_outside(shown_names)
+        name = "drawn region (outside the images)" if outside else "drawn region"
+        state["layers"].append({"name": name, "color": REGION_COLOR, "geojson": ws.region, "region": True})
+        if outside:
+            state["note"] = (
+                "The drawn region does not overlap the images shown: questions about it would fail. "
+                "Clear it (button below) or draw a new one."
+            )
+    return state
+
+
+def _result_layers(ws: Workspace, shown: set[str], max_results: int) -> list[dict[str, Any]]:
+    """Layers of the latest results computed from the rasters shown (stale ones left out),
+    each in a colour of its own."""
+    out = []
+    current = [s for s in ws.results if ws.is_current(s) and {n for n, _ in s.inputs if n != "region"} <= shown]
+    for stored in current[-max_results:]:
         geo = stored.result.artifact("geojson")
         if geo is None or not geo.path.exists():
             continue
@@ -76,15 +109,13 @@ def build(ws: Workspace, max_results: int = 4) -> dict[str, Any]:
         layer = REGISTRY[stored.tool].layer if stored.tool in REGISTRY else None
         if layer is None:
             continue
-        state["layers"].append(
+        out.append(
             {
                 "name": f"{layer.name} ({stored.id})",
-                "color": layer.color,
+                "color": result_color(layer, stored.id),
                 "classColors": dict(layer.class_colors) if layer.class_colors else None,
                 "points": layer.points,
                 "geojson": collection,
             }
         )
-    if ws.region is not None:
-        state["layers"].append({"name": "drawn region", "color": REGION_COLOR, "geojson": ws.region, "region": True})
-    return state
+    return out

@@ -10,7 +10,12 @@ from PIL import Image, ImageDraw
 
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
+from rschat.tools import REGISTRY
+from rschat.tools.base import result_color
+from rschat.tools.segment import CLASS_COLORS
 from rschat.ui.session import UiSession
+
+CHANGE_COLOR = "#ff0000"  # detect_changes paints changed pixels red
 
 DOWNLOAD_KINDS = ("geotiff", "geojson", "table", "plot", "overlay")
 
@@ -51,6 +56,8 @@ def refresh(session: UiSession) -> dict[str, Any]:
     """Values for the image panel, slider and downloads from the session's latest state."""
     ws = session.ws
     last = ws.last_result()
+    if last is not None and not ws.is_current(last):  # computed from images since replaced
+        last = None
     slider = None
     files: list[str] = []
     if "before" in ws.rasters and "after" in ws.rasters:
@@ -73,6 +80,30 @@ def refresh(session: UiSession) -> dict[str, Any]:
         if before is not None and after is not None:
             slider = (str(before.path), str(after.path))
     return {"image": with_prompts(session), "slider": slider, "files": files or None}
+
+
+def overlay_legend(session: UiSession) -> str:
+    """A line under the image panel saying what the colours of the overlay shown mean
+    (HTML; empty when the panel shows a plain image)."""
+    last = session.ws.last_result()
+    if last is None or session.base_image is None or not session.ws.is_current(last):
+        return ""
+    overlay = last.result.artifact("overlay")
+    if overlay is None or session.base_image != str(overlay.path):
+        return ""
+
+    def swatch(color: str, text: str) -> str:
+        return f'<i style="background:{color}"></i>{text}'
+
+    if last.tool == "detect_changes":
+        return "Overlay: " + swatch(CHANGE_COLOR, "changed") + " (on the after image)"
+    layer = REGISTRY[last.tool].layer if last.tool in REGISTRY else None
+    if last.tool in ("segment", "describe_scene") or (layer is not None and layer.class_colors):
+        return "Land cover: " + "".join(swatch(c, k.replace("_", " ")) for k, c in CLASS_COLORS.items())
+    if last.tool == "count_objects":  # boxes: red, yellow for dead trees, cyan for buildings
+        return "Overlay: " + swatch("#ff2828", overlay.label)
+    color = result_color(layer, last.id) if layer is not None else "#ffdc00"
+    return "Overlay: " + swatch(color, overlay.label)
 
 
 def _same_size(path: Path, other: str | None) -> bool:

@@ -19,7 +19,11 @@ def step_message(step: Step) -> Message:
     if step.kind == "answer":
         return {"role": "assistant", "content": step.text}
     if step.kind == "plan":
-        return {"role": "assistant", "content": step.text, "metadata": {"title": "Plan", "status": "done"}}
+        return {
+            "role": "assistant",
+            "content": step.text,
+            "metadata": {"title": plan_title(step.text), "status": "done"},
+        }
     if step.kind == "start":
         return {
             "role": "assistant",
@@ -33,6 +37,14 @@ def step_message(step: Step) -> Message:
     if step.duration_s is not None:
         meta["duration"] = round(step.duration_s, 2)
     return {"role": "assistant", "content": step.text, "metadata": meta}
+
+
+PLAN_TITLES = (("loaded ", "Upload"), ("noted:", "Noted"), ("plan:", "Plan"))
+
+
+def plan_title(text: str) -> str:
+    """The title of a plan-kind step by what it says: the upload, what was noted, the plan."""
+    return next((title for prefix, title in PLAN_TITLES if text.startswith(prefix)), "Plan")
 
 
 def _step_id(step: Step) -> str | None:

@@ -7,7 +7,8 @@ or shared between users) and dropped when the tab closes (``demo.unload``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 
@@ -21,6 +22,12 @@ class UiSession:
     base_image: str | None = None  # the picture under the prompts (a raster preview or overlay)
     base_is_raster: bool = False  # whether clicks on it are raster pixels (not a plot)
     pending_corner: tuple[float, float] | None = None  # first click of a two-click box
+    # The uploaded files' names by raster name (a raster is named by its file's stem), so
+    # the map and the chat name an image as the user knows it: "OSBS_029.tif".
+    files: dict[str, str] = field(default_factory=dict)
+
+    def remember_files(self, paths: list[Path]) -> None:
+        self.files.update({p.stem: p.name for p in paths})
 
     def click(self, mode: str, x: float, y: float) -> str:
         """Apply a click on the image panel: a point (+/-) or one corner of a box.

@@ -1,0 +1,75 @@
+"""Issue 9, item 4: the first screen explains itself (no server; the browser checks of the
+same screen are in test_browser.py)."""
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from conftest import ASSETS, ROOT
+from rschat.agent import Workspace
+from rschat.agent.steps import Step
+from rschat.config import Settings
+from rschat.geo.io import read_raster
+from rschat.tools.segment import CLASS_COLORS
+from rschat.ui import app, panels
+from rschat.ui.render import step_message
+from rschat.ui.session import UiSession
+
+
+def test_upload_and_noted_steps_are_not_titled_plan():
+    titles = [
+        step_message(Step("plan", text))["metadata"]["title"]
+        for text in ("loaded image = OSBS_029 (400x400)", "noted: pixel size 2 m", "plan: count_objects (trees)")
+    ]
+    assert titles == ["Upload", "Noted", "Plan"]
+
+
+def test_the_input_has_a_label_and_the_chat_an_empty_state(tmp_path: Path):
+    with gr.Blocks():
+        ui = app.layout(Settings(work_dir=tmp_path))
+    assert ui.box.label == "Message"
+    assert "What you can ask" in ui.chatbot.placeholder and "How many trees" in ui.chatbot.placeholder
+    assert [b.value for b in (ui.example_btn, ui.trees_btn, ui.series_btn)] == [
+        "Load the example pair (NAIP 2009 / 2015)",
+        "Load a tree tile (NEON, Florida)",
+        "Load a time series (Landsat 1985-2020)",
+    ]
+
+
+def test_the_lite_banner_is_one_short_line_with_the_details_folded(tmp_path: Path):
+    text = app.banner_text(Workspace(Settings(work_dir=tmp_path)))
+    head, _, folded = text.partition("<details>")
+    assert "Lite mode is on" in head and len(head) < 120
+    assert "Backends:" in folded and "Backends" not in head
+
+
+@pytest.mark.parametrize("path", [app.EXAMPLE_TREES, *app.EXAMPLE_SERIES])
+def test_the_examples_are_assets_with_attribution(path: Path):
+    assert path.parent == ASSETS and path.is_file() and path.stat().st_size < 1_000_000
+    assert read_raster(path).georeferenced
+    attribution = (ASSETS / "ATTRIBUTION.md").read_text()
+    assert path.name in attribution
+    assert "NEON/Battelle" in attribution and "public domain" in attribution
+    assert (ASSETS / "LICENSE.deepforest").is_file() and (ASSETS / "LICENSE.opengeos").is_file()
+    assert (
+        '"rschat.assets.examples" = ["*.tif", "ATTRIBUTION.md", "LICENSE.*"]' in (ROOT / "pyproject.toml").read_text()
+    )  # packaged flat, like the pair
+    dated = [read_raster(p).date for p in app.EXAMPLE_SERIES]
+    assert [d.year for d in dated if d] == [1985, 2000, 2020]
+
+
+def test_the_overlay_legend_names_its_colours(tmp_path: Path):
+    from rschat.agent import turn
+
+    session = UiSession(Workspace(Settings(work_dir=tmp_path)))
+    assert panels.overlay_legend(session) == ""
+    pair = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+    list(turn(session.ws, "what changed?", uploads=pair))
+    panels.refresh(session)
+    assert "changed" in panels.overlay_legend(session) and "#ff0000" in panels.overlay_legend(session)
+    list(turn(session.ws, "what is the land cover?", uploads=[app.EXAMPLE_TREES]))
+    panels.refresh(session)
+    legend = panels.overlay_legend(session)
+    assert session.ws.last_result().tool == "segment"  # type: ignore[union-attr]
+    assert all(color in legend for color in CLASS_COLORS.values()) and "low vegetation" in legend
