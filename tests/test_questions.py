@@ -109,3 +109,76 @@ def test_an_enormous_message_is_refused_quickly_and_the_session_goes_on(settings
     steps = list(turn(ws, "clear " * 600 + "the points"))  # just under the limit: still fast
     assert time.perf_counter() - started < 2.0 and steps[-1].text == "The points and boxes are cleared."
     assert list(turn(ws, "help"))[-1].text.startswith("Here is what I can do")
+
+
+def _nodata_raster(name: str = "empty"):  # type: ignore[no-untyped-def]
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from rschat.geo.raster import Raster
+
+    data = np.zeros((3, 64, 64), np.uint8)
+    return Raster(data, crs=CRS.from_epsg(32617), transform=Affine(0.5, 0, 5e5, 0, -0.5, 3e6), nodata=0, name=name)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "rasters"),
+    [
+        ("segment", {}, {"image": "x"}),
+        ("describe_scene", {}, {"image": "x"}),
+        ("detect_changes", {}, {"before": "x", "after": "x"}),
+    ],
+)
+def test_all_nodata_is_said_not_measured(tool, args, rasters, tmp_path):
+    from rschat.geo.errors import InputError
+    from rschat.tools import REGISTRY
+    from rschat.tools.base import ToolContext
+
+    ctx = ToolContext({k: _nodata_raster() for k in rasters}, tmp_path)
+    with pytest.raises(InputError, match="(no|No pixel of the whole image has) valid"):
+        REGISTRY[tool].run(args, ctx)
+
+
+def test_time_series_with_a_bad_box_or_a_dateless_gap_answers_plainly(settings):
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    ws.add_box((5000, 5000, 6000, 6000))
+    steps = list(turn(ws, "show the NDVI trend"))
+    errors = [s.text for s in steps if s.kind == "error"]
+    assert errors and "The box cannot be used" in errors[0] and "unexpectedly" not in errors[0]
+    ws.clear_prompts()
+    ws.rasters["t2"].data[:] = 0  # one date without data
+    ws.rasters["t2"].nodata = 0
+    ws.raster_uids["t2"] += 1000
+    steps = list(turn(ws, "the bands are SWIR1, NIR, red, green. show the NDVI trend"))
+    text = steps[-1].text
+    assert "nan" not in text.lower() and "left out of the trend" in text and steps[-1].answered
+
+
+def test_a_redrawn_region_is_measured_again(settings):
+    from rschat.geo.raster import Raster  # noqa: F401  (the NEON tile is georeferenced)
+    from rschat.geo.region import footprint_wgs84
+
+    ws = Workspace(settings)
+    ws.load_uploads([NEON])
+    ring = footprint_wgs84(ws.rasters["image"])["coordinates"][0]
+    (w, s), (e, n) = min(ring), max(ring)
+
+    def box(frac: float) -> dict:
+        e2, n2 = w + (e - w) * frac, s + (n - s) * frac
+        return {"type": "Polygon", "coordinates": [[[w, s], [e2, s], [e2, n2], [w, n2], [w, s]]]}
+
+    ws.set_region(box(0.3))
+    small = list(turn(ws, "measure the drawn region"))[-2]
+    ws.set_region(box(0.9))
+    large = list(turn(ws, "measure the drawn region"))[-2]
+    assert not large.reused and large.result.data["area_m2"] > 5 * small.result.data["area_m2"]
+
+
+def test_box_scope_is_the_clipped_box(settings):
+    ws = Workspace(settings)
+    ws.load_uploads([NEON])
+    ws.add_box((-50, -50, 100, 80))
+    text = list(turn(ws, "how much of this is water?"))[-1].text
+    assert "x 0-100, y 0-80" in text and "-50" not in text

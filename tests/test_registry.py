@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -157,6 +158,7 @@ def test_defaults_are_filled_once_by_the_executor(settings):
 # A tool the planner and the responder have never heard of: one file's worth of code.
 class BrightnessArgs(Args):
     image: str = "image"
+    band: Literal["all", "red"] = "all"
 
 
 class BrightnessFigures(Figures):
@@ -164,7 +166,7 @@ class BrightnessFigures(Figures):
 
 
 def _brightness(args: BrightnessArgs, ctx: ToolContext) -> ToolResult:
-    rgb = ctx.raster(args.image).data[:3].astype(np.float32)
+    rgb = ctx.raster(args.image).data[: 1 if args.band == "red" else 3].astype(np.float32)
     value = float(100 * rgb.mean() / 255)
     return ToolResult(f"mean brightness {value:.1f}%", BrightnessFigures(mean_brightness_percent=value), kept=Kept())
 
@@ -179,6 +181,8 @@ BRIGHTNESS = Tool(
     phrases=(Phrase("brightness", re.compile(r"\bhow bright\b", re.I), 45),),
     layer=None,
     needs=("image",),
+    help="- **brightness** of an image (*how bright is it?*)",
+    slots=lambda message: {"band": "red"} if "red" in message else {},
 )
 
 
@@ -188,9 +192,13 @@ def test_a_new_tool_is_one_file_plus_one_registry_line(settings, monkeypatch):
     try:
         ws = Workspace(settings)
         steps = list(turn(ws, "how bright is this image?", uploads=[NEON]))
+        list(turn(ws, "how bright is the red band?"))
+        help_text = list(turn(ws, "help"))[-1].text
     finally:
         monkeypatch.delitem(REGISTRY, BRIGHTNESS.name)
         vocabulary.intents.cache_clear()
     assert any(s.kind == "done" and s.tool == "measure_brightness" for s in steps)
     assert "**Brightness**" in steps[-1].text and "mean brightness" in steps[-1].text
     assert BRIGHTNESS.answer(ws.results[0].result, Reading("x")).startswith("**Brightness**")
+    assert ws.results[1].args["band"] == "red"  # its own slot, read by the generic planner
+    assert "**brightness**" in help_text  # its help line joins the capability list

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rschat.agent.steps import Step, ToolCall
-from rschat.agent.workspace import Workspace
+from rschat.agent.workspace import Workspace, uses_region
 from rschat.geo.errors import InputError
 from rschat.tools import REGISTRY
 from rschat.tools.base import ToolContext
@@ -96,7 +96,7 @@ def execute(calls: list[ToolCall], ws: Workspace) -> Iterator[Step]:
             out_dir=ws.out_dir,
             settings=ws.settings,
             previous=previous,
-            region=ws.region if call.args.get("region") or call.args.get("what") == "region" else None,
+            region=ws.region if uses_region(call.args) else None,
             result_id=ws.next_result_id(),
         )
         try:

@@ -21,7 +21,6 @@ from typing import Any
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     BEFORE_WORDS,
-    CAPABILITIES,
     GENERATION_SLOTS,
     INDEX_WORDS,
     REFERS_BACK,
@@ -29,6 +28,7 @@ from rschat.agent.vocabulary import (
     THIS,
     VARIATION,
     VQA_NEEDS,
+    capabilities,
     class_of,
     focus_of,
     intent_of,
@@ -110,7 +110,7 @@ def _unavailable(req: Request) -> Plan | None:
     if not tools or not all(missing):
         return None
     what = missing[0].missing  # type: ignore[union-attr]
-    reply = f"I can't do {what} in lite mode. What I can do:\n\n{CAPABILITIES}"
+    reply = f"I can't do {what} in lite mode. What I can do:\n\n{capabilities(req.ws.settings)}"
     return Plan(req.intent or "", reply=reply, answered=False)
 
 
@@ -163,7 +163,7 @@ def _out_of_reach(req: Request) -> Plan | None:
         return None
     reply = (
         f"Lite mode cannot {cannot}, so I won't guess. Set RSCHAT_VLM to a vision-language model for "
-        f"free-form questions (full mode; see the README). What I can do:\n\n{CAPABILITIES}"
+        f"free-form questions (full mode; see the README). What I can do:\n\n{capabilities(req.ws.settings)}"
     )
     return Plan("vqa", reply=reply, answered=False)
 
@@ -301,6 +301,8 @@ def _plan_tool(req: Request) -> Plan | None:
     tool = tools[0]
     takes = tool.schema().get("properties", {})
     args: dict[str, Any] = {"image": req.image} if "image" in takes else {}
+    if tool.slots is not None:
+        args |= tool.slots(req.message)
     if "box" in takes and req.box:
         args["box"] = list(req.box)
     if "region" in takes and req.ws.region is not None:
@@ -331,7 +333,7 @@ def _request(message: str, ws: Workspace) -> Request:
 def plan(message: str, ws: Workspace) -> Plan:
     req = _request(message, ws)
     if req.intent == "help":
-        return Plan("help", reply=f"Here is what I can do:\n\n{CAPABILITIES}")
+        return Plan("help", reply=f"Here is what I can do:\n\n{capabilities(req.ws.settings)}")
     if req.intent == "clear":
         return Plan("clear", reply="The points and boxes are cleared.")
     full = _plan_generate(req) if req.intent == "generate" and ws.settings.generator else None
@@ -361,6 +363,6 @@ def plan(message: str, ws: Workspace) -> Plan:
         return generic
     return Plan(
         req.intent or "unsupported",
-        reply=f"I can't do {VQA_NEEDS} in lite mode, and I won't guess. What I can do:\n\n{CAPABILITIES}",
+        reply=f"I can't do {VQA_NEEDS} in lite mode, and I won't guess. What I can do:\n\n{capabilities(req.ws.settings)}",
         answered=False,
     )

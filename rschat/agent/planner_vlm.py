@@ -47,6 +47,18 @@ TASK_HELP = {
 }
 
 
+def tasks() -> dict[str, tuple[str, ...]]:
+    """Task -> (help text, *tool names): the tasks above, plus every registered tool's own intents, so
+    a new tool is offered to the model without a change here."""
+    out: dict[str, tuple[str, ...]] = {task: (TASK_HELP[task], *tools) for task, tools in TASKS.items()}
+    for tool in REGISTRY.values():
+        for phrase in tool.phrases:
+            help_text, *tools = out.get(phrase.intent, (tool.description,))
+            if tool.name not in tools:
+                out[phrase.intent] = (help_text, *tools, tool.name)
+    return out
+
+
 @dataclass
 class ModelPlan:
     plan: Plan | None  # None: fall back to the rule planner
@@ -98,8 +110,9 @@ def _ask(model: Any, prompt: str, validate: Any, notes: list[str], what: str) ->
 
 def _validate_task(obj: Any) -> str:
     task = obj.get("task") if isinstance(obj, dict) else None
-    if task not in TASKS:
-        raise ValueError(f'"task" must be one of {", ".join(TASKS)}, got {task!r}')
+    known = tasks()
+    if task not in known:
+        raise ValueError(f'"task" must be one of {", ".join(known)}, got {task!r}')
     return str(task)
 
 
@@ -126,8 +139,8 @@ def _validator(allowed: tuple[str, ...]) -> Any:
 def plan_with_model(message: str, ws: Workspace, model: Any) -> ModelPlan:
     notes: list[str] = []
     state = session_state(ws)
-    tasks = "\n".join(f"- {t}: {TASK_HELP[t]}" for t in TASKS)
-    task = _ask(model, fill("classify_task", tasks=tasks, state=state, message=message), _validate_task, notes, "task")
+    menu = "\n".join(f"- {t}: {help_text}" for t, (help_text, *_) in tasks().items())
+    task = _ask(model, fill("classify_task", tasks=menu, state=state, message=message), _validate_task, notes, "task")
     if task is None:
         return ModelPlan(None, [*notes, "falling back to the rule planner"])
     notes.append(f"the model classified the request as '{task}'")
@@ -136,7 +149,7 @@ def plan_with_model(message: str, ws: Workspace, model: Any) -> ModelPlan:
     if task == "question":
         return ModelPlan(Plan("vqa"), notes)
 
-    allowed = tuple(t for t in TASKS[task] if t in REGISTRY)
+    allowed = tuple(t for t in tasks()[task][1:] if t in REGISTRY)
     if not allowed:
         return ModelPlan(None, [*notes, f"no tool serves '{task}' in this build; falling back to the rule planner"])
     schemas = "\n".join(

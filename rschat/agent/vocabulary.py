@@ -9,21 +9,21 @@ from functools import lru_cache
 
 from rschat.tools.base import Phrase
 
-CAPABILITIES = (
-    "- **change detection** between two images of the same place (*what changed?*, *what changed inside "
-    "the box?*): changed share (%), area (m2, ha), regions, overlay, GeoTIFF and GeoJSON\n"
-    "- **land cover** (*how much of this is water?*, *segment the vegetation*): water, trees, low "
-    "vegetation, bare soil, built-up, shadow, cloud, with areas and shares; NDVI/NDWI/NDBI when the "
-    "bands are named (*the bands are SWIR1, NIR, red, green*)\n"
-    "- **counting** trees (and buildings, experimental) with boxes on the image (*how many trees in this box?*)\n"
-    "- **measuring** a box, a region or a mask in m, m2 and ha (*measure the box*, *how big is the lake?*); "
-    "without georeference, tell me the pixel size (*the pixel size is 0.5 m*)\n"
-    "- **scene description** from the land cover, with places in words (*describe the scene*)\n"
-    "- **time series** of NDVI, NDWI or brightness over 3+ dated images (*show the NDVI trend*)\n"
+# The capability list: each available tool's own help line (Tool.help), then these.
+SESSION_HELP = (
     "- **visual prompts**: click points and draw boxes on the image (or `--point x,y`, `--box x0,y0,x1,y1` "
     "in the CLI); *clear the prompts* removes them\n"
     "- **follow-ups** on a result (*how big is the largest one?*), answered without recomputing"
 )
+
+
+def capabilities(settings: object) -> str:
+    """What this session can do: the tools whose models are configured, then the rest."""
+    from rschat.tools import REGISTRY
+
+    lines = [t.help for t in REGISTRY.values() if t.help and t.unavailable(settings) is None]
+    return "\n".join([*lines, SESSION_HELP])
+
 
 # What lite mode cannot do without a model: the tools' own (Tool.requires) and the VLM's.
 VQA_NEEDS = "free-form visual questions (they need a vision-language model: full mode, RSCHAT_VLM)"

@@ -25,6 +25,11 @@ from rschat.tools.base import ToolResult
 _uids = itertools.count(1)
 
 
+def uses_region(args: dict[str, Any]) -> bool:
+    """Whether a call reads the drawn map region (restricted to it, or measuring it)."""
+    return bool(args.get("region")) or args.get("what") == "region"
+
+
 @dataclass
 class StoredResult:
     id: str
@@ -154,7 +159,7 @@ class Workspace:
         them for tools that read the whole session (a time series)."""
         names = tuple(args.get(n, n) for n in needs) if needs else tuple(sorted(self.rasters))
         key = tuple((n, self.raster_uids.get(n, -1)) for n in names)
-        if args.get("region") and self.region is not None:  # a redrawn region is a new input
+        if uses_region(args) and self.region is not None:  # a redrawn region is a new input
             key += (("region", hash(json.dumps(self.region, sort_keys=True))),)
         return key
 

@@ -146,7 +146,10 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
     dates, years = _decimal_years([ctx.rasters[n] for n in names], notes)
 
     # 2. Per-date statistics over the image, the box or the drawn region.
-    x0, y0, x1, y1 = clip_box(args.box, ref.width, ref.height) if args.box else (0, 0, ref.width, ref.height)
+    try:
+        x0, y0, x1, y1 = clip_box(args.box, ref.width, ref.height) if args.box else (0, 0, ref.width, ref.height)
+    except ValueError as err:
+        raise InputError(f"The box cannot be used: {err}.") from err
     inside = region_mask_of(args.region, ctx, ref)
     rows = []
     for name, r, d in zip(names, aligned, dates, strict=True):
@@ -155,6 +158,16 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
             values = np.where(inside, values, np.nan)
         rows.append(_row(name, r, d, values[y0:y1, x0:x1]))
     means = np.array([row["mean"] for row in rows])
+    usable = np.isfinite(means)
+    if usable.sum() < 2:
+        raise InputError(
+            "The stack has valid pixels on fewer than two dates in the analysed area (no data or clouds "
+            "everywhere else), so there is no trend to give."
+        )
+    if not usable.all():
+        skipped = ", ".join(row["date"] or row["image"] for row, ok in zip(rows, usable, strict=True) if not ok)
+        notes.append(f"no valid pixels on {skipped}: left out of the trend")
+        rows, means, years = [r for r, ok in zip(rows, usable, strict=True) if ok], means[usable], years[usable]
     ctx.progress(0.6, "statistics computed")
 
     # 3. Trend (least squares, per year) and the largest jump between consecutive dates.
@@ -216,6 +229,9 @@ def _plot(years, means, stds, fit, index: str, path) -> None:  # type: ignore[no
     plt.close(fig)
 
 
+HELP = "- **time series** of NDVI, NDWI or brightness over 3+ dated images (*show the NDVI trend*)"
+
+
 TOOL = Tool(
     name="analyze_timeseries",
     description=(
@@ -228,5 +244,6 @@ TOOL = Tool(
     answer=plain_answer("Time series"),
     phrases=PHRASES,
     layer=None,
+    help=HELP,
     needs=(),
 )

@@ -209,6 +209,10 @@ class Tool:
     # is tied to their versions; empty: it reads the whole session (a time series).
     needs: tuple[str, ...] = ()
     requires: tuple[Requires, ...] = ()  # full-mode models; empty: runs in lite mode
+    help: str = ""  # its line in the capability list ("- **counting** trees ... (*how many trees?*)")
+    # Arguments the rule planner can read from the message for this tool ("NDWI" -> index),
+    # for a tool without a planner of its own; image, box and region are filled for it.
+    slots: Callable[[str], dict[str, Any]] | None = None
 
     def run(self, args: Args | Mapping[str, Any], ctx: ToolContext) -> ToolResult:
         """Run the tool; plain arguments (a dict) are validated first, defaults filled."""
@@ -240,6 +244,22 @@ class Tool:
 # -- helpers shared by several tools -------------------------------------------------------
 
 
+def largest_region_text(result: ToolResult, what: str, source: str) -> str:
+    """'The largest <what> region covers ... in the north-west of the image ...'."""
+    from rschat.geo.places import place
+
+    regions, mask = result.kept.regions, result.kept.mask
+    if not regions or mask is None:
+        return f"No {what} region was found, so there is no largest one ({source})."
+    big = regions[0]
+    where = place(big.centroid[0], big.centroid[1], mask.shape[1], mask.shape[0])
+    x0, y0, x1, y1 = big.bbox
+    return (
+        f"The largest {what} region covers {area_text(big.area_m2)}, {big.pixels:,} pixels, in {where} of the "
+        f"image (pixel box x {x0}-{x1}, y {y0}-{y1}); it is the biggest of {len(regions)} ({source})."
+    )
+
+
 def to_float_rgb(raster: Raster) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1] from a raster's preview bands (see geo.preview)."""
     from rschat.geo.preview import rgb_preview
@@ -249,6 +269,16 @@ def to_float_rgb(raster: Raster) -> np.ndarray:
 
 def box_scope(box: list[int] | tuple[int, ...]) -> str:
     return f"the box x {box[0]}-{box[2]}, y {box[1]}-{box[3]}"
+
+
+def clipped_box(box: list[int], raster: Raster) -> tuple[int, int, int, int]:
+    """The box put in order and clipped to the raster, or an InputError."""
+    from rschat.geo.raster import clip_box
+
+    try:
+        return clip_box(box, raster.width, raster.height)
+    except ValueError as err:
+        raise InputError(f"The box cannot be used: {err}.") from err
 
 
 def crop_to_box(raster: Raster, box: list[int] | None) -> Raster:
@@ -267,7 +297,8 @@ def scoped_raster(image: str, box: list[int] | None, ctx: ToolContext) -> tuple[
     raster = ctx.raster(image)
     if not box:
         return raster, f"the whole image '{raster.name}'"
-    return crop_to_box(raster, box), f"{box_scope(box)} of '{raster.name}'"
+    cropped = crop_to_box(raster, box)
+    return cropped, f"{box_scope(clipped_box(box, raster))} of '{raster.name}'"
 
 
 def region_mask_of(use_region: bool, ctx: ToolContext, raster: Raster) -> np.ndarray | None:
@@ -299,7 +330,9 @@ __all__ = [
     "UseRegion",
     "area_text",
     "box_scope",
+    "clipped_box",
     "crop_to_box",
+    "largest_region_text",
     "plain_answer",
     "result_color",
     "region_mask_of",

@@ -65,6 +65,9 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return f"**Scene class** ({reading.source}): {result.summary}."
 
 
+HELP = "- **scene classification** with CLIP (*classify this scene*, *what kind of place is this?*)"
+
+
 TOOL = Tool(
     name="classify_scene",
     description="Zero-shot scene classification with CLIP (airport, forest, harbour, residential, ...); "
@@ -75,6 +78,7 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=None,
+    help=HELP,
     needs=("image",),
     requires=(Requires("clip", "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)"),),
 )

@@ -232,6 +232,9 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return text
 
 
+HELP = "- **counting** trees (and buildings, experimental) with boxes on the image (*how many trees in this box?*)"
+
+
 TOOL = Tool(
     name="count_objects",
     description=(
@@ -245,5 +248,6 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=Layer("counted objects", "#ffcc00", points=True),
+    help=HELP,
     needs=("image",),
 )

@@ -15,6 +15,7 @@ from pydantic import create_model
 from skimage import measure, morphology
 
 from rschat.backends import landcover_rules as lcr
+from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
@@ -108,6 +109,8 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
     if inside is not None:
         lc = lcr.LandCover(np.where(inside, lc.classes, -1).astype(np.int8), lc.superpixels, lc.used_indices)
     valid = lc.classes >= 0
+    if not valid.any():
+        raise InputError(f"{scope[0].upper()}{scope[1:]} has no valid pixels (all no-data): nothing to describe.")
     h, w = lc.classes.shape
     shares = {c: 100.0 * lc.mask(c).sum() / max(valid.sum(), 1) for c in lcr.CLASSES}
     ranked = [c for c in sorted(shares, key=lambda c: -shares[c]) if shares[c] >= 3]
@@ -141,6 +144,9 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
+HELP = "- **scene description** from the land cover, with places in words (*describe the scene*)"
+
+
 TOOL = Tool(
     name="describe_scene",
     description="Describe an image in words: land-cover shares, where each class lies, rivers crossing the scene.",
@@ -150,5 +156,6 @@ TOOL = Tool(
     answer=plain_answer("Scene"),
     phrases=PHRASES,
     layer=None,
+    help=HELP,
     needs=("image",),
 )

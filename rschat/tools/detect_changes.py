@@ -9,6 +9,7 @@ from pydantic import Field
 
 from rschat.backends import change_classical
 from rschat.geo.area import area_text
+from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.pair import align_pair
 from rschat.geo.places import place
@@ -29,7 +30,9 @@ from rschat.tools.base import (
     ToolResult,
     UseRegion,
     box_scope,
+    clipped_box,
     crop_to_box,
+    largest_region_text,
     region_mask_of,
     to_float_rgb,
 )
@@ -106,12 +109,14 @@ def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     before, after = align_pair(ctx.raster(args.before), ctx.raster(args.after))
     scope = "the whole image"
     if args.box:
+        scope = box_scope(clipped_box(args.box, before))
         before, after = crop_to_box(before, args.box), crop_to_box(after, args.box)
-        scope = box_scope(args.box)
     ctx.progress(0.1, "pair aligned")
 
     # 2. Detect.
     valid = before.valid_mask() & after.valid_mask()
+    if not valid.any():
+        raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     out = change_classical.detect(to_float_rgb(before), to_float_rgb(after), valid=valid)
     ctx.progress(0.6, "change mask computed")
 
@@ -161,20 +166,6 @@ def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
-def largest_region_text(result: ToolResult, what: str, source: str) -> str:
-    """'The largest <what> region covers ... in the north-west of the image ...'."""
-    regions, mask = result.kept.regions, result.kept.mask
-    if not regions or mask is None:
-        return f"No {what} region was found, so there is no largest one ({source})."
-    big = regions[0]
-    where = place(big.centroid[0], big.centroid[1], mask.shape[1], mask.shape[0])
-    x0, y0, x1, y1 = big.bbox
-    return (
-        f"The largest {what} region covers {area_text(big.area_m2)}, {big.pixels:,} pixels, in {where} of the "
-        f"image (pixel box x {x0}-{x1}, y {y0}-{y1}); it is the biggest of {len(regions)} ({source})."
-    )
-
-
 def answer(result: ToolResult, reading: Reading) -> str:
     f = result.figures
     assert isinstance(f, ChangeFigures)
@@ -200,6 +191,12 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return "\n\n".join(lines)
 
 
+HELP = (
+    "- **change detection** between two images of the same place (*what changed?*, *what changed inside "
+    "the box?*): changed share (%), area (m2, ha), regions, overlay, GeoTIFF and GeoJSON"
+)
+
+
 TOOL = Tool(
     name="detect_changes",
     description=(
@@ -213,5 +210,6 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=Layer("changes", "#e31a1c"),
+    help=HELP,
     needs=("before", "after"),
 )

@@ -71,6 +71,9 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return f"**Generated** ({reading.source}): {result.summary}. It is synthetic: it shows no real place."
 
 
+HELP = "- **image generation** (*generate a 512 px harbour scene*); synthetic, never measured"
+
+
 TOOL = Tool(
     name="generate_image",
     description="Generate a remote-sensing-style image from a text prompt with a diffusion model, or a variation "
@@ -81,6 +84,7 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=None,
+    help=HELP,
     needs=(),
     requires=(Requires("generator", "image generation (it needs a diffusion model: full mode, RSCHAT_GENERATOR)"),),
 )

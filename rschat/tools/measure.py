@@ -89,7 +89,12 @@ def _shape_to_measure(args: MeasureArgs, ctx: ToolContext, raster: Raster) -> tu
     point, the previous mask or its largest region, the drawn region, or the box."""
     prev_mask = ctx.previous.kept.mask if ctx.previous is not None else None
     if prev_mask is not None and prev_mask.shape != (raster.height, raster.width):
-        prev_mask = None  # the previous step worked on a crop: measure its own figures instead
+        if args.what in ("previous_mask", "largest_region"):
+            raise InputError(
+                "The previous result was computed inside a box, so its mask does not cover this image: ask about "
+                "the result itself (e.g. 'how big is the largest one?'), or measure without a box first."
+            )
+        prev_mask = None
     if args.point is not None and prev_mask is not None:
         x, y = (int(round(v)) for v in args.point)
         labels, _ = label_regions(prev_mask)
@@ -146,6 +151,12 @@ def run(args: MeasureArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
+HELP = (
+    "- **measuring** a box, a region or a mask in m, m2 and ha (*measure the box*, *how big is the lake?*); "
+    "without georeference, tell me the pixel size (*the pixel size is 0.5 m*)"
+)
+
+
 TOOL = Tool(
     name="measure",
     description=(
@@ -158,5 +169,6 @@ TOOL = Tool(
     answer=plain_answer("Measured"),
     phrases=PHRASES,
     layer=None,
+    help=HELP,
     needs=("image",),
 )

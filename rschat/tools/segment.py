@@ -10,6 +10,7 @@ from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
 from rschat.geo.area import area_text
+from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
@@ -28,10 +29,10 @@ from rschat.tools.base import (
     ToolContext,
     ToolResult,
     UseRegion,
+    largest_region_text,
     region_mask_of,
     scoped_raster,
 )
-from rschat.tools.detect_changes import largest_region_text
 
 Target = Literal["water", "trees", "low_vegetation", "bare_soil", "built_up", "shadow", "cloud", "vegetation", "all"]
 TARGETS: tuple[str, ...] = (*lcr.CLASSES, "vegetation")
@@ -121,6 +122,8 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         lc.classes = np.where(inside, lc.classes, -1).astype(np.int8)
         scope += ", inside the region drawn on the map"
     valid = lc.classes >= 0
+    if not valid.any():
+        raise InputError(f"{scope[0].upper()}{scope[1:]} has no valid pixels (all no-data): nothing to classify.")
     ctx.progress(0.6, "classified")
 
     # 3. Measure every class (pixels, m2, ha, %) and the target's regions.
@@ -231,6 +234,13 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return f"**Land cover** ({source}): {result.summary}."
 
 
+HELP = (
+    "- **land cover** (*how much of this is water?*, *is there water?*, *segment the vegetation*): water, "
+    "trees, low vegetation, bare soil, built-up, shadow, cloud, with areas and shares; NDVI/NDWI/NDBI when "
+    "the bands are named (*the bands are SWIR1, NIR, red, green*)"
+)
+
+
 TOOL = Tool(
     name="segment",
     description=(
@@ -244,5 +254,6 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=Layer("land cover", "#1f78b4", class_colors=CLASS_COLORS),
+    help=HELP,
     needs=("image",),
 )

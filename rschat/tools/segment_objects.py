@@ -115,6 +115,12 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return f"**Outlined** ({reading.source}): {result.summary}."
 
 
+HELP = (
+    "- **outlining objects** with SAM: the one you click (*outline this*), everything, or named ones "
+    "(*segment the solar panels*)"
+)
+
+
 TOOL = Tool(
     name="segment_objects",
     description="Outline objects with segment-anything: the object under the user's points or box ('prompt'), "
@@ -125,6 +131,7 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=Layer("outlines (SAM)", "#00c8ff"),
+    help=HELP,
     needs=("image",),
     requires=(Requires("sam", "outlining objects (it needs SAM: full mode, RSCHAT_SAM)"),),
 )
