@@ -14,7 +14,7 @@ from rschat.geo.bands import available_indices, spectral_index
 from rschat.geo.errors import InputError
 from rschat.geo.pair import align_pair
 from rschat.geo.preview import rgb_preview
-from rschat.geo.raster import Raster, clip_box
+from rschat.geo.raster import Raster
 from rschat.geo.stack import stack_names
 from rschat.tools.base import (
     Args,
@@ -27,6 +27,7 @@ from rschat.tools.base import (
     ToolContext,
     ToolResult,
     UseRegion,
+    clipped_box,
     plain_answer,
     region_mask_of,
 )
@@ -129,6 +130,24 @@ def _row(name: str, raster: Raster, date: Any, values: np.ndarray) -> dict[str, 
     }
 
 
+def _dates_with_data(
+    rows: list[dict[str, Any]], years: np.ndarray, notes: list[str]
+) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """The dates with valid pixels (rows, means, years); dates without any are left out of
+    the trend with a note, and fewer than two usable dates is an InputError."""
+    means = np.array([row["mean"] for row in rows])
+    usable = np.isfinite(means)
+    if usable.sum() < 2:
+        raise InputError(
+            "The stack has valid pixels on fewer than two dates in the analysed area (no data or clouds "
+            "everywhere else), so there is no trend to give."
+        )
+    if not usable.all():
+        skipped = ", ".join(row["date"] or row["image"] for row, ok in zip(rows, usable, strict=True) if not ok)
+        notes.append(f"no valid pixels on {skipped}: left out of the trend")
+    return [r for r, ok in zip(rows, usable, strict=True) if ok], means[usable], years[usable]
+
+
 def _write_table(path: Path, rows: list[dict[str, Any]]) -> Path:
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -146,10 +165,7 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
     dates, years = _decimal_years([ctx.rasters[n] for n in names], notes)
 
     # 2. Per-date statistics over the image, the box or the drawn region.
-    try:
-        x0, y0, x1, y1 = clip_box(args.box, ref.width, ref.height) if args.box else (0, 0, ref.width, ref.height)
-    except ValueError as err:
-        raise InputError(f"The box cannot be used: {err}.") from err
+    x0, y0, x1, y1 = clipped_box(args.box, ref) if args.box else (0, 0, ref.width, ref.height)
     inside = region_mask_of(args.region, ctx, ref)
     rows = []
     for name, r, d in zip(names, aligned, dates, strict=True):
@@ -157,17 +173,7 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
         if inside is not None:
             values = np.where(inside, values, np.nan)
         rows.append(_row(name, r, d, values[y0:y1, x0:x1]))
-    means = np.array([row["mean"] for row in rows])
-    usable = np.isfinite(means)
-    if usable.sum() < 2:
-        raise InputError(
-            "The stack has valid pixels on fewer than two dates in the analysed area (no data or clouds "
-            "everywhere else), so there is no trend to give."
-        )
-    if not usable.all():
-        skipped = ", ".join(row["date"] or row["image"] for row, ok in zip(rows, usable, strict=True) if not ok)
-        notes.append(f"no valid pixels on {skipped}: left out of the trend")
-        rows, means, years = [r for r, ok in zip(rows, usable, strict=True) if ok], means[usable], years[usable]
+    rows, means, years = _dates_with_data(rows, years, notes)
     ctx.progress(0.6, "statistics computed")
 
     # 3. Trend (least squares, per year) and the largest jump between consecutive dates.
