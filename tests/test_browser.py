@@ -79,3 +79,29 @@ def test_first_screen_explains_itself_and_fits(app, tmp_path: Path):
             page.close()
         browser.close()
     assert (out / "first_screen_desktop_1280x720.png").stat().st_size > 10_000
+
+
+def test_the_same_file_attached_twice_is_loaded_twice(app):
+    """A user attaches a tile, asks, then attaches the same tile again with the next
+    question (through the file chooser, as a person does): both turns load it."""
+    url, _ = app
+    from playwright.sync_api import sync_playwright
+
+    tile = str(ROOT / "assets" / "examples" / "OSBS_029.tif")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_text("Lite mode is on").wait_for(timeout=30_000)
+        for n in (1, 2):
+            with page.expect_file_chooser() as chooser:
+                page.locator("#ask button[aria-label='Upload a file']").click()
+            chooser.value.set_files(tile)
+            page.locator("#ask textarea").fill(f"how many trees? (question {n})")
+            page.locator("#ask textarea").press("Enter")
+            page.get_by_text(f"(question {n})").last.wait_for(timeout=30_000)
+            page.get_by_text("trees in the whole image").nth(n - 1).wait_for(timeout=60_000)
+        # A second upload is a new image: counted again (r2), not answered from r1.
+        recounted = page.get_by_text("result r2").count()
+        browser.close()
+    assert recounted >= 1
