@@ -182,3 +182,30 @@ def test_box_scope_is_the_clipped_box(settings):
     ws.add_box((-50, -50, 100, 80))
     text = list(turn(ws, "how much of this is water?"))[-1].text
     assert "x 0-100, y 0-80" in text and "-50" not in text
+
+
+def test_a_change_mask_is_not_laid_on_an_after_image_of_another_grid(settings):
+    """The change mask lies on the before image's grid; an after image of the same size but
+    shifted must not be restricted by it pixel for pixel (it would be misplaced)."""
+    from affine import Affine
+
+    from conftest import make_pair
+    from rschat.agent.executor import execute
+    from rschat.agent.steps import ToolCall
+
+    before, after, _ = make_pair(size=128)
+    after.transform = after.transform * Affine.translation(10, 0)  # 10 pixels east, same size
+    ws = Workspace(settings)
+    ws.add_raster("before", before)
+    ws.add_raster("after", after)
+    calls = [
+        ToolCall("detect_changes", {}),
+        ToolCall("count_objects", {"target": "tree", "image": "after", "within_previous_mask": True}),
+    ]
+    count = [s for s in execute(calls, ws) if s.kind == "done"][-1].result
+    assert "inside the changed area" not in count.summary
+    assert any("not restricted" in n for n in count.notes)
+
+    ws.add_raster("after", make_pair(size=128)[1])  # the same grid: restricted as before
+    count = [s for s in execute(calls, ws) if s.kind == "done"][-1].result
+    assert "inside the changed area" in count.summary

@@ -78,6 +78,7 @@ class Kept:
     (not serialised). Each field is typed; a tool fills the ones it has."""
 
     mask: np.ndarray | None = None  # the result's main mask, on the grid of the image it read
+    grid: tuple[Any, Any] | None = None  # (CRS, transform) of that grid, where georeferenced
     labels: np.ndarray | None = None  # connected regions of that mask (0 = none)
     regions: list[Region] = field(default_factory=list)  # largest first
     landcover: LandCover | None = None

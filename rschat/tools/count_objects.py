@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -153,15 +153,25 @@ def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
 def _previous_mask(ctx: ToolContext, raster: Raster, full: Raster, offset: tuple[int, int]) -> np.ndarray | None:
     """The previous step's mask on the counted raster's pixels: as it is when it was
     computed on the same crop, cut out when it covers the whole image; else None."""
-    mask = ctx.previous.kept.mask if ctx.previous is not None else None
-    if mask is None:
+    kept = ctx.previous.kept if ctx.previous is not None else None
+    if kept is None or kept.mask is None:
         return None
-    if mask.shape == (raster.height, raster.width):
+    mask = kept.mask
+    if mask.shape == (raster.height, raster.width) and _same_grid(kept.grid, raster):
         return mask
-    if mask.shape == (full.height, full.width):
+    if mask.shape == (full.height, full.width) and _same_grid(kept.grid, full):
         x0, y0 = offset
         return mask[y0 : y0 + raster.height, x0 : x0 + raster.width]
     return None
+
+
+def _same_grid(grid: tuple[Any, Any] | None, raster: Raster) -> bool:
+    """Whether a mask's grid is the raster's: a change mask lies on the before image's grid,
+    and an after image of the same size on another grid would misplace it."""
+    if grid is None or not raster.georeferenced:
+        return True  # pixel grids: the same size is all there is to compare
+    crs, transform = grid
+    return bool(crs == raster.crs and transform is not None and transform.almost_equals(raster.transform))
 
 
 def run(args: CountArgs, ctx: ToolContext) -> ToolResult:

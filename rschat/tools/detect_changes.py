@@ -15,7 +15,7 @@ from rschat.geo.pair import align_pair
 from rschat.geo.places import place
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.raster import Raster
-from rschat.geo.vector import regions_geojson, regions_of, write_geojson
+from rschat.geo.vector import Region, regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -104,6 +104,25 @@ def _artifacts(ctx: ToolContext, before: Raster, after: Raster, mask: np.ndarray
     ]
 
 
+def _figures(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[Region]) -> ChangeFigures:
+    """Changed share, area and regions of a change mask over the valid pixels."""
+    valid_px, changed_px = int(valid.sum()), int(mask.sum())
+    changed_m2 = before.area_m2(mask)
+    largest = regions[0] if regions else None
+    return ChangeFigures(
+        changed_fraction=changed_px / valid_px if valid_px else 0.0,
+        changed_percent=100.0 * changed_px / valid_px if valid_px else 0.0,
+        changed_pixels=changed_px,
+        changed_area_m2=changed_m2,
+        changed_area_ha=None if changed_m2 is None else changed_m2 / 1e4,
+        analysed_area_m2=before.area_m2(valid),
+        region_count=len(regions),
+        largest_region_pixels=largest.pixels if largest else 0,
+        largest_region_area_m2=largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
+        pixel_size_m=before.pixel_size_m(),
+    )
+
+
 def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the pair on one grid (reprojected or refused, see geo.pair).
     before, after = align_pair(ctx.raster(args.before), ctx.raster(args.after))
@@ -127,23 +146,9 @@ def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     if inside is not None:
         valid, mask = valid & inside, mask & inside
         scope = "the region drawn on the map" + ("" if scope == "the whole image" else f" and {scope}")
-    valid_px = int(valid.sum())
-    changed_px = int(mask.sum())
     labels, regions = regions_of(mask, before)
-    changed_m2 = before.area_m2(mask)
-    largest = regions[0] if regions else None
-    figures = ChangeFigures(
-        changed_fraction=changed_px / valid_px if valid_px else 0.0,
-        changed_percent=100.0 * changed_px / valid_px if valid_px else 0.0,
-        changed_pixels=changed_px,
-        changed_area_m2=changed_m2,
-        changed_area_ha=None if changed_m2 is None else changed_m2 / 1e4,
-        analysed_area_m2=before.area_m2(valid),
-        region_count=len(regions),
-        largest_region_pixels=largest.pixels if largest else 0,
-        largest_region_area_m2=largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
-        pixel_size_m=before.pixel_size_m(),
-    )
+    figures = _figures(before, valid, mask, regions)
+    changed_px, changed_m2, largest = figures.changed_pixels, figures.changed_area_m2, regions[0] if regions else None
 
     # 4. Artifacts: overlay, previews, GeoTIFF mask, GeoJSON regions.
     artifacts = _artifacts(ctx, before, after, mask, regions_geojson(labels, regions, before, "change"))
@@ -162,7 +167,14 @@ def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         method=change_classical.METHOD_NAME,
         limits=list(LIMITS),
         notes=[*before.notes, *after.notes],
-        kept=Kept(mask=mask, labels=labels, regions=regions, scope=scope, target="change"),
+        kept=Kept(
+            mask=mask,
+            labels=labels,
+            regions=regions,
+            scope=scope,
+            target="change",
+            grid=(before.crs, before.transform) if before.georeferenced else None,
+        ),  # fmt: skip
     )
 
 
