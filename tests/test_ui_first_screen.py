@@ -8,7 +8,6 @@ import pytest
 
 from conftest import ASSETS, ROOT
 from rschat.agent import Workspace
-from rschat.agent.steps import Step
 from rschat.config import Settings
 from rschat.geo.io import read_raster
 from rschat.tools.segment import CLASS_COLORS
@@ -17,11 +16,12 @@ from rschat.ui.render import step_message
 from rschat.ui.session import UiSession
 
 
-def test_upload_and_noted_steps_are_not_titled_plan():
-    titles = [
-        step_message(Step("plan", text))["metadata"]["title"]
-        for text in ("loaded image = OSBS_029 (400x400)", "noted: pixel size 2 m", "plan: count_objects (trees)")
-    ]
+def test_upload_and_noted_steps_are_not_titled_plan(tmp_path: Path):
+    from rschat.agent import turn
+
+    tile = ROOT / "tests" / "data" / "neon" / "OSBS_029.tif"
+    steps = turn(Workspace(Settings(work_dir=tmp_path)), "the pixel size is 2 m. how many trees?", uploads=[tile])
+    titles = [step_message(s)["metadata"]["title"] for s in steps if s.kind == "plan"]
     assert titles == ["Upload", "Noted", "Plan"]
 
 

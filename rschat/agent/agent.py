@@ -196,9 +196,9 @@ def turn(
         yield Step("answer", text, answered=False)
         return
     if loaded:
-        yield Step("plan", "loaded " + _describe_uploads(ws, loaded))
+        yield Step("plan", "loaded " + _describe_uploads(ws, loaded), tool="upload")
     if said:
-        yield Step("plan", "noted: " + "; ".join(said))
+        yield Step("plan", "noted: " + "; ".join(said), tool="noted")
 
     plan, model = yield from _plan(ws, message)
     if plan.intent == "clear":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 import re
@@ -26,12 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from PIL import Image
 from shapely.geometry import mapping
 
 from rschat.agent.workspace import Workspace
-from rschat.geo.preview import rgb_preview
-from rschat.geo.region import footprint_wgs84, region_geometry
+from rschat.geo.region import region_geometry
+from rschat.geo.warp import mercator_png
 from rschat.resources import vendor_dir
 from rschat.tools import REGISTRY
 from rschat.tools.base import result_color
@@ -192,20 +190,27 @@ def _leaflet_css(leaflet: Path) -> str:
     return re.sub(r"url\(images/([\w.-]+\.png)\)", inline, (leaflet / "leaflet.css").read_text())
 
 
-def _png_data_url(raster: Any) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb_preview(raster)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+def _warped_image(raster: Any, folder: Path) -> dict[str, Any]:
+    """The raster's picture warped to Web Mercator (as the app's map shows it, so it lands
+    on its footprint; at most 1024 px a side) as a data: URL, with its lat/lon bounds."""
+    scratch = folder / f".map_{raster.name}.png"
+    try:
+        _, bounds = mercator_png(raster, scratch)
+        url = "data:image/png;base64," + base64.b64encode(scratch.read_bytes()).decode()
+    finally:
+        scratch.unlink(missing_ok=True)
+    return {"url": url, "bounds": bounds}
 
 
-def map_data(ws: Workspace) -> dict[str, Any]:
+def map_data(ws: Workspace, folder: Path) -> dict[str, Any]:
     """What ``map.html`` draws: images (data: URLs and lon/lat bounds), result layers with
     their colours, the legend and the extent."""
     images: list[dict[str, Any]] = []
     fit: list[list[float]] | None = None
     for name, raster in [(n, r) for n, r in ws.rasters.items() if r.georeferenced][:4]:
-        west, south, east, north = region_geometry(footprint_wgs84(raster)).bounds
-        images.append({"name": name, "url": _png_data_url(raster), "bounds": [[south, west], [north, east]]})
+        image = {"name": name, **_warped_image(raster, folder)}
+        images.append(image)
+        (south, west), (north, east) = image["bounds"]
         fit = (
             [[south, west], [north, east]]
             if fit is None
@@ -255,7 +260,7 @@ def write_map(ws: Workspace, folder: Path) -> Path | None:
     """A standalone HTML map of the session (None without georeferenced images): Leaflet,
     its CSS, the images and the layers are all inside the file, so it opens offline (only
     the basemap tiles need the internet)."""
-    data = map_data(ws)
+    data = map_data(ws, folder)
     if not data["images"]:
         return None
     leaflet = vendor_dir() / "leaflet-1.9.4"

@@ -24,7 +24,7 @@ class ToolCall:
 class Step:
     kind: StepKind
     text: str
-    tool: str | None = None
+    tool: str | None = None  # the tool; on plan steps what they are about ("upload", "noted")
     args: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
     result: ToolResult | None = None

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from rschat.backends.loading import load_clip, load_sam
 from rschat.backends.named_objects import named_objects
+from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.vector import regions_geojson, regions_of, write_geojson
@@ -58,8 +59,6 @@ def _masks(args: SegmentObjectsArgs, ctx: ToolContext, rgb: np.ndarray) -> tuple
     if args.mode == "prompt":
         points = [(p[0], p[1], bool(p[2])) for p in args.points or [] if len(p) == 3]
         if not points and not args.box:
-            from rschat.geo.errors import InputError
-
             raise InputError("Outlining an object needs a point or a box on the image: click it, then ask again.")
         box = (args.box[0], args.box[1], args.box[2], args.box[3]) if args.box else None
         found = sam.predict(rgb, points=points or None, box=box)

@@ -281,7 +281,7 @@ class Handlers:
         last_yield = 0.0
         uids = dict(session.ws.raster_uids)
         for step in turn(session.ws, text, uploads=files or None):
-            if step.kind == "plan" and step.text.startswith("loaded "):
+            if step.kind == "plan" and step.tool == "upload":
                 history = apply_step(history + upload_previews(session, uids), step)
                 yield self._uploaded(session, history, uids)
                 continue

@@ -22,7 +22,7 @@ def step_message(step: Step) -> Message:
         return {
             "role": "assistant",
             "content": step.text,
-            "metadata": {"title": plan_title(step.text), "status": "done"},
+            "metadata": {"title": PLAN_TITLES.get(step.tool or "", "Plan"), "status": "done"},
         }
     if step.kind == "start":
         return {
@@ -39,12 +39,8 @@ def step_message(step: Step) -> Message:
     return {"role": "assistant", "content": step.text, "metadata": meta}
 
 
-PLAN_TITLES = (("loaded ", "Upload"), ("noted:", "Noted"), ("plan:", "Plan"))
-
-
-def plan_title(text: str) -> str:
-    """The title of a plan-kind step by what it says: the upload, what was noted, the plan."""
-    return next((title for prefix, title in PLAN_TITLES if text.startswith(prefix)), "Plan")
+# Titles of plan-kind steps by what the agent says they are about (Step.tool).
+PLAN_TITLES = {"upload": "Upload", "noted": "Noted"}
 
 
 def _step_id(step: Step) -> str | None:
