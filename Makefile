@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` starts the app, `make test` runs the tests.
 # Both create the virtual environment (.venv) on first use; later runs reuse it.
 # `make run` installs lite mode only (no torch, no CUDA libraries); `make test` adds the
-# full-mode libraries and the test tools, since the tests exercise both modes.
+# full-mode libraries, Dask (rschat batch) and the test tools, since the tests exercise all.
 PY ?= python3
 VENV := .venv
 SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
@@ -20,7 +20,7 @@ $(LITE): pyproject.toml | $(VENV)/bin/python
 	touch $(LITE)
 
 $(FULL): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --quiet -e '.[full,test]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[full,batch,test]'
 	rm -f $(VENV)/.installed-*
 	touch $(LITE) $(FULL)
 

@@ -16,7 +16,9 @@ reach), with the message; 2 for a command line that does not parse.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -130,21 +132,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pixels(parts: list[str]) -> list[float]:
+    """Pixel coordinates as finite numbers: 'nan' and 'inf' parse as floats but place
+    nothing on an image (int() of them raises deep inside a tool)."""
+    values = [float(v) for v in parts]
+    if not all(math.isfinite(v) and abs(v) < 1e9 for v in values):
+        raise ValueError("not a finite pixel coordinate")
+    return values
+
+
 def _point(text: str) -> tuple[float, float, bool]:
     parts = text.split(",")
     try:
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("+", "-")):
             raise ValueError
-        return float(parts[0]), float(parts[1]), len(parts) == 2 or parts[2] == "+"
+        x, y = _pixels(parts[:2])
+        return x, y, len(parts) == 2 or parts[2] == "+"
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not X,Y or X,Y,+ or X,Y,-") from None
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not X,Y or X,Y,+ or X,Y,- (finite numbers, in pixels of the image)"
+        ) from None
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
     try:
-        x0, y0, x1, y1 = (int(float(v)) for v in text.split(","))
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError
+        x0, y0, x1, y1 = (int(v) for v in _pixels(parts))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not X0,Y0,X1,Y1") from None
+        raise argparse.ArgumentTypeError(f"'{text}' is not X0,Y0,X1,Y1 (four finite numbers, in pixels)") from None
     return x0, y0, x1, y1
 
 
@@ -250,6 +267,54 @@ def _add_eval_weights_space(sub: Any) -> None:
     sp.set_defaults(func=_cmd_space)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from rschat.batch import run_batch
+
+    items = [[Path(p) for p in group] for group in args.input]
+    missing = [str(p) for group in items for p in group if not p.is_file()]
+    if missing:
+        print(f"rschat batch: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    if args.tile_px:
+        settings = dataclasses.replace(settings, tile_px=args.tile_px)
+    call = {"target": args.target or "tree"} if args.tool == "count_objects" else {}
+    if args.tool == "segment" and args.target:
+        call = {"target": args.target}
+    try:
+        done = run_batch(args.tool, items, Path(args.output), settings, args.scheduler, args.workers, call)
+    except (RuntimeError, ValueError) as err:
+        print(f"rschat batch: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}/batch.json")
+    return 1 if any("error" in d for d in done) else 0
+
+
+def _add_batch(sub: Any) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="run a tool over many scenes or one huge scene, tile by tile on Dask (pip install 'rschat[batch]')",
+    )
+    batch.add_argument("tool", choices=["detect_changes", "segment", "count_objects"], help="the tool to run")
+    batch.add_argument(
+        "--input", nargs="+", action="append", required=True, metavar="FILE",
+        help="one item: BEFORE AFTER for detect_changes, one image for segment and count_objects (repeatable)",
+    )  # fmt: skip
+    batch.add_argument(
+        "--target", default=None,
+        help="count_objects: tree or building (default tree); segment: a class to outline (default all)",
+    )  # fmt: skip
+    batch.add_argument("--output", required=True, help="folder for the results (one sub-folder per pair)")
+    batch.add_argument(
+        "--scheduler", default="threads",
+        help="'threads' (default: local threads), 'processes' (local worker processes) or a "
+        "dask.distributed scheduler address such as tcp://10.0.0.5:8786",
+    )  # fmt: skip
+    batch.add_argument("--workers", type=int, default=2, help="local threads or processes (default 2)")
+    batch.add_argument("--tile-px", type=int, default=None, help="tile side in pixels (default: the tool's, 1024-2048)")
+    batch.set_defaults(func=_cmd_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rschat", description="Conversational remote-sensing assistant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(func=_cmd_serve)
     _add_ask(sub)
+    _add_batch(sub)
     _add_eval_weights_space(sub)
     return parser
 

@@ -21,9 +21,36 @@ class Settings:
     max_pixels: int = 64_000_000
     # Largest upload accepted, in bytes.
     max_file_bytes: int = 512 * 1024 * 1024
+    # Largest image held in memory, in bytes: the decoded pixels (width x height x bands x
+    # bytes per sample) plus the float32 working copy the tools make of them, checked from
+    # the header before decoding. The pixel limit alone ignores bands and data type (a
+    # 156 KB sparse GeoTIFF of 2000x2000x300 float64 is 4 MP and 14 GB). 2 GiB admits a
+    # full 64 MP RGB (0.96 GB) or 4-band uint16 (1.5 GB) image; the tools' own planes
+    # then add about as much again, which a 16 GB host can give two turns at once.
+    max_decoded_bytes: int = 2 * 1024**3
     # Longest chat message read, in characters. A question is a sentence or two; a cap keeps
     # a pasted megabyte from holding the planner (and every other user's turn) hostage.
     max_message_chars: int = 4000
+    # GeoTIFFs larger than this (pixels) are read by windows, tile by tile, by the tools
+    # that can (change detection), so memory is bounded by the tile, not the scene.
+    tile_above_pixels: int = 16_000_000
+    # Largest GeoTIFF scene accepted for tiled processing (pixels); the other tools work on
+    # an overview of it (at most ``overview_side`` pixels on its longer side).
+    max_scene_pixels: int = 4_000_000_000
+    overview_side: int = 2048
+    # Tile side (pixels) for tiled processing; 0 = each tool's own (1024-2048).
+    tile_px: int = 0
+    # One turn's time limit, in seconds: past it the turn is stopped (at the tool's next
+    # progress report) and the chat says it took too long, instead of hanging.
+    turn_timeout_s: int = 300
+    # Gradio's queue: chat turns run at once (the rest wait, with their place shown), and
+    # how many events may wait before new ones are refused ("queue is full").
+    max_concurrent_turns: int = 4
+    queue_max_size: int = 64
+    # A session (its images, results and folder) is dropped after this many seconds without
+    # an event, and folders left by earlier runs are removed at start: API clients (REST,
+    # gradio_client) send no heartbeat, so closing a tab is not the only way a session ends.
+    session_max_idle_s: int = 3600
     # Where per-session artifacts (overlays, GeoTIFFs, GeoJSON) are written.
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "rschat")
     # Full-mode backends (issue "Full mode"); empty means lite mode for that capability.

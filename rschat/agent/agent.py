@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm
-from rschat.agent.executor import execute
+from rschat.agent.executor import TurnControl, execute
 from rschat.agent.steps import Step
 from rschat.agent.workspace import Workspace
 from rschat.backends import loading
@@ -96,13 +96,22 @@ def backends(ws: Workspace) -> dict[str, str]:
     }
 
 
+REGION_LET_GO = (
+    "The region drawn on the map does not overlap the new image(s), so it was cleared: draw a new one "
+    "on the Map tab to restrict a question."
+)
+
+
 def _describe_uploads(ws: Workspace, names: list[str]) -> str:
-    parts = []
+    """What was loaded, and what the reader noticed (a large scene held as an overview,
+    unnamed bands shown as 1-3, a dropped zero-size georeference), each note once."""
+    parts, notes = [], []
     for name in names:
         r = ws.rasters[name]
         date = f", {r.date.isoformat()}" if r.date else ""
         parts.append(f"{name} = {r.name} ({r.width}x{r.height}, {r.count} band(s), {r.describe_georef()}{date})")
-    return "; ".join(parts)
+        notes += [n for n in r.notes if n not in notes]
+    return "; ".join(parts) + "".join(f"\n\nNote: {n}" for n in notes)
 
 
 def _load(ws: Workspace, uploads: list[Path] | None, named: dict[str, Path] | None) -> list[str]:
@@ -152,17 +161,19 @@ def _reuse(ws: Workspace, plan: planner_rules.Plan) -> Generator[Step, None, str
 
 
 def _run_plan(
-    ws: Workspace, message: str, plan: planner_rules.Plan, model: Any, failed: list[Step]
+    ws: Workspace, message: str, plan: planner_rules.Plan, model: Any, failed: list[Step], control: TurnControl
 ) -> Generator[Step, None, str]:
     """Run the plan's calls and answer from their results (the model writes the answer
     when it is trusted, checked against the tools' numbers). Failed steps go to ``failed``."""
     yield Step("plan", "plan: " + "; then ".join(f"{c.tool} ({c.why})" for c in plan.calls))
     steps = []
-    for step in execute(plan.calls, ws):
+    for step in execute(plan.calls, ws, control):
         steps.append(step)
         if step.kind == "error":
             failed.append(step)
         yield step
+    if control.reason:  # cancelled or out of time: say so, not "the tool failed"
+        return control.message()
     text = responder.answer(steps, plan.focus, plan.point)
     if model is not None:
         text = yield from _model_answer(model, ws, message, steps, text)
@@ -170,11 +181,17 @@ def _run_plan(
 
 
 def turn(
-    ws: Workspace, message: str, uploads: list[Path] | None = None, named: dict[str, Path] | None = None
+    ws: Workspace,
+    message: str,
+    uploads: list[Path] | None = None,
+    named: dict[str, Path] | None = None,
+    control: TurnControl | None = None,
 ) -> Iterator[Step]:
     """Run one chat turn. ``uploads`` are files attached to the message (named by
     ``Workspace.load_uploads``); ``named`` maps explicit slots ('before', 'after', 'image')
-    to files. Points and boxes are set on the workspace beforehand (UI clicks, CLI flags)."""
+    to files. Points and boxes are set on the workspace beforehand (UI clicks, CLI flags).
+    ``control`` stops the turn (cancel, time limit) between phases and tool progress reports."""
+    control = control or TurnControl()
     limit = ws.settings.max_message_chars
     if len(message) > limit:
         text = (
@@ -186,7 +203,17 @@ def turn(
         yield Step("answer", text, answered=False)
         return
     ws.history.append({"role": "user", "content": message})
-    said = ws.state(gsd_m=stated_gsd(message), bands=parse_band_order(message))
+    gsd = stated_gsd(message)
+    if gsd is not None and gsd <= 0:  # "the pixel size is 0 m": refused, not silently ignored
+        text = f"A pixel size must be more than 0 m (you said {gsd:g} m); say it again with the right value."
+        ws.history.append({"role": "assistant", "content": text})
+        yield Step("answer", text, answered=False)
+        return
+    said = ws.state(gsd_m=gsd, bands=parse_band_order(message))
+    # A region drawn over the images already here is let go if the new ones are elsewhere;
+    # a region given with the images themselves (the CLI's --region) is kept, and a miss
+    # is reported by the tool.
+    drawn_for_earlier = ws.region is not None and bool(ws.rasters) and not ws.region_outside(list(ws.rasters))
     try:
         loaded = _load(ws, uploads, named)
     except InputError as err:
@@ -197,9 +224,24 @@ def turn(
         return
     if loaded:
         yield Step("plan", "loaded " + _describe_uploads(ws, loaded), tool="upload")
+        if drawn_for_earlier and ws.region_outside(loaded):  # drawn for earlier images: let it go, before planning
+            ws.set_region(None)
+            yield Step("plan", REGION_LET_GO, tool="region_cleared")
     if said:
         yield Step("plan", "noted: " + "; ".join(said), tool="noted")
+    if control.stopped():  # stopped while the files were read: no plan, no tools
+        text, answered = control.message(), False
+    else:
+        text, answered = yield from _plan_and_answer(ws, message, said, control)
+    ws.history.append({"role": "assistant", "content": text})
+    yield Step("answer", text, answered=answered)
 
+
+def _plan_and_answer(
+    ws: Workspace, message: str, said: list[str], control: TurnControl
+) -> Generator[Step, None, tuple[str, bool]]:
+    """Plan the message and answer it: directly, from a stored result, or by running the
+    plan's tools. Returns (answer text, whether it answered the question)."""
     plan, model = yield from _plan(ws, message)
     if plan.intent == "clear":
         ws.clear_prompts()
@@ -216,10 +258,9 @@ def turn(
         text = yield from _reuse(ws, plan)
     else:
         failed: list[Step] = []
-        text = yield from _run_plan(ws, message, plan, model, failed)
+        text = yield from _run_plan(ws, message, plan, model, failed, control)
         answered = not failed
-    ws.history.append({"role": "assistant", "content": text})
-    yield Step("answer", text, answered=answered)
+    return text, answered
 
 
 def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-untyped-def]

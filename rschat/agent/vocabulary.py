@@ -54,7 +54,10 @@ OBJECT_WORDS: list[tuple[str, re.Pattern[str]]] = [
 # The agent's own intents (no single tool serves them); the tools' intents come from
 # their ``phrases`` (see rschat.tools.base.Phrase) and are merged by ``order``.
 AGENT_INTENTS: tuple[Phrase, ...] = (
-    Phrase("clear", re.compile(r"\bclear\b.*\b(prompts?|points?|box(es)?|clicks?)\b", re.I), 0),
+    # "clear" then what to clear. Anchored, with the first "clear" held atomically, so a
+    # message of N "clear"s is scanned once: the plain `\bclear\b.*\b(points?)` retried
+    # `.*` from every "clear" (quadratic: 20 s at 100 kB, holding the GIL for every user).
+    Phrase("clear", re.compile(r"\A(?>.*?\bclear\b).*\b(prompts?|points?|box(es)?|clicks?)\b", re.I | re.S), 0),
     Phrase(
         "help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I), 10
     ),

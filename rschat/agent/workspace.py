@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rschat.config import Settings
-from rschat.geo.io import read_raster
 from rschat.geo.raster import Raster
 from rschat.geo.stack import stack_names
+from rschat.geo.windowed import read_scene
 from rschat.tools.base import ToolResult
 
 _uids = itertools.count(1)
+SESSION_PREFIX = "session-"  # session folders under RSCHAT_WORK_DIR (swept when stale)
 
 
 def uses_region(args: dict[str, Any]) -> bool:
@@ -62,7 +63,16 @@ class Workspace:
         """The session's own folder for its files, made on first use (under RSCHAT_WORK_DIR)."""
         if self._out_dir is None:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-            self._out_dir = Path(tempfile.mkdtemp(prefix="session-", dir=self.settings.work_dir))
+            # The app serves this folder's files to whoever has their URL (Gradio has no
+            # per-session file access), so the name is a secret: 144 random bits.
+            folder = self.settings.work_dir / f"{SESSION_PREFIX}{secrets.token_urlsafe(18)}"
+            folder.mkdir(mode=0o700)
+            self._out_dir = folder
+        return self._out_dir
+
+    @property
+    def folder(self) -> Path | None:
+        """The session's folder if one was made (without making one)."""
         return self._out_dir
 
     # -- images -------------------------------------------------------------------------
@@ -74,7 +84,9 @@ class Workspace:
 
     def _apply_statements(self, raster: Raster) -> None:
         if self.stated_gsd_m and not raster.georeferenced:
-            raster.gsd_m = self.stated_gsd_m
+            # An overview's pixels cover more ground than the file's, by its decimation.
+            scale = raster.source.width / raster.width if raster.source is not None else 1.0
+            raster.gsd_m = self.stated_gsd_m * scale
         if self.stated_bands and len(self.stated_bands) == raster.count:
             raster.band_names = self.stated_bands
 
@@ -124,18 +136,30 @@ class Workspace:
         positive = [(x, y) for x, y, pos in self.points if pos]
         return positive[-1] if positive else None
 
+    def read(self, path: str | Path) -> Raster:
+        """A file read under the session's limits; a large GeoTIFF keeps its file for tiled
+        tools and holds only an overview in memory (geo.windowed.read_scene)."""
+        s = self.settings
+        return read_scene(
+            path,
+            max_pixels=s.max_pixels,
+            max_bytes=s.max_file_bytes,
+            tile_above=s.tile_above_pixels,
+            max_scene_pixels=s.max_scene_pixels,
+            overview_side=s.overview_side,
+            max_decoded_bytes=s.max_decoded_bytes,
+        )
+
     def load(self, name: str, path: str | Path) -> Raster:
         """Read a file (checked against the size limits) and store it under ``name``."""
-        raster = read_raster(path, max_pixels=self.settings.max_pixels, max_bytes=self.settings.max_file_bytes)
+        raster = self.read(path)
         self.add_raster(name, raster)
         return raster
 
     def load_uploads(self, paths: list[Path]) -> list[str]:
         """Name a turn's uploads: one -> image; two -> before/after (by date when both
         have one, else in upload order); more -> a dated stack t1..tN. Returns the names."""
-        rasters = [
-            read_raster(p, max_pixels=self.settings.max_pixels, max_bytes=self.settings.max_file_bytes) for p in paths
-        ]
+        rasters = [self.read(p) for p in paths]
         if len(rasters) == 1:
             names = ["image"]
         elif len(rasters) == 2:
@@ -224,3 +248,22 @@ class Workspace:
         geom = region_geometry(self.region)
         placed = [self.rasters[n] for n in names if n in self.rasters and self.rasters[n].georeferenced]
         return not any(geom.intersects(shape(footprint_wgs84(r))) for r in placed)
+
+
+def remove_stale_folders(work_dir: Path, max_age_s: float, keep: set[Path] | frozenset[Path] = frozenset()) -> int:
+    """Delete session folders under ``work_dir`` untouched for ``max_age_s`` seconds, except
+    ``keep`` (live sessions): folders of sessions that ended without ``close`` (a server
+    that stopped, an API client that never came back). Returns how many were deleted."""
+    import time
+
+    removed = 0
+    cutoff = time.time() - max_age_s
+    for folder in work_dir.glob(f"{SESSION_PREFIX}*") if work_dir.is_dir() else ():
+        try:
+            stale = folder.is_dir() and folder not in keep and folder.stat().st_mtime < cutoff
+        except OSError:  # removed meanwhile
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed

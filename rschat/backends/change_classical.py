@@ -60,9 +60,13 @@ def _robust(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return x / (med + 1e-6)
 
 
-def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, scale_px: float) -> np.ndarray:
-    """Combined change evidence for two (H, W, 3) float RGB images in [0, 1]."""
-    after_matched = exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1)
+def evidence(
+    before_rgb: np.ndarray, after_matched: np.ndarray, scale_px: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three raw evidence maps (structure, chroma, lightness) for two (H, W, 3) float
+    RGB images in [0, 1], the after one already histogram-matched to the before one.
+    Each is local (reach about 4 x ``scale_px``), so tiles with that margin agree with
+    the whole image (see backends.change_tiled)."""
     lab_a = color.rgb2lab(before_rgb)
     lab_b = color.rgb2lab(np.clip(after_matched, 0, 1))
 
@@ -78,7 +82,18 @@ def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarra
     light = np.abs(
         ndimage.gaussian_filter(lab_a[..., 0], chroma_scale) - ndimage.gaussian_filter(lab_b[..., 0], chroma_scale)
     )
-    score = _robust(structure, valid) + _robust(chroma, valid) + LIGHT_WEIGHT * _robust(light, valid)
+    return structure, chroma, light
+
+
+WEIGHTS = (1.0, 1.0, LIGHT_WEIGHT)  # structure, chroma, lightness
+
+
+def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, scale_px: float) -> np.ndarray:
+    """Combined change evidence for two (H, W, 3) float RGB images in [0, 1]."""
+    after_matched = exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1)
+    parts = evidence(before_rgb, after_matched, scale_px)
+    score = sum(w * _robust(part, valid) for w, part in zip(WEIGHTS, parts, strict=True))
+    assert isinstance(score, np.ndarray)
     score[~valid] = 0.0
     return score.astype(np.float32)
 

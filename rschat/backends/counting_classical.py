@@ -22,6 +22,8 @@ from scipy import ndimage
 from shapely.geometry import MultiPoint
 from skimage import color, feature, measure, morphology
 
+from rschat.geo.errors import InputError
+
 TREE_METHOD = "lite tree-crown detector (excess-green and dead-crown evidence, Laplacian-of-Gaussian blobs)"
 BUILDING_METHOD = "lite building detector (smooth mid-grey compact rectangles; shape rules)"
 MAX_TREE_GSD_M = 0.6  # coarser pixels cannot resolve single crowns
@@ -66,8 +68,19 @@ def _blobs(score: np.ndarray, px_per_m: float, r_min_m: float, r_max_m: float, t
     return [(y * step, x * step, s * step * np.sqrt(2), float(small[int(y), int(x)])) for y, x, s in found]
 
 
+def refuse_blank(image: np.ndarray) -> None:
+    """InputError for an image with one value everywhere: a blank export has nothing to
+    count, and its filters would run for minutes on a large one to find nothing."""
+    if image.size and image.max() == image.min():
+        raise InputError(
+            "The image is blank: every pixel of its picture has the same value, so there is nothing to count. "
+            "Check the file (an empty export or a failed download?)."
+        )
+
+
 def count_trees(rgb: np.ndarray, gsd_m: float) -> list[Detection]:
     """Tree crowns in an (H, W, 3) float RGB image in [0, 1] with pixels of ``gsd_m`` metres."""
+    refuse_blank(rgb)
     px = 1.0 / gsd_m
     total = rgb.sum(axis=-1) + 1e-6
     exg = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / total
@@ -94,6 +107,7 @@ def count_trees(rgb: np.ndarray, gsd_m: float) -> list[Detection]:
 
 def count_buildings(gray: np.ndarray, gsd_m: float) -> list[Detection]:
     """Building candidates in an (H, W) float image in [0, 1] with ``gsd_m`` metre pixels."""
+    refuse_blank(gray)
     px = 1.0 / gsd_m
     smooth = ndimage.median_filter(gray, 3)
     texture = _local_std(smooth, 2.0 * px)

@@ -42,6 +42,7 @@ PALETTE = {
 # bare fields) and above which it is structured (tree crowns, buildings).
 SMOOTH_TEXTURE = 3.5
 ROUGH_TEXTURE = 5.0
+MIN_SIDE = 2  # pixels: superpixels and texture need a neighbourhood
 METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
 
 
@@ -73,10 +74,42 @@ def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.sqrt(np.clip(ndimage.gaussian_filter(x * x, sigma) - mean * mean, 0, None))
 
 
+def is_blank(raster: Raster, valid: np.ndarray) -> bool:
+    """Whether every valid pixel has the same value in every band (an empty export, a
+    failed download): there is nothing in it to tell apart."""
+    whole = bool(valid.all())
+    for band in raster.data:
+        values = band if whole else band[valid]
+        if values.size and values.max() != values.min():
+            return False
+    return True
+
+
+def check_has_content(raster: Raster) -> None:
+    """InputError for an image with no valid pixel or one value everywhere: rules on a
+    blank image would call it all water (dark, smooth, one large body) or all cloud, and a
+    uniform body is the worst case of the later steps (a skeleton of the whole image)."""
+    valid = raster.valid_mask()
+    if not valid.any():
+        raise InputError(f"'{raster.name}' has no valid pixels (all no-data): there is no land cover to classify.")
+    if min(raster.width, raster.height) < MIN_SIDE:
+        raise InputError(
+            f"'{raster.name}' is {raster.width}x{raster.height} pixels: too small for land cover, which decides on "
+            f"patches of pixels (it needs at least {MIN_SIDE}x{MIN_SIDE})."
+        )
+    if is_blank(raster, valid):
+        value = ", ".join(f"{band.flat[int(np.argmax(valid))]:g}" for band in raster.data[:4])
+        raise InputError(
+            f"'{raster.name}' is blank: every valid pixel has the same value ({value}) in every band, so there is "
+            "no land cover to tell apart. Check the file (an empty export or a failed download?)."
+        )
+
+
 def classify(raster: Raster) -> LandCover:
     """Land-cover classes for every valid pixel of a raster (see module docstring)."""
     # Long on purpose: the rules read top to bottom in the order they are applied, each
     # class taking only what the ones before it left; split up, the order would hide.
+    check_has_content(raster)
     indices = {name: spectral_index(raster, name) for name in ("ndvi", "ndwi", "mndwi", "ndbi")}
     if raster.count < 3 and all(v is None for v in indices.values()):
         raise InputError(

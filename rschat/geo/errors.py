@@ -7,3 +7,8 @@ the CLI (which then exits non-zero). Anything else that escapes a tool is a bug.
 
 class InputError(ValueError):
     """Bad input from the user: a corrupt file, a mismatched pair, an image too large."""
+
+
+class TooLargeError(InputError):
+    """An image over a memory limit (pixels or decoded bytes), refused from its header
+    before decoding; a caller that can read by windows may catch it and do so instead."""

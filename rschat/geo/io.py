@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from PIL import Image, ImageOps, UnidentifiedImageError
+from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from rschat.geo.errors import InputError
+from rschat.geo.errors import InputError, TooLargeError
 from rschat.geo.raster import Raster
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PIL_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG"}
 _DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_]?(\d{2})?[-_]?(\d{2})?(?!\d)")
+# A CRS code just before a number: 'crs2056', 'EPSG_2100', 'srid-2000' are not years.
+_CODE_BEFORE = re.compile(r"(crs|epsg|srid|utm|zone)[-_ :]?$", re.I)
+_LONGEST_NAME = 80  # characters of a file name kept for display and derived names
 
 
 def sniff_format(path: Path) -> str:
@@ -41,9 +47,13 @@ def sniff_format(path: Path) -> str:
 
 
 def date_from_name(name: str) -> dt.date | None:
-    """A date in a file name: YYYYMMDD, YYYY-MM-DD or a lone YYYY (-> 1 July)."""
+    """A date in a file name: YYYYMMDD, YYYY-MM-DD or a lone YYYY (-> 1 July). Numbers
+    that follow a CRS word (``crs2056``, ``EPSG_2100``) and years after this one are codes,
+    not acquisition dates."""
     for match in _DATE_IN_NAME.finditer(name):
         year, month, day = match.groups()
+        if _CODE_BEFORE.search(name[: match.start()]) or int(year) > dt.date.today().year:
+            continue
         try:
             if month and day:
                 return dt.date(int(year), int(month), int(day))
@@ -54,39 +64,99 @@ def date_from_name(name: str) -> dt.date | None:
     return None
 
 
+def clean_name(stem: str, longest: int = _LONGEST_NAME) -> str:
+    """A file name fit to show in a chat line and to name things by: control characters
+    (a newline would break a message or a CSV row) become spaces, and a name longer than
+    ``longest`` characters is cut in the middle (both ends usually carry the meaning)."""
+    name = "".join(" " if unicodedata.category(c).startswith("C") else c for c in stem).strip() or "image"
+    if len(name) > longest:
+        half = (longest - 1) // 2
+        name = name[:half] + "…" + name[-half:]
+    return name
+
+
 def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise InputError(
+        raise TooLargeError(
             f"{path.name} is {width}x{height} pixels ({width * height / 1e6:.0f} MP), over the "
             f"limit of {max_pixels / 1e6:.0f} MP. Crop or downsample it, or raise "
             "RSCHAT_MAX_PIXELS."
         )
 
 
-def _read_tiff(path: Path, max_pixels: int) -> Raster:
+def decoded_bytes(width: int, height: int, bands: int, itemsize: int) -> int:
+    """Memory an image takes once read: its samples plus the float32 working copy the
+    tools make of them (previews, indices, land cover)."""
+    return width * height * bands * (itemsize + 4)
+
+
+def _check_decoded(path: Path, shape: tuple[int, int, int], itemsize: int, limit: int) -> None:
+    """Refuse, from the header, an image whose decoded pixels would not fit ``limit``
+    bytes: the pixel limit ignores bands and sample size."""
+    bands, height, width = shape
+    need = decoded_bytes(width, height, bands, itemsize)
+    if need > limit:
+        raise TooLargeError(
+            f"{path.name} is {width}x{height} pixels x {bands} band(s) of {itemsize * 8}-bit samples: "
+            f"{need / 1e9:.1f} GB in memory once decoded (with the float32 copy the tools work on), over the "
+            f"limit of {limit / 1e9:.1f} GB. Keep fewer bands, crop or downsample it, or raise "
+            "RSCHAT_MAX_DECODED_BYTES (in bytes)."
+        )
+
+
+def _read_tiff(path: Path, max_pixels: int, max_decoded: int) -> Raster:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as ds:
                 _check_size(path, ds.width, ds.height, max_pixels)
+                itemsize = max(np.dtype(t).itemsize for t in ds.dtypes)
+                _check_decoded(path, (ds.count, ds.height, ds.width), itemsize, max_decoded)
                 data = ds.read()
-                georef = ds.crs is not None and not ds.transform.is_identity
                 names = tuple(
                     _band_name(i, desc, ci.name, ds.count)
                     for i, (desc, ci) in enumerate(zip(ds.descriptions, ds.colorinterp, strict=True))
                 )
-                tags = ds.tags()
+                georef, notes = _georef_notes(path, ds.crs, ds.transform)
                 return Raster(
                     data=data,
                     crs=ds.crs if georef else None,
                     transform=ds.transform if georef else None,
                     nodata=ds.nodata,
                     band_names=names,
-                    date=_date_from_tags(tags) or date_from_name(path.stem),
-                    name=path.stem,
+                    date=_date_from_tags(ds.tags()) or date_from_name(path.stem),
+                    name=clean_name(path.stem),
+                    notes=notes + _band_notes(clean_name(path.stem), names),
                 )
     except RasterioIOError as err:
-        raise InputError(f"{path.name} could not be read as a TIFF: it looks corrupt ({err}).") from err
+        raise InputError(f"{path.name} could not be read as a TIFF: it looks corrupt or truncated ({err}).") from err
+
+
+def _georef_notes(path: Path, crs: CRS | None, transform: Affine) -> tuple[bool, list[str]]:
+    """Whether the file's georeference is usable, and a note when it is set but is not:
+    a transform with a pixel size of 0 (or a singular one) maps every pixel to one point,
+    so every area would be 0 m2."""
+    if crs is None or transform.is_identity:
+        return False, []
+    if not np.isfinite(transform.determinant) or abs(transform.determinant) < 1e-30:
+        return False, [
+            f"'{clean_name(path.stem)}' has a CRS ({crs.to_string()[:40]}) but its pixel size is 0 (a degenerate "
+            "transform), so its georeference was ignored: areas are unknown unless you state the pixel size."
+        ]
+    return True, []
+
+
+def _band_notes(name: str, names: tuple[str, ...]) -> list[str]:
+    """A note when the picture shown is a guess: more than four bands, none named red,
+    green and blue, are previewed as bands 1-3 (on Sentinel-2's order, coastal, blue, green)."""
+    lower = {n.lower() for n in names}
+    if len(names) <= 4 or {"red", "green", "blue"} <= lower:
+        return []
+    return [
+        f"'{name}' has {len(names)} bands without red, green and blue names: the picture shows bands 1-3 as "
+        "red, green and blue, and no spectral index is computed. Say the band order (e.g. 'the bands are "
+        "coastal, blue, green, red, ...') for true colour and NDVI."
+    ]
 
 
 def _band_name(index: int, description: str | None, interp: str, count: int) -> str:
@@ -107,16 +177,27 @@ def _date_from_tags(tags: dict[str, str]) -> dt.date | None:
     return dt.date(*map(int, match.groups())) if match else None
 
 
-def _read_pil(path: Path, max_pixels: int) -> Raster:
+_CONVERTED = ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1")  # modes read as RGB(A)
+
+
+def _pil_shape(im: Image.Image) -> tuple[tuple[int, int, int], int]:
+    """(bands, H, W) and bytes per sample of a Pillow image once read as an array."""
+    bands = (4 if "transparency" in im.info or im.mode == "PA" else 3) if im.mode in _CONVERTED else len(im.getbands())
+    itemsize = 2 if im.mode.startswith("I;16") else 4 if im.mode in ("I", "F") else 1
+    return (bands, im.height, im.width), itemsize
+
+
+def _read_pil(path: Path, max_pixels: int, max_decoded: int) -> Raster:
     try:
         with Image.open(path) as opened:
             _check_size(path, opened.width, opened.height, max_pixels)
+            _check_decoded(path, *_pil_shape(opened), max_decoded)
             im: Image.Image = ImageOps.exif_transpose(opened)
-            if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+            if im.mode in _CONVERTED:
                 im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
             arr = np.asarray(im)
     except Image.DecompressionBombError as err:  # Pillow refuses before we can read the size
-        raise InputError(
+        raise TooLargeError(
             f"{path.name} claims a size over the limit of {max_pixels / 1e6:.0f} MP (Pillow flags it as a "
             "possible decompression bomb); it was not decoded."
         ) from err
@@ -136,12 +217,24 @@ def _read_pil(path: Path, max_pixels: int) -> Raster:
         band_names=names.get(data.shape[0], ()),
         nodata=nodata,
         date=date_from_name(path.stem),
-        name=path.stem,
+        name=clean_name(path.stem),
     )
 
 
-def read_raster(path: str | Path, max_pixels: int = 64_000_000, max_bytes: int | None = None) -> Raster:
-    """Read a PNG, JPEG, TIFF or GeoTIFF into a Raster, refusing bad or oversized input."""
+def read_raster(
+    path: str | Path,
+    max_pixels: int = 64_000_000,
+    max_bytes: int | None = None,
+    *,
+    max_decoded_bytes: int | None = None,
+) -> Raster:
+    """Read a PNG, JPEG, TIFF or GeoTIFF into a Raster, refusing bad or oversized input.
+    ``max_decoded_bytes`` None: the setting (RSCHAT_MAX_DECODED_BYTES), so every caller is
+    bounded whether or not it passes its own."""
+    if max_decoded_bytes is None:
+        from rschat.config import load_settings
+
+        max_decoded_bytes = load_settings().max_decoded_bytes
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path.name}: no such file.")
@@ -151,7 +244,8 @@ def read_raster(path: str | Path, max_pixels: int = 64_000_000, max_bytes: int |
     if max_bytes is not None and size > max_bytes:
         raise InputError(f"{path.name} is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit.")
     fmt = sniff_format(path)
-    raster = _read_tiff(path, max_pixels) if fmt == "TIFF" else _read_pil(path, max_pixels)
+    read = _read_tiff if fmt == "TIFF" else _read_pil
+    raster = read(path, max_pixels, max_decoded_bytes)
     if raster.data.dtype == bool or raster.data.dtype.kind not in "uif":
         raise InputError(f"{path.name} has an unsupported pixel type ({raster.data.dtype}).")
     return raster

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -30,6 +31,9 @@ class Raster:
     # georeference; used for areas only, never invented.
     gsd_m: float | None = None
     notes: list[str] = field(default_factory=list)
+    # For a scene too large to hold whole: the file that tiled tools read by windows
+    # (a geo.windowed.RasterSource); ``data`` is then an overview of it. None otherwise.
+    source: Any = None
 
     def __post_init__(self) -> None:
         if self.data.ndim == 2:
@@ -92,7 +96,7 @@ class Raster:
         """The pixels inside an XYXY pixel box (end exclusive), with the transform moved."""
         x0, y0, x1, y1 = clip_box(box, self.width, self.height)
         transform = self.transform @ Affine.translation(x0, y0) if self.transform is not None else None
-        return replace(self, data=self.data[:, y0:y1, x0:x1], transform=transform, notes=list(self.notes))
+        return replace(self, data=self.data[:, y0:y1, x0:x1], transform=transform, notes=list(self.notes), source=None)
 
     def describe_georef(self) -> str:
         if self.georeferenced:

@@ -40,6 +40,25 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels.astype(np.int32), int(count)
 
 
+SKELETON_SIDE = 512  # pixels: thinning costs about side cubed (1024: 1.4 s, 2048: 12 s on a full blob)
+
+
+def skeleton_length(mask: np.ndarray, max_side: int = SKELETON_SIDE) -> float:
+    """Length in pixels of a mask's skeleton (its centre lines). A mask larger than
+    ``max_side`` is thinned on blocks of ``step`` pixels (a block is set when any pixel in
+    it is, so a one-pixel river stays connected) and the length scaled back by ``step``: a
+    length is one-dimensional. Without it an 8000 px blank image took minutes."""
+    from skimage import morphology
+
+    h, w = mask.shape
+    step = max(1, -(-max(h, w) // max_side))
+    if step > 1:
+        padded = np.zeros((-(-h // step) * step, -(-w // step) * step), dtype=bool)
+        padded[:h, :w] = mask
+        mask = np.asarray(padded.reshape(padded.shape[0] // step, step, padded.shape[1] // step, step).any(axis=(1, 3)))
+    return float(morphology.skeletonize(mask).sum()) * step
+
+
 def regions_of(mask: np.ndarray, raster: Raster) -> tuple[np.ndarray, list[Region]]:
     """Connected regions of a mask with their pixel count, ground area and box, largest first."""
     labels, count = label_regions(mask)

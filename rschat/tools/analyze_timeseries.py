@@ -156,6 +156,14 @@ def _write_table(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _trend_text(fit: Any) -> str:
+    """The fitted trend in words; a flat series (identical dates) has no trend to test."""
+    if fit.slope == 0 or not np.isfinite(fit.pvalue):
+        return "no change over the dates"
+    trend = f"{'rising' if fit.slope > 0 else 'falling'}, {'' if fit.pvalue < 0.05 else 'not '}significant"
+    return f"trend {fit.slope:+.4f} per year ({trend}, p={fit.pvalue:.3f})"
+
+
 def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the dated stack on the first image's grid, and the index.
     names, aligned = _stack(ctx)
@@ -195,10 +203,8 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
         shares = [row["above_zero_percent"] for row in rows]
         figures.first_water_percent, figures.last_water_percent = shares[0], shares[-1]
         water = f"; water ({label} > 0) covered {shares[0]:.1f}% on the first date and {shares[-1]:.1f}% on the last"
-    trend = f"{'rising' if fit.slope > 0 else 'falling'}, {'' if fit.pvalue < 0.05 else 'not '}significant"
     summary = (
-        f"mean {label} over {len(rows)} dates went from {means[0]:.3f} to {means[-1]:.3f}; trend "
-        f"{fit.slope:+.4f} per year ({trend}, p={fit.pvalue:.3f}); largest change "
+        f"mean {label} over {len(rows)} dates went from {means[0]:.3f} to {means[-1]:.3f}; {_trend_text(fit)}; largest change "
         f"{figures.largest_change:+.3f} between {jump}{water}"
     )
     where = "the box" if args.box else "the image"

@@ -111,15 +111,26 @@ class ToolResult:
         return next((a for a in self.artifacts if a.kind == kind), None)
 
 
+class Cancelled(Exception):  # noqa: N818  # it is not an error: the user or the time limit stopped the turn
+    """Raised by ``ToolContext.progress`` once the turn is cancelled (the Cancel button, or
+    the turn's time limit): a thread cannot be killed, so a long tool stops at its next
+    progress report. Tools let it pass (never catch it as a failure)."""
+
+
 @dataclass
 class ToolContext:
     rasters: Mapping[str, Raster]  # named rasters of the session: "image", "before", "after", "t1".."tN"
     out_dir: Path
     settings: Any = None
+    # progress(fraction, "tile 3/12, about 40 s left"): shown in the chat; it raises
+    # ``Cancelled`` when the turn was cancelled, so report between chunks of long work.
     progress: Callable[[float, str], None] = lambda fraction, text: None
     previous: ToolResult | None = None  # the result of the step before, for chained plans
     region: dict[str, Any] | None = None  # the map region (GeoJSON, EPSG:4326) when the call asks for it
     result_id: str = "r"  # the id this run's result will be stored under: its files start with it
+    # How a tool that reads a large scene tile by tile runs its tiles: None = two local
+    # threads (the app); rschat batch passes one that sends them to Dask.
+    map_tiles: Any = None
 
     def raster(self, name: str) -> Raster:
         if name not in self.rasters:

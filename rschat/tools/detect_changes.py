@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 from pydantic import Field
 
-from rschat.backends import change_classical
+from rschat.backends import change_classical, change_tiled
 from rschat.geo.area import area_text
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.pair import align_pair
 from rschat.geo.places import place
-from rschat.geo.preview import overlay_mask, rgb_preview
+from rschat.geo.preview import overlay_mask, rgb_band_indices, rgb_preview
 from rschat.geo.raster import Raster
 from rschat.geo.vector import Region, regions_geojson, regions_of, write_geojson
+from rschat.geo.windowed import PairSource, read_overview
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -36,6 +38,7 @@ from rschat.tools.base import (
     region_mask_of,
     to_float_rgb,
 )
+from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
 
 class ChangeArgs(Args):
@@ -85,14 +88,19 @@ def _fmt_area(m2: float | None) -> str:
 def _artifacts(ctx: ToolContext, before: Raster, after: Raster, mask: np.ndarray, regions: dict) -> list[Artifact]:
     """The change result's files, named by the result id so a later change result never
     overwrites them."""
-    overlay = overlay_mask(rgb_preview(after), mask)
+    # Pictures for the browser, at most RSCHAT_OVERVIEW_SIDE on a side: a 64 MP pair would
+    # otherwise write (and send) three 100+ MB PNGs. The GeoTIFF keeps full resolution.
+    side = ctx.settings.overview_side if ctx.settings else 2048
+    small_before, small_after = shown_raster(before, side), shown_raster(after, side)
+    step = -(-max(after.width, after.height) // side)
+    overlay = overlay_mask(rgb_preview(small_after), mask[::step, ::step])
     where = "EPSG:4326" if before.georeferenced else "pixel coordinates"
     return [
         Artifact(
             "overlay", write_png(ctx.path("change_overlay.png"), overlay), "change overlay (red) on the after image"
         ),
-        Artifact("before_preview", write_png(ctx.path("change_before.png"), rgb_preview(before)), "before"),
-        Artifact("after_preview", write_png(ctx.path("change_after.png"), rgb_preview(after)), "after"),
+        Artifact("before_preview", write_png(ctx.path("change_before.png"), rgb_preview(small_before)), "before"),
+        Artifact("after_preview", write_png(ctx.path("change_after.png"), rgb_preview(small_after)), "after"),
         Artifact(
             "geotiff",
             write_geotiff(ctx.path("change_mask.tif"), mask.astype(np.uint8), before),
@@ -124,6 +132,13 @@ def _figures(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[
 
 
 def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
+    before, after = ctx.raster(args.before), ctx.raster(args.after)
+    if before.source is not None or after.source is not None:
+        return run_tiled(args, ctx, before, after)
+    return run_in_memory(args, ctx)
+
+
+def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the pair on one grid (reprojected or refused, see geo.pair).
     before, after = align_pair(ctx.raster(args.before), ctx.raster(args.after))
     scope = "the whole image"
@@ -225,3 +240,106 @@ TOOL = Tool(
     help=HELP,
     needs=("before", "after"),
 )
+
+
+# -- scenes too large to hold whole: tile by tile from the files ---------------------------
+
+
+def _tiled_previews(ctx: ToolContext, pair: PairSource, rasters: tuple[Raster, Raster], mask_path) -> list[Artifact]:  # type: ignore[no-untyped-def]
+    """Overlay and previews from the overviews in memory (never the full-resolution
+    pixels); the mask is read from its own overviews at the same size."""
+    side = ctx.settings.overview_side if ctx.settings else 2048
+    before, after = (shown_raster(r, side) for r in rasters)
+    base = before if pair.warped or (after.height, after.width) != (before.height, before.width) else after
+    small_mask = read_overview(mask_path, max(base.height, base.width))[0] > 0
+    if small_mask.shape != (base.height, base.width):  # rounding of the decimated sizes
+        rows = np.linspace(0, small_mask.shape[0] - 1, base.height).round().astype(int)
+        cols = np.linspace(0, small_mask.shape[1] - 1, base.width).round().astype(int)
+        small_mask = small_mask[np.ix_(rows, cols)]
+    return [
+        Artifact("overlay", write_png(ctx.path("change_overlay.png"), overlay_mask(rgb_preview(base), small_mask)),
+                 "change overlay (red), from an overview"),
+        Artifact("before_preview", write_png(ctx.path("change_before.png"), rgb_preview(before)), "before"),
+        Artifact("after_preview", write_png(ctx.path("change_after.png"), rgb_preview(after)), "after"),
+    ]  # fmt: skip
+
+
+def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster) -> ToolResult:
+    """detect_changes for a scene read tile by tile: memory set by the tile size. Tiles
+    run on two threads, or wherever ``ctx.map_tiles`` sends them (rschat batch: Dask)."""
+    src_b, src_a = file_source(before, ctx, "before"), file_source(after, ctx, "after")
+    window, area, scope = tiled_scope(args.box, args.region, ctx, before, src_b)
+    pair = PairSource(src_b, src_a, area=area, within=window)
+    progress = tile_progress(ctx, "change detection")
+
+    red, green, blue = rgb_band_indices(before)
+    shown = (before.height, before.width)  # the image the user sees: an overview of a large scene
+    out = change_tiled.detect_to_file(
+        pair,
+        ctx.path("change_mask.tif"),
+        (red, green, blue),
+        shown,
+        progress,
+        map_tiles=ctx.map_tiles,
+        tile_px=tile_side(ctx, 0) or None,
+    )
+    if out is None:
+        raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
+    # Regions are traced on the shown grid, so follow-ups ("the largest one", a count inside
+    # the changes) line up with the image the user sees; pixel counts are the file's.
+    labels, regions = regions_of(out.shown_mask, before)
+    cell_px = src_b.pixels / (before.height * before.width)
+    regions = [replace(r, pixels=round(r.pixels * cell_px)) for r in regions]
+    figures = _tiled_figures(out, regions, before, cell_px)
+    where = "EPSG:4326" if src_b.georeferenced else "pixel coordinates"
+    artifacts = [
+        *_tiled_previews(ctx, pair, (before, after), out.mask_path),
+        Artifact("geotiff", out.mask_path, "change mask (Cloud-Optimised GeoTIFF, full resolution, 1 = changed)"),
+        Artifact("geojson", write_geojson(ctx.path("change_regions.geojson"), regions_geojson(labels, regions, before, "change")),
+                 f"change regions (GeoJSON, {where})"),
+    ]  # fmt: skip
+    ctx.progress(1.0, "artifacts written")
+    notes = [*before.notes, *after.notes]
+    notes.append(f"Processed tile by tile at full resolution ({out.tiles} tiles).")
+    if cell_px > 1:
+        notes.append(f"Change regions are traced on the {before.width}x{before.height} overview shown.")
+    summary = (
+        f"in {scope}, {figures.changed_percent:.1f}% of the analysed area changed ({figures.changed_pixels:,} pixels, "
+        f"{_fmt_area(figures.changed_area_m2)}) in {len(regions)} regions"
+    )
+    if regions:
+        summary += f"; the largest covers {_fmt_area(regions[0].area_m2)} (about {regions[0].pixels:,} pixels)"
+    return ToolResult(
+        summary=summary,
+        figures=figures,
+        artifacts=artifacts,
+        method=change_tiled.METHOD_NAME,
+        limits=list(LIMITS),
+        notes=notes,
+        kept=Kept(mask=out.shown_mask, labels=labels, regions=regions, scope=scope, target="change",
+                  grid=(before.crs, before.transform) if before.georeferenced else None),
+    )  # fmt: skip
+
+
+def _tiled_figures(
+    out: change_tiled.TiledChange, regions: list[Region], shown: Raster, cell_px: float
+) -> ChangeFigures:
+    valid_px, changed_px = out.valid_px, out.changed_px
+    largest = regions[0] if regions else None
+    per_pixel = shown.pixel_area_m2()
+    full_px_m2 = None if per_pixel is None else float(np.mean(per_pixel)) / cell_px
+    changed_m2, valid_m2 = out.changed_m2, out.valid_m2
+    if changed_m2 is None and full_px_m2 is not None:  # stated pixel size, no georeference
+        changed_m2, valid_m2 = changed_px * full_px_m2, valid_px * full_px_m2
+    return ChangeFigures(
+        changed_fraction=changed_px / valid_px if valid_px else 0.0,
+        changed_percent=100.0 * changed_px / valid_px if valid_px else 0.0,
+        changed_pixels=changed_px,
+        changed_area_m2=changed_m2,
+        changed_area_ha=None if changed_m2 is None else changed_m2 / 1e4,
+        analysed_area_m2=valid_m2,
+        region_count=len(regions),
+        largest_region_pixels=largest.pixels if largest else 0,
+        largest_region_area_m2=largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
+        pixel_size_m=None if full_px_m2 is None else float(np.sqrt(full_px_m2)),
+    )

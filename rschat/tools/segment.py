@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
+from rschat.backends import landcover_tiled as lct
 from rschat.geo.area import area_text
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
@@ -33,6 +35,7 @@ from rschat.tools.base import (
     region_mask_of,
     scoped_raster,
 )
+from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
 Target = Literal["water", "trees", "low_vegetation", "bare_soil", "built_up", "shadow", "cloud", "vegetation", "all"]
 TARGETS: tuple[str, ...] = (*lcr.CLASSES, "vegetation")
@@ -111,6 +114,8 @@ def _class_figures(lc: lcr.LandCover, raster: Raster, target: str) -> dict[str, 
 
 
 def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
+    if ctx.raster(args.image).source is not None:
+        return run_tiled(args, ctx, ctx.raster(args.image))
     # 1. Inputs.
     raster, scope = scoped_raster(args.image, args.box, ctx)
     target = args.target
@@ -154,19 +159,93 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         ),  # fmt: skip
     ]
 
+    return ToolResult(
+        summary=_summary(data, scope),
+        figures=SegmentFigures(**data),
+        artifacts=artifacts,
+        method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only"),
+        limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
+        kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
+    )
+
+
+def _summary(data: dict[str, Any], scope: str) -> str:
     shares = sorted(((data[f"{c}_percent"] or 0.0, c) for c in lcr.CLASSES), reverse=True)
-    summary = f"land cover of {scope}: " + ", ".join(
+    return f"land cover of {scope}: " + ", ".join(
         f"{c.replace('_', ' ')} {p:.1f}%"
         + (f" ({data[c + '_area_ha']:,.2f} ha)" if data[c + "_area_ha"] is not None else "")
         for p, c in shares
         if p >= 0.5
     )
+
+
+def _tiled_figures(out: lct.TiledClasses, shown: Raster, cell_px: float, target: str) -> dict[str, Any]:
+    """Shares and areas from the per-tile counts at full resolution."""
+    valid_px = int(out.class_px.sum())
+    per_pixel = shown.pixel_area_m2()
+    full_px_m2 = None if per_pixel is None else float(np.mean(per_pixel)) / cell_px
+    m2 = out.class_m2 if out.class_m2 is not None else (None if full_px_m2 is None else out.class_px * full_px_m2)
+    data: dict[str, Any] = {
+        "analysed_area_m2": None if m2 is None else float(m2.sum()),
+        "pixel_size_m": None if full_px_m2 is None else float(np.sqrt(full_px_m2)),
+    }
+    names = list(lcr.CLASSES) + (["vegetation"] if target == "vegetation" else [])
+    for name in names:
+        ids = [lcr.CLASSES.index(c) for c in (("trees", "low_vegetation") if name == "vegetation" else (name,))]
+        px = int(out.class_px[ids].sum())
+        area = None if m2 is None else float(m2[ids].sum())
+        data[f"{name}_percent"] = 100.0 * px / valid_px if valid_px else 0.0
+        data[f"{name}_area_m2"] = area
+        data[f"{name}_area_ha"] = None if area is None else area / 1e4
+    return data
+
+
+def run_tiled(args: SegmentArgs, ctx: ToolContext, image: Raster) -> ToolResult:
+    """Land cover of a large scene, tile by tile from its file; regions and follow-ups on
+    the overview shown."""
+    src = file_source(image, ctx, args.image)
+    window, area, scope = tiled_scope(args.box, args.region, ctx, image, src)
+    scope = f"{scope} '{image.name}'" if scope == "the whole image" else scope
+    out = lct.classify_to_file(
+        src, image.band_names, ctx.path("landcover_classes.tif"), (image.height, image.width),
+        tile_progress(ctx, "land cover"), within=window, area=area, map_tiles=ctx.map_tiles,
+        tile_px=tile_side(ctx, lct.TILE_PX),
+    )  # fmt: skip
+    if not out.class_px.any():
+        raise InputError(f"{scope[0].upper()}{scope[1:]} has no valid pixels (all no-data): nothing to classify.")
+    target, cell_px = args.target, src.pixels / (image.height * image.width)
+    data = _tiled_figures(out, image, cell_px, target)
+    lc = lcr.LandCover(
+        classes=out.shown, superpixels=np.zeros(out.shown.shape, dtype=np.int32), used_indices=out.used_indices
+    )
+    focus_mask = target_mask(lc, target) if target != "all" else None
+    labels, regions = regions_of(focus_mask, image) if focus_mask is not None else (lc.classes + 1, [])
+    regions = [replace(r, pixels=round(r.pixels * cell_px)) for r in regions]
+    if focus_mask is not None:
+        data[f"{target}_region_count"] = len(regions)
+        data[f"{target}_largest_area_m2"] = regions[0].area_m2 if regions else None
+    shown = shown_raster(image, ctx.settings.overview_side if ctx.settings else 2048)
+    step = image.width // shown.width
+    colors = lcr.colorize(lcr.LandCover(lc.classes[::step, ::step], lc.superpixels, [])).astype(np.float32)
+    picked = (lc.classes >= 0) if focus_mask is None else focus_mask
+    overlay = _blend(rgb_preview(shown), colors, picked[::step, ::step])
+    geojson = _class_polygons(lc, image) if focus_mask is None else regions_geojson(labels, regions, image, target)
+    artifacts = [
+        Artifact("overlay", write_png(ctx.path(f"landcover_{target}_overlay.png"), overlay),
+                 f"land cover ({target}) overlay, from an overview"),
+        Artifact("geotiff", out.path, "class map (Cloud-Optimised GeoTIFF, full resolution: 0 no data, "
+                 + ", ".join(f"{i + 1} {c}" for i, c in enumerate(lcr.CLASSES)) + ")"),
+        Artifact("geojson", write_geojson(ctx.path(f"landcover_{target}.geojson"), geojson),
+                 f"{target} polygons (GeoJSON, traced on the overview)"),
+    ]  # fmt: skip
+    notes = [*image.notes, f"Classified tile by tile at full resolution ({out.tiles} tiles)."]
     return ToolResult(
-        summary=summary,
+        summary=_summary(data, scope),
         figures=SegmentFigures(**data),
         artifacts=artifacts,
         method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only"),
         limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
+        notes=notes,
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
     )
 

@@ -8,7 +8,10 @@ tools only through ``rschat.agent.turn``.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +19,17 @@ from typing import Any
 
 import gradio as gr
 
-from rschat.agent import Workspace, backends, exports, gpu_task, turn
+from rschat.agent import Workspace, backends, exports, gpu_task
+from rschat.agent.agent import REGION_LET_GO
 from rschat.config import Settings, load_settings
 from rschat.geo.errors import InputError
 from rschat.resources import assets_dir
 from rschat.ui import map_panel, map_state, panels
 from rschat.ui.render import apply_step, artifact_messages
-from rschat.ui.session import SessionStore, UiSession
+from rschat.ui.session import SessionStore, UiSession, forget_uploads
+from rschat.ui.turns import failure_text, run_turn
+
+log = logging.getLogger(__name__)
 
 ASSETS = assets_dir()  # the checkout's assets/ or the installed package's (rschat.resources)
 EXAMPLE_BEFORE = ASSETS / "examples" / "naip_2009-08-18.tif"
@@ -134,6 +141,7 @@ class Ui:
     image_legend: Any
     clear_prompts_btn: Any
     export_btn: Any
+    cancel_btn: Any
 
 
 def _chat_column() -> dict[str, Any]:
@@ -160,10 +168,12 @@ def _chat_column() -> dict[str, Any]:
         example_btn = gr.Button("Load the example pair (NAIP 2009 / 2015)", size="sm")
         trees_btn = gr.Button("Load a tree tile (NEON, Florida)", size="sm")
         series_btn = gr.Button("Load a time series (Landsat 1985-2020)", size="sm")
-        clear_btn = gr.Button("New session", size="sm", variant="stop")
+        # Narrow, so the row still fits beside the examples at 1280x720.
+        cancel_btn = gr.Button("Cancel", size="sm", elem_id="cancel", scale=0, min_width=70)  # stops the running turn
+        clear_btn = gr.Button("New session", size="sm", variant="stop", scale=0, min_width=100)
     return {
         "chatbot": chatbot, "box": box, "example_btn": example_btn, "trees_btn": trees_btn,
-        "series_btn": series_btn, "clear_btn": clear_btn,
+        "series_btn": series_btn, "clear_btn": clear_btn, "cancel_btn": cancel_btn,
     }  # fmt: skip
 
 
@@ -220,10 +230,7 @@ def layout(settings: Settings) -> Ui:
     return Ui(**chat, **panel)
 
 
-REGION_CLEARED = (
-    "The region drawn on the map does not overlap the new image(s), so it was cleared: draw a new one "
-    "on the Map tab to restrict a question."
-)
+REGION_CLEARED = REGION_LET_GO
 
 
 class Handlers:
@@ -245,7 +252,11 @@ class Handlers:
 
     @staticmethod
     def _map(session: UiSession) -> str:
-        return json.dumps(map_state.build(session.ws, files=session.files))
+        try:
+            return json.dumps(map_state.build(session.ws, files=session.files))
+        except Exception:  # e.g. a footprint the map code cannot draw: an empty map, not a failed turn
+            log.exception("map failed")
+            return json.dumps(map_state.build(Workspace(session.ws.settings)))
 
     @staticmethod
     def _drop_region_off(session: UiSession, before: dict[str, int]) -> bool:
@@ -278,12 +289,38 @@ class Handlers:
         shown = text + (("\n\n📎 " + ", ".join(f.name for f in files)) if files else "")
         history = [*history, {"role": "user", "content": shown or "(no text)"}]
         yield {ui.chatbot: history, ui.box: gr.MultimodalTextbox(value=None, interactive=False)}
+        try:
+            history = yield from self._stream_turn(session, text, files, history)
+        except Exception as err:  # a bug in the UI's own code: answer plainly, keep the session
+            log.exception("chat turn failed")
+            history = [*history, {"role": "assistant", "content": failure_text(err)}]
+        session.last_seen = time.monotonic()
+        yield {
+            ui.chatbot: history,
+            ui.box: gr.MultimodalTextbox(value=None, interactive=True),
+            **self._turn_panels(session),
+        }
+
+    def _stream_turn(self, session: UiSession, text: str, files: list[Path], history: list[dict]):  # type: ignore[no-untyped-def]
+        """Run the turn and stream its steps into the chat; returns the final history."""
+        ui = self.ui
         last_yield = 0.0
         uids = dict(session.ws.raster_uids)
-        for step in turn(session.ws, text, uploads=files or None):
+        for step in run_turn(session, text, files, self.store.settings.turn_timeout_s):
+            if step.kind == "error" and step.tool == "upload":
+                forget_uploads(set(files) & session.uploads)  # refused: not kept on disk
+                session.uploads -= set(files)
             if step.kind == "plan" and step.tool == "upload":
                 history = apply_step(history + upload_previews(session, uids), step)
                 yield self._uploaded(session, history, uids)
+                continue
+            if step.kind == "plan" and step.tool == "region_cleared":  # the turn let the old region go
+                history.append(
+                    {"role": "assistant", "content": REGION_CLEARED,
+                     "metadata": {"title": "Region cleared", "status": "done"}}
+                )  # fmt: skip
+                yield {ui.chatbot: history, ui.map_view: self._map(session),
+                       ui.slot_status: "map region cleared: it did not overlap the new image(s)"}  # fmt: skip
                 continue
             history = apply_step(history, step)
             if step.kind == "done" and not step.reused:
@@ -293,13 +330,16 @@ class Handlers:
             if step.kind != "delta" or time.monotonic() - last_yield > 0.08:
                 last_yield = time.monotonic()
                 yield {ui.chatbot: history}
-        files_now = panels.refresh(session)["files"]
-        yield {
-            ui.chatbot: history,
-            ui.box: gr.MultimodalTextbox(value=None, interactive=True),
-            ui.downloads: files_now,
-            **self._panels(session),
-        }
+        return history
+
+    def _turn_panels(self, session: UiSession) -> dict[Any, Any]:
+        """The panels after a turn; a panel that cannot be drawn says so and never fails
+        the turn (nor, since the images stay, every later turn of the session)."""
+        try:
+            return {self.ui.downloads: panels.refresh(session)["files"], **self._panels(session)}
+        except Exception as err:
+            log.exception("panels failed")
+            return {self.ui.slot_status: f"**The image panels could not be drawn:** {type(err).__name__}: {err}"}
 
     def load_slot(self, name: str):  # type: ignore[no-untyped-def]
         """The handler of the before/after file slot ``name``."""
@@ -412,6 +452,14 @@ class Handlers:
         files = exports.export_session(self.store.get(request).ws)
         return {self.ui.downloads: [str(f) for f in files], self.ui.slot_status: f"exported {len(files)} files"}
 
+    def cancel(self, request: gr.Request):  # type: ignore[no-untyped-def]
+        """Stop the session's running turn (it ends at its tool's next progress report)."""
+        session = self.store.get(request)
+        if not session.busy() or session.control is None:
+            return {self.ui.slot_status: "nothing is running"}
+        session.control.stop("cancelled")
+        return {self.ui.slot_status: "cancelling: the running step stops at its next progress report"}
+
     def new_session(self, request: gr.Request):  # type: ignore[no-untyped-def]
         self.store.drop(request)
         ui = self.ui
@@ -441,59 +489,103 @@ def upload_previews(session: UiSession, before: dict[str, int]) -> list[dict[str
     ]
 
 
-def wire(ui: Ui, on: Handlers) -> None:
-    """Connect the events to the handlers (API names are what gradio_client calls)."""
+def guarded(handler: Any, status: Any) -> Any:
+    """A handler that answers an unexpected error in the status line instead of Gradio's
+    bare "Error" (Gradio reads the wrapped signature, so ``gr.Request`` is still passed)."""
+
+    @functools.wraps(handler)
+    def safe(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except Exception as err:
+            log.exception("%s failed", getattr(handler, "__name__", "handler"))
+            return {status: f"**Something went wrong:** {type(err).__name__}: {str(err)[:300]}. The session is kept."}
+
+    return safe
+
+
+def wire(ui: Ui, on: Handlers, settings: Settings) -> None:
+    """Connect the events to the handlers (API names are what gradio_client calls). Turns
+    share one concurrency limit (``max_concurrent_turns``; the others wait in the queue);
+    light events have a pool of their own so they never wait behind a turn."""
     turn_outputs = [ui.chatbot, ui.box, ui.image, ui.slider, ui.downloads, ui.map_view, ui.image_legend, ui.slot_status]
+    turns = {"concurrency_limit": settings.max_concurrent_turns, "concurrency_id": "turn"}
+    light = {"concurrency_limit": 8, "concurrency_id": "light"}
+
+    def safe(handler: Any) -> Any:
+        return guarded(handler, ui.slot_status)
+
     # On a ZeroGPU Space the turn (which may run models) holds a GPU; elsewhere unchanged.
-    ui.box.submit(gpu_task(on.respond), [ui.box, ui.chatbot], turn_outputs, api_name="chat")
+    ui.box.submit(gpu_task(on.respond), [ui.box, ui.chatbot], turn_outputs, api_name="chat", **turns)
     slot_outputs = [ui.slot_status, ui.image, ui.slider, ui.map_view, ui.image_legend]
-    ui.before_file.change(on.load_slot("before"), [ui.before_file], slot_outputs, api_name="load_before")
-    ui.after_file.change(on.load_slot("after"), [ui.after_file], slot_outputs, api_name="load_after")
-    ui.example_btn.click(on.load_example, None, [*slot_outputs, ui.box], api_name="load_example")
-    ui.trees_btn.click(on.load_example_trees, None, [*slot_outputs, ui.box], api_name="load_example_trees")
-    ui.series_btn.click(on.load_example_series, None, [*slot_outputs, ui.box], api_name="load_example_series")
-    ui.image.select(on.on_click, [ui.click_mode], [ui.image, ui.slot_status], api_visibility="private")
-    ui.clear_prompts_btn.click(
-        on.clear_prompts, None, [ui.image, ui.slot_status, ui.map_view], api_name="clear_prompts"
+    ui.before_file.change(safe(on.load_slot("before")), [ui.before_file], slot_outputs, api_name="load_before", **light)
+    ui.after_file.change(safe(on.load_slot("after")), [ui.after_file], slot_outputs, api_name="load_after", **light)
+    ui.example_btn.click(safe(on.load_example), None, [*slot_outputs, ui.box], api_name="load_example", **light)
+    ui.trees_btn.click(
+        safe(on.load_example_trees), None, [*slot_outputs, ui.box], api_name="load_example_trees", **light
     )
-    ui.clear_region_btn.click(on.clear_region, None, [ui.slot_status, ui.map_view], api_name="clear_region")
-    ui.map_view.draw(on.on_draw, None, [ui.slot_status], api_name="draw_region")
-    ui.map_view.compare(on.compare_dates, [ui.chatbot], turn_outputs, api_visibility="private")
+    ui.series_btn.click(
+        safe(on.load_example_series), None, [*slot_outputs, ui.box], api_name="load_example_series", **light
+    )
+    ui.image.select(safe(on.on_click), [ui.click_mode], [ui.image, ui.slot_status], api_visibility="private", **light)
+    ui.clear_prompts_btn.click(
+        safe(on.clear_prompts), None, [ui.image, ui.slot_status, ui.map_view], api_name="clear_prompts", **light
+    )
+    ui.clear_region_btn.click(
+        safe(on.clear_region), None, [ui.slot_status, ui.map_view], api_name="clear_region", **light
+    )
+    ui.map_view.draw(safe(on.on_draw), None, [ui.slot_status], api_name="draw_region", **light)
+    ui.map_view.compare(on.compare_dates, [ui.chatbot], turn_outputs, api_visibility="private", **turns)
     resize_map = "() => { setTimeout(() => window.rschatShown && window.rschatShown(), 60); }"
     ui.map_tab.select(None, None, None, js=resize_map)
-    ui.export_btn.click(on.export, None, [ui.downloads, ui.slot_status], api_name="export")
+    ui.export_btn.click(safe(on.export), None, [ui.downloads, ui.slot_status], api_name="export", **light)
+    # Cancel must run while the session's turn holds a turn slot: no limit, never queued behind.
+    ui.cancel_btn.click(safe(on.cancel), None, [ui.slot_status], api_name="cancel", concurrency_limit=None)
     new_outputs = [ui.chatbot, ui.image, ui.slider, ui.downloads, ui.slot_status, ui.map_view, ui.image_legend]
-    ui.clear_btn.click(on.new_session, None, new_outputs, api_name="new_session")
+    ui.clear_btn.click(safe(on.new_session), None, new_outputs, api_name="new_session", **light)
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or load_settings()
     store = SessionStore(settings)
     gr.set_static_paths(paths=[map_panel.VENDOR])  # Leaflet, served by the app itself (no CDN)
-    with gr.Blocks(title="rschat: remote-sensing assistant") as demo:
+    # Gradio's upload cache is emptied of files older than the session idle limit as often
+    # as the session sweep runs (and entirely when the server restarts).
+    every = max(1, min(300, settings.session_max_idle_s // 4))
+    with gr.Blocks(title="rschat: remote-sensing assistant", delete_cache=(every, settings.session_max_idle_s)) as demo:
         demo.store = store  # type: ignore[attr-defined]  # for tests and cleanup
         ui = layout(settings)
-        wire(ui, Handlers(ui, store))
+        wire(ui, Handlers(ui, store), settings)
         demo.unload(store.drop)
+    store.start_sweeper()
     return demo
+
+
+def queue_options(settings: Settings) -> dict[str, Any]:
+    """Gradio's queue (README, "Many users at once"): events that wait before new ones are
+    refused; light events' default limit (turns set their own in ``wire``)."""
+    return {"default_concurrency_limit": settings.max_concurrent_turns, "max_size": settings.queue_max_size}
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
     """What ``demo.launch`` needs besides host and port (tests launch with the same)."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    # Session files (overlays for the map, downloads) are served from the work folder.
+    # Session files (overlays for the map, downloads) are served from the work folder; an
+    # upload over the size limit is refused by Gradio while it streams (and not kept).
     return {
         "css": CSS,
         "js": LABEL_JS,
         "theme": gr.themes.Soft(),
         "allowed_paths": [str(settings.work_dir), str(ASSETS)],
+        "max_file_size": settings.max_file_bytes,
     }
 
 
 def launch(host: str | None = None, port: int | None = None, **kwargs: Any) -> gr.Blocks:
     settings = load_settings()
     demo = build_demo(settings)
-    demo.queue(default_concurrency_limit=4)
+    demo.queue(**queue_options(settings))
+    atexit.register(demo.store.close_all)  # type: ignore[attr-defined]  # no session folder outlives the server
     demo.launch(
         server_name=host or settings.host or None,
         server_port=port or settings.port or None,

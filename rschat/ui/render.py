@@ -28,12 +28,12 @@ def step_message(step: Step) -> Message:
         return {
             "role": "assistant",
             "content": step.text,
-            "metadata": {"title": f"Running {step.tool}", "status": "pending", "id": _step_id(step)},
+            "metadata": _meta(step, title=f"Running {step.tool}", status="pending"),
         }
     title = f"{step.tool}: failed" if step.kind == "error" else f"{step.tool}: done"
     if step.reused:
         title = f"{step.tool}: stored result {step.result_id}"
-    meta: dict[str, Any] = {"title": title, "status": "done", "id": _step_id(step)}
+    meta = _meta(step, title=title, status="done")
     if step.duration_s is not None:
         meta["duration"] = round(step.duration_s, 2)
     return {"role": "assistant", "content": step.text, "metadata": meta}
@@ -43,8 +43,11 @@ def step_message(step: Step) -> Message:
 PLAN_TITLES = {"upload": "Upload", "noted": "Noted"}
 
 
-def _step_id(step: Step) -> str | None:
-    return step.call_id
+def _meta(step: Step, **fields: Any) -> dict[str, Any]:
+    """A message's metadata, with the step's call id when it has one: Gradio 6 refuses a
+    message whose ``id`` is None (a reused result, a failed upload), and the whole turn
+    then ended in a bare "Error"."""
+    return {**fields, "id": step.call_id} if step.call_id else dict(fields)
 
 
 def _draft_index(history: list[Message]) -> int | None:

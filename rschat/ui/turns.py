@@ -1,0 +1,79 @@
+"""Runs a chat turn for the UI: in a thread of its own, under the session's time limit,
+stoppable by the Cancel button, and never ending in a bare exception.
+
+Gradio runs the handler in its thread pool (never on the event loop); the turn runs in a
+further thread so the handler can stop waiting when the turn is cancelled or out of time
+even while the turn is inside a phase that cannot be interrupted (reading a large upload):
+the handler answers at once, and the turn's thread ends at its next check.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from rschat.agent import Step, turn
+from rschat.agent.executor import TurnControl
+from rschat.ui.session import UiSession
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 3.0  # how long a stopped turn may take to end by itself before the UI answers for it
+BUSY_WAIT_S = 3.0  # how long a new turn waits for the session's previous one to end
+BUSY = (
+    "I am still finishing your previous request in this session; ask again in a few seconds "
+    "(or press Cancel to stop it)."
+)
+
+
+def failure_text(err: BaseException) -> str:
+    """The chat's answer to an unexpected error: what happened, and that the session lives on."""
+    return (
+        f"Something went wrong on my side while answering ({type(err).__name__}: {str(err)[:300]}). "
+        "Your images and earlier results are kept: ask again, or try another question."
+    )
+
+
+def _work(session: UiSession, text: str, files: list[Path], control: TurnControl, out: queue.Queue) -> None:
+    try:
+        for step in turn(session.ws, text, uploads=files or None, control=control):
+            out.put(step)
+    except Exception as err:  # a bug in a turn: logged, answered plainly, the session lives on
+        log.exception("turn failed")
+        out.put(Step("answer", failure_text(err), answered=False))
+    finally:
+        out.put(None)
+
+
+def run_turn(session: UiSession, text: str, files: list[Path], limit_s: float) -> Iterator[Step]:
+    """The turn's steps as they happen; always ends with one ``answer`` step."""
+    if session.worker is not None:
+        session.worker.join(BUSY_WAIT_S)
+    if session.busy():
+        yield Step("answer", BUSY, answered=False)
+        return
+    control = TurnControl(limit_s=limit_s if limit_s > 0 else None)
+    steps: queue.Queue[Step | None] = queue.Queue()
+    session.control = control
+    session.worker = threading.Thread(
+        target=_work, args=(session, text, files, control, steps), daemon=True, name="rschat-turn"
+    )
+    session.worker.start()
+    stopped_at: float | None = None
+    while True:
+        try:
+            step = steps.get(timeout=0.25)
+        except queue.Empty:
+            if control.stopped():
+                stopped_at = stopped_at or time.monotonic()
+                if time.monotonic() - stopped_at > GRACE_S:  # stuck where it cannot be stopped
+                    yield Step("answer", control.message(), answered=False)
+                    return
+            continue
+        if step is None:
+            return
+        yield step
