@@ -239,6 +239,41 @@ def _add_ask(sub: Any) -> None:
     ask.set_defaults(func=_cmd_ask)
 
 
+# Subcommands whose code lives in a module of its own: the module defines HELP,
+# add_arguments(parser) and run(args) -> exit code, and imports its heavy libraries
+# (torch, transformers) inside run(), since building the parser imports every module.
+PLUGGED: dict[str, dict[str, str]] = {
+    "train": {
+        "build-data": "rschat.train.build_data",
+        "vlm": "rschat.train.vlm",
+        "clip": "rschat.train.clip",
+        "diffusion": "rschat.train.diffusion",
+    },
+    "eval": {
+        "vqa": "rschat.eval.vqa",
+        "count": "rschat.eval.count",
+        "segment": "rschat.eval.segment",
+        "caption": "rschat.eval.caption",
+        "scene": "rschat.eval.scene",
+    },
+}
+
+
+def _add_plugged(group: str, subparsers: Any) -> None:
+    import importlib
+
+    for name, module_name in PLUGGED[group].items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:  # a missing dependency inside it is a real error
+                raise
+            continue  # not written yet in this checkout
+        parser = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(parser)
+        parser.set_defaults(func=module.run)
+
+
 def _add_eval_weights_space(sub: Any) -> None:
     ev = sub.add_parser("eval", help="measure accuracy on labelled data")
     ev_sub = ev.add_subparsers(dest="task", required=True)
@@ -246,6 +281,11 @@ def _add_eval_weights_space(sub: Any) -> None:
     change.add_argument("--manifest", required=True)
     change.add_argument("--json", action="store_true")
     change.set_defaults(func=_cmd_eval)
+    _add_plugged("eval", ev_sub)
+    tr = sub.add_parser(
+        "train", help="fine-tune the full-mode models, and build instruction data (pip install -e '.[train]')"
+    )
+    _add_plugged("train", tr.add_subparsers(dest="kind", required=True))
 
     w = sub.add_parser("weights", help="list recommended weights or fetch them into checkpoints/")
     w_sub = w.add_subparsers(dest="action", required=True)

@@ -20,6 +20,7 @@ MAY_IMPORT = {
     "agent": {"tools", "backends", "geo"},
     "ui": {"agent", "tools", "backends", "geo"},
     "eval": {"tools", "backends", "geo"},
+    "train": {"backends", "geo"},
 }
 LONGEST = 60
 
