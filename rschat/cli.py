@@ -74,16 +74,19 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         for number, question in enumerate(args.question):
             steps = []
             failed_here = False
+            short_answer = None
             first = number == 0
             for step in turn(ws, question, uploads=uploads if first else None, named=named if first else None):
                 if step.kind in ("done", "error"):
                     steps.append(step)
                 failed_here |= step.kind == "answer" and not step.answered
+                short_answer = step.short_answer if step.kind == "answer" else short_answer
                 if not args.json or step.kind == "delta":
                     _print_step(step)
             doc: dict[str, Any] = {
                 "answer": ws.history[-1]["content"],
                 "answered": not failed_here,
+                "short_answer": short_answer,  # "yes", "12", "4693 m2", "urban"; None for open questions
                 "backends": backends(ws),
                 "steps": [_step_json(s, out_dir) for s in steps],
             }

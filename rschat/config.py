@@ -56,10 +56,16 @@ class Settings:
     # Full-mode backends (issue "Full mode"); empty means lite mode for that capability.
     vlm: str = ""
     vlm_quant: str = "4bit"
+    # A peft LoRA adapter folder (``rschat train vlm --out``) applied on top of RSCHAT_VLM;
+    # empty: the base model as it is.
+    vlm_adapter: str = ""
     device: str = "cpu"
     sam: str = ""
     clip: str = ""
     generator: str = ""
+    # LoRA weights in diffusers' format applied on top of ``generator`` (a folder written by
+    # ``rschat train diffusion``, or its .safetensors file); empty: the base model as is.
+    generator_lora: str = ""
     # Whether Hugging Face libraries may download (sets HF_HUB_OFFLINE): "1" offline, "0"
     # online, "auto" (default) offline unless a model setting names a hub id (a value that is
     # not an existing local path, e.g. RSCHAT_VLM=Qwen/Qwen2.5-VL-3B-Instruct on a Space).

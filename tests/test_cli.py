@@ -16,7 +16,7 @@ def test_ask_json_with_before_and_after(tmp_path: Path):
     proc = rschat("ask", "--before", PAIR[0], "--after", PAIR[1], "--out", str(out), "--json", "what changed?")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert set(doc) == {"answer", "answered", "backends", "steps"} and doc["answered"] is True
+    assert set(doc) == {"answer", "answered", "short_answer", "backends", "steps"} and doc["answered"] is True
     step = doc["steps"][0]
     assert step["tool"] == "detect_changes" and step["data"]["changed_area_m2"] > 0
     assert all(Path(p).is_file() and Path(p).parent == out for p in step["artifacts"])

@@ -19,7 +19,7 @@ MAY_IMPORT = {
     "tools": {"backends", "geo"},
     "agent": {"tools", "backends", "geo"},
     "ui": {"agent", "tools", "backends", "geo"},
-    "eval": {"tools", "backends", "geo"},
+    "eval": {"agent", "tools", "backends", "geo"},  # eval asks questions as a user does (vqa)
     "train": {"backends", "geo"},
 }
 LONGEST = 60

@@ -66,10 +66,12 @@ def backends(ws: Workspace) -> dict[str, str]:
     def unavailable(failure: str, setting: str) -> str:
         return f"unavailable: {failure}" if failure else f"unavailable in lite mode (set {setting})"
 
-    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}, {st.vlm_quant}")
+    adapter = f" + LoRA adapter {st.vlm_adapter} (RSCHAT_VLM_ADAPTER)" if st.vlm_adapter else ""
+    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}{adapter}, {st.vlm_quant}")
     sam, sam_failed = model("sam", "RSCHAT_SAM", st.sam)
     clip, clip_failed = model("clip", "RSCHAT_CLIP", st.clip)
-    gen, gen_failed = model("generator", "RSCHAT_GENERATOR", st.generator)
+    lora = f" + LoRA {st.generator_lora} (RSCHAT_GENERATOR_LORA)" if st.generator_lora else ""
+    gen, gen_failed = model("generator", "RSCHAT_GENERATOR", st.generator, f"{st.generator}{lora}")
     segmentation = "spectral/colour rules on superpixels (lite)"
     if st.sam:
         segmentation += f"; prompts and named objects: SAM {sam}" if sam else f"; prompts unavailable: {sam_failed}"

@@ -8,6 +8,7 @@ answer is read from a ``ToolResult``.
 
 from __future__ import annotations
 
+from rschat.agent import short_answer as short
 from rschat.agent.steps import Step
 from rschat.tools import REGISTRY
 from rschat.tools.base import Reading, ToolResult
@@ -23,6 +24,25 @@ def _method_lines(result: ToolResult, tool: str) -> list[str]:
     if files:
         lines.append("Downloads: " + "; ".join(files) + ".")
     return lines
+
+
+def short_answer(steps: list[Step], focus: str | None) -> str | None:
+    """The closed answer the turn's results give (the first step that holds the figure:
+    a class's whole area from segment before a measure of its largest region)."""
+    for step in steps:
+        if step.kind == "done" and step.result is not None:
+            target = step.args.get("target") or step.result.kept.target
+            found = short.derive(step.result, focus, target if isinstance(target, str) else None)
+            if found is not None:
+                return found
+    return None
+
+
+def _with_lead(text: str, found: str | None) -> str:
+    """The short answer first, unless the tool's own answer already opens with it."""
+    if found is None or short.parse(text) == found:
+        return text
+    return f"{short.lead(found)}\n\n{text}"
 
 
 def answer(steps: list[Step], focus: str | None, point: tuple[float, float] | None = None) -> str:
@@ -41,4 +61,5 @@ def answer(steps: list[Step], focus: str | None, point: tuple[float, float] | No
             parts.append(tool.answer(r, reading) if tool else f"**{step.tool}** ({reading.source}): {r.summary}.")
             if focus is None or not step.reused:
                 method_lines += _method_lines(r, step.tool)
-    return "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
+    text = "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
+    return _with_lead(text, short_answer(steps, focus))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rschat.agent import short_answer as short
 from rschat.tools.base import ToolResult
 
 StepKind = Literal["plan", "start", "progress", "done", "error", "delta", "answer"]  # delta: streamed text
@@ -34,3 +35,12 @@ class Step:
     # On the answer step: False when the question could not be answered (bad input, a
     # missing image, a failed tool, out of this mode's reach); the CLI then exits 1.
     answered: bool = True
+    # On the answer step: the closed answer ("yes", "12", "4693 m2", "urban"), None for an
+    # open question or one the tools could not judge. Read from the answer's first line
+    # (the responder states it there; a model's reply is normalised), so every way an
+    # answer is written fills it the same way.
+    short_answer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "answer" and self.answered and self.short_answer is None:
+            self.short_answer = short.parse(self.text)

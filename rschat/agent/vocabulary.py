@@ -36,7 +36,9 @@ CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
     (
         "built_up",
-        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|settlements?)\b", re.I),
+        re.compile(
+            r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|settlements?|residential areas?)\b", re.I
+        ),
     ),
     ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
     ("cloud", re.compile(r"\bclouds?\b", re.I)),
@@ -74,9 +76,19 @@ def intents() -> tuple[Phrase, ...]:
     return tuple(sorted(phrases, key=lambda p: p.order))
 
 
+# A yes/no question opens with "is there" / "are there" or ends in "present", and an
+# adjective in it ("is there a large building?") does not make it a question about the
+# largest one.
+_PRESENCE_QUESTION = re.compile(r"^\W*(is|are) there\b|^\W*(is|are)\b.*\bpresent\b", re.I)
+# "Are there more X than Y?", "Is the number of X equal to the number of Y?": a comparison,
+# not a presence question; no tool compares two object counts, so it gets no short answer.
+_COMPARISON = re.compile(r"\b(more|less|fewer)\b.+\bthan\b|\bequal to\b", re.I)
 FOCUS: list[tuple[str, re.Pattern[str]]] = [
+    ("compare", _COMPARISON),
+    ("rural_urban", re.compile(r"\brural\b.*\burban\b|\burban\b.*\brural\b", re.I)),
+    ("count", re.compile(r"how many|number of|count|amount of", re.I)),
+    ("presence", _PRESENCE_QUESTION),
     ("largest", re.compile(r"larg|bigg|main|major", re.I)),
-    ("count", re.compile(r"how many|number of|count", re.I)),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
     ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
     (
@@ -105,7 +117,9 @@ OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
     ),
     (
         re.compile(
-            r"\b(churches|church|mosques?|temples?|places? of worship|schools?|hospitals?|factories|factory)\b", re.I
+            r"\b(churches|church|mosques?|temples?|places? of worship|schools?|hospitals?|factories|factory|"
+            r"theat(re|er)s?|(commercial|residential|industrial|religious) buildings?)\b",
+            re.I,
         ),
         "tell what a building is used for",
     ),

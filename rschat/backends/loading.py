@@ -3,7 +3,8 @@
 Each capability has one setting (see ``rschat.config``): ``RSCHAT_VLM`` (hub id or local
 folder), ``RSCHAT_SAM`` (``model_type:checkpoint``), ``RSCHAT_CLIP`` (``model_name`` or
 ``model_name:weights``), ``RSCHAT_GENERATOR`` (diffusers folder or hub id), plus
-``RSCHAT_VLM_QUANT`` (4bit | 8bit | none) and ``RSCHAT_DEVICE`` (cpu | cuda | auto).
+``RSCHAT_VLM_QUANT`` (4bit | 8bit | none), ``RSCHAT_VLM_ADAPTER`` (a LoRA adapter folder from
+``rschat train vlm``, applied on top of RSCHAT_VLM) and ``RSCHAT_DEVICE`` (cpu | cuda | auto).
 Nothing is downloaded implicitly: hub ids resolve only from the local cache (or after
 ``rschat weights pull``). A missing or broken weight raises ``BackendUnavailable`` with one
 message naming the setting; callers then stay in lite mode for that capability.
@@ -208,9 +209,50 @@ def load_vlm(settings: Settings) -> Any:
         model = AutoModelForImageTextToText.from_pretrained(
             settings.vlm, quantization_config=quant, device_map=device, dtype=dtype
         )
-        return VLMBackend(model.eval(), processor, name=settings.vlm)
+        adapter = settings.vlm_adapter.strip()
+        if adapter:
+            model = apply_vlm_adapter(model, adapter, settings.vlm, merge=quant is None)
+        name = f"{settings.vlm} + LoRA adapter {adapter}" if adapter else settings.vlm
+        return VLMBackend(model.eval(), processor, name=name, adapter=adapter or None)
 
-    return _load(VLM, settings.vlm, (settings.vlm_quant, settings.device), build)
+    return _load(VLM, settings.vlm, (settings.vlm_quant, settings.device, settings.vlm_adapter), build)
+
+
+def apply_vlm_adapter(model: Any, folder: str, base: str, merge: bool) -> Any:
+    """``model`` with the peft adapter in ``folder`` (RSCHAT_VLM_ADAPTER) applied. Merged into
+    the weights when the base is not quantised (same outputs, no adapter cost per token); a
+    quantised base keeps the adapter beside its 4/8-bit weights. An adapter that is not a
+    folder, not a peft adapter, made for another model family, or whose weights do not fit
+    the base is refused with a ``BackendUnavailable`` naming RSCHAT_VLM_ADAPTER."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from peft import PeftModel
+
+    setting = f"RSCHAT_VLM_ADAPTER={folder}"
+    path = Path(folder)
+    if not path.is_dir():
+        raise BackendUnavailable(f"{setting}: no such folder (give the --out folder of `rschat train vlm`).")
+    if not (path / "adapter_config.json").is_file():
+        raise BackendUnavailable(f"{setting} is not a peft adapter folder (no adapter_config.json).")
+    card = path / "training_card.json"
+    trained_on = json.loads(card.read_text()).get("model_type") if card.is_file() else None
+    if trained_on and trained_on != model.config.model_type:
+        raise BackendUnavailable(
+            f"{setting} was trained on a {trained_on} model but RSCHAT_VLM={base} is a {model.config.model_type}."
+        )
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            peft_model = PeftModel.from_pretrained(model, str(path))
+    except Exception as err:
+        error = f"{type(err).__name__}: {str(err)[:300]}"
+        raise BackendUnavailable(f"{setting} does not fit RSCHAT_VLM={base} ({error}).") from err
+    missing = [str(w.message)[:300] for w in caught if "missing adapter keys" in str(w.message)]
+    if missing:  # peft only warns; an adapter that half-loads would answer as neither model
+        raise BackendUnavailable(f"{setting} does not fit RSCHAT_VLM={base} ({missing[0]}).")
+    return peft_model.merge_and_unload() if merge else peft_model
 
 
 def load_sam(settings: Settings) -> Any:
@@ -256,9 +298,10 @@ def load_generator(settings: Settings) -> Any:
         dtype = torch.float16 if device != "cpu" else torch.float32
         pipe = AutoPipelineForText2Image.from_pretrained(settings.generator, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
-        return GeneratorBackend(pipe.to(device), name=settings.generator)
+        # RSCHAT_GENERATOR_LORA: a LoRA from `rschat train diffusion`, applied by the backend
+        return GeneratorBackend(pipe.to(device), name=settings.generator, lora=settings.generator_lora)
 
-    return _load(GENERATOR, settings.generator, (settings.device,), build)
+    return _load(GENERATOR, settings.generator, (settings.device, settings.generator_lora), build)
 
 
 def gpu_task(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -68,10 +68,11 @@ DEFAULT_CONVENTION = BoxConvention("thousandths", "[{x0}, {y0}, {x1}, {y1}]")
 class VLMBackend:
     """A loaded model and processor. ``generate`` yields text as it is produced."""
 
-    def __init__(self, model: Any, processor: Any, name: str) -> None:
+    def __init__(self, model: Any, processor: Any, name: str, adapter: str | None = None) -> None:
         self.model = model
         self.processor = processor
         self.name = name
+        self.adapter = adapter  # the LoRA adapter folder applied on top of the base (RSCHAT_VLM_ADAPTER)
         self.convention = CONVENTIONS.get(type(model.config).__name__, DEFAULT_CONVENTION)
         self._lock = threading.Lock()  # one generation at a time per loaded model
 

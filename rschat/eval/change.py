@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rschat.eval.manifest import resolve as _resolve
 from rschat.geo.errors import InputError
 from rschat.geo.io import read_raster
 from rschat.tools import REGISTRY
@@ -45,16 +46,6 @@ class Counts:
             "iou": ratio(self.tp, self.tp + self.fp + self.fn),
             "pixels": self.tp + self.fp + self.fn + self.tn,
         }
-
-
-def _resolve(manifest: Path, rel: str) -> Path:
-    """A manifest path, relative to the manifest's folder; failing that, to the nearest
-    ancestor folder that holds it (../shared/data/change/manifest.json is written
-    relative to data/)."""
-    for base in [manifest.parent, *manifest.parent.parents]:
-        if (base / rel).is_file():
-            return base / rel
-    raise InputError(f"{rel} (listed in {manifest.name}) was not found next to the manifest.")
 
 
 def evaluate_manifest(manifest: Path) -> dict:

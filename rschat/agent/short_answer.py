@@ -1,0 +1,106 @@
+"""Short answers to closed questions: "yes", "12", "4693 m2", "urban".
+
+One place derives them from the plan's focus (presence, count, area, rural/urban) and the
+figures of the turn's results, so no tool's answer() has to know about them. The responder
+states the short answer first ("**Yes.**", "**12**"); ``parse`` reads it back from an
+answer's first line, and normalises a model's own reply (yes/no, a number) the same way,
+so lite and full mode fill ``Step.short_answer`` through one function.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rschat.tools.base import ToolResult
+
+# segment's own threshold: the short answer never contradicts the tool's sentence.
+from rschat.tools.segment import PRESENT_PERCENT
+
+# Built-up share (% of the image) from which a scene reads as urban. Set on the CORINE-like
+# convention that continuous urban fabric is mostly sealed; discontinuous suburbs sit at
+# 20-50%, rural land with farms and villages under ~10-15%.
+URBAN_BUILT_PERCENT = 15.0
+
+_NUMBER = r"\d+(?:[.,]\d+)*"
+_LEAD = re.compile(r"^\s*\*\*(?P<short>[^*\n]{1,40}?)\.?\*\*", re.S)
+_MODEL_YES_NO = re.compile(r"^\W*(yes|no)\b", re.I)
+_MODEL_NUMBER = re.compile(rf"^\W*(?:there (?:is|are) |about |approximately )?({_NUMBER})\s*(m2|m²)?\b", re.I)
+_MODEL_CLASS = re.compile(r"^\W*(?:it is |it's |this is )?(?:an? )?(rural|urban)\b", re.I)
+
+
+def _presence(result: ToolResult, target: str | None) -> str | None:
+    d = result.data
+    if "count" in d:
+        return "yes" if (d["count"] or 0) > 0 else "no"
+    if target and f"{target}_percent" in d:
+        return "yes" if (d[f"{target}_percent"] or 0.0) >= PRESENT_PERCENT else "no"
+    return None
+
+
+def _count(result: ToolResult, target: str | None) -> str | None:
+    d = result.data
+    if "count" in d and d["count"] is not None:
+        return str(int(d["count"]))
+    if target and d.get(f"{target}_region_count") is not None:
+        return str(int(d[f"{target}_region_count"]))  # type: ignore[arg-type]
+    return None
+
+
+def _area(result: ToolResult, target: str | None) -> str | None:
+    """The area a class covers in the whole image (not its largest region); unknown
+    (None) without a pixel size."""
+    d = result.data
+    m2 = d.get(f"{target}_area_m2") if target else d.get("area_m2")
+    return None if m2 is None else f"{round(float(m2))} m2"
+
+
+def _rural_urban(result: ToolResult) -> str | None:
+    built = result.data.get("built_up_percent")
+    if built is None:
+        return None
+    return "urban" if float(built) >= URBAN_BUILT_PERCENT else "rural"
+
+
+def derive(result: ToolResult, focus: str | None, target: str | None) -> str | None:
+    """The short answer a result gives to a question with this focus, or None when the
+    question is open or the result does not hold the figure."""
+    if focus == "presence":
+        return _presence(result, target)
+    if focus == "count":
+        return _count(result, target)
+    if focus == "area":
+        return _area(result, target)
+    if focus == "rural_urban":
+        return _rural_urban(result)
+    return None
+
+
+def lead(short: str) -> str:
+    """How the answer states it first: '**Yes.**', '**12**', '**4693 m2**', '**Urban.**'."""
+    if short in ("yes", "no", "rural", "urban"):
+        return f"**{short.capitalize()}.**"
+    return f"**{short}**"
+
+
+def _clean_number(text: str) -> str:
+    return text.replace(",", "")
+
+
+def parse(text: str) -> str | None:
+    """The short answer an answer text states first: the responder's bold lead, else a
+    model's reply normalised (yes/no, rural/urban, a number, an area in m2); None for an
+    open answer."""
+    if m := _LEAD.match(text):
+        short = m.group("short").strip().lower()
+        if short in ("yes", "no", "rural", "urban") or re.fullmatch(rf"{_NUMBER}( m2)?", short):
+            return _clean_number(short)
+        return None
+    if text.lstrip().startswith("**"):  # a tool's bold title, not a reply to normalise
+        return None
+    if m := _MODEL_YES_NO.match(text):
+        return m.group(1).lower()
+    if m := _MODEL_CLASS.match(text):
+        return m.group(1).lower()
+    if m := _MODEL_NUMBER.match(text):
+        return _clean_number(m.group(1)) + (" m2" if m.group(2) else "")
+    return None
