@@ -70,22 +70,15 @@ def run_item(
 ) -> dict[str, Any]:
     """One tool call on one item (a scene or a pair), its tiles through ``map_tiles``,
     exactly as a chat request would run it; its summary, also written to summary.json."""
-    from rschat.geo.windowed import read_scene
+    from rschat.geo.windowed import read_for_session
     from rschat.tools import REGISTRY
     from rschat.tools.base import ToolContext
 
-    def read(path: Path) -> Any:
-        return read_scene(
-            path,
-            max_pixels=settings.max_pixels,
-            max_bytes=None,
-            tile_above=0,  # every scene through the tiles, whatever its size
-            max_scene_pixels=settings.max_scene_pixels,
-            overview_side=settings.overview_side,
-            max_decoded_bytes=settings.max_decoded_bytes,
-        )
-
-    rasters = {name: read(path) for name, path in zip(BATCH_TOOLS[tool], paths, strict=True)}
+    # tile_above=0: every scene goes through the tiles, whatever its size
+    rasters = {
+        name: read_for_session(path, settings, tile_above=0)
+        for name, path in zip(BATCH_TOOLS[tool], paths, strict=True)
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ToolContext(rasters=rasters, out_dir=out_dir, settings=settings, map_tiles=map_tiles)
     start = time.perf_counter()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.warp import calculate_default_transform, reproject
+from rasterio.windows import Window
 
 from conftest import ROOT
 from rschat.agent.workspace import Workspace
@@ -38,6 +39,10 @@ def test_tile_cores_cover_the_image_once_and_margins_stay_inside() -> None:
         assert t.read_row + t.read_height >= t.row + t.height and t.read_row + t.read_height <= 1000
         assert t.row % 4 == 0 and t.col % 4 == 0 and t.read_row % 4 == 0 and t.read_col % 4 == 0
     assert (seen == 1).all()
+    inner = tile_grid(1000, 700, 256, 40, within=Window(100, 200, 300, 400))  # col, row, width, height
+    assert min(t.read_col for t in inner) == 100 and max(t.read_col + t.read_width for t in inner) == 400
+    assert min(t.read_row for t in inner) == 200 and max(t.read_row + t.read_height for t in inner) == 600
+    assert sum(t.height * t.width for t in inner) == 300 * 400
 
 
 def test_small_and_large_tiles_give_the_same_mask() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from rschat.config import Settings
 from rschat.geo.raster import Raster
 from rschat.geo.stack import stack_names
-from rschat.geo.windowed import read_scene
+from rschat.geo.windowed import read_for_session
 from rschat.tools.base import ToolResult
 
 _uids = itertools.count(1)
@@ -139,16 +139,7 @@ class Workspace:
     def read(self, path: str | Path) -> Raster:
         """A file read under the session's limits; a large GeoTIFF keeps its file for tiled
         tools and holds only an overview in memory (geo.windowed.read_scene)."""
-        s = self.settings
-        return read_scene(
-            path,
-            max_pixels=s.max_pixels,
-            max_bytes=s.max_file_bytes,
-            tile_above=s.tile_above_pixels,
-            max_scene_pixels=s.max_scene_pixels,
-            overview_side=s.overview_side,
-            max_decoded_bytes=s.max_decoded_bytes,
-        )
+        return read_for_session(path, self.settings)
 
     def load(self, name: str, path: str | Path) -> Raster:
         """Read a file (checked against the size limits) and store it under ``name``."""

@@ -222,14 +222,9 @@ def plan(pair: PairSource, tile_px: int | None = None) -> list[Tile]:
     """The tiles of the analysed extent (a window of the before grid), aligned to the
     scoring grid. Margins stay inside the extent, as if the extent were cropped out."""
     ext = pair.extent
-    row0, col0, height, width = int(ext.row_off), int(ext.col_off), int(ext.height), int(ext.width)
-    factor = scoring_factor(height * width)
+    factor = scoring_factor(int(ext.height * ext.width))
     tile_px = tile_px or TILE_PX * factor // 2  # the same work per tile at either factor
-    return [
-        Tile(t.index, t.row + row0, t.col + col0, t.height, t.width,
-             t.read_row + row0, t.read_col + col0, t.read_height, t.read_width)
-        for t in tile_grid(height, width, tile_px, MARGIN_PX, align=factor)
-    ]  # fmt: skip
+    return tile_grid(pair.before.height, pair.before.width, tile_px, MARGIN_PX, align=factor, within=ext)
 
 
 # -- running all tiles ---------------------------------------------------------------------

@@ -84,13 +84,7 @@ def classify_to_file(
     tile_px: int = TILE_PX,
 ) -> TiledClasses:
     """Land cover of ``within`` (default: all) of a source, written to ``out_path``."""
-    ext = within or Window(0, 0, source.width, source.height)
-    row0, col0 = int(ext.row_off), int(ext.col_off)
-    tiles = [
-        Tile(t.index, t.row + row0, t.col + col0, t.height, t.width,
-             t.read_row + row0, t.read_col + col0, t.read_height, t.read_width)
-        for t in tile_grid(int(ext.height), int(ext.width), tile_px, MARGIN_PX)
-    ]  # fmt: skip
+    tiles = tile_grid(source.height, source.width, tile_px, MARGIN_PX, within=within)
     sampler = GridSampler((source.height, source.width), shown_shape)
     shown = np.full(shown_shape, -1, dtype=np.int8)
     class_px = np.zeros(len(CLASSES), dtype=np.int64)

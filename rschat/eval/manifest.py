@@ -14,7 +14,7 @@ from typing import Any
 from rschat.config import Settings, load_settings
 from rschat.geo.errors import InputError
 from rschat.geo.raster import Raster
-from rschat.geo.windowed import read_scene
+from rschat.geo.windowed import read_for_session
 
 
 def resolve(manifest: Path, rel: str) -> Path:
@@ -56,15 +56,7 @@ def load_entries(manifest: Path, required: Mapping[str, type | tuple[type, ...]]
 
 def read_image(path: Path, settings: Settings) -> Raster:
     """An image read under the session's limits, exactly as the app reads an upload."""
-    return read_scene(
-        path,
-        max_pixels=settings.max_pixels,
-        max_bytes=settings.max_file_bytes,
-        tile_above=settings.tile_above_pixels,
-        max_scene_pixels=settings.max_scene_pixels,
-        overview_side=settings.overview_side,
-        max_decoded_bytes=settings.max_decoded_bytes,
-    )
+    return read_for_session(path, settings)
 
 
 def run_tool(name: str, args: Mapping[str, Any], rasters: Mapping[str, Raster], settings: Settings) -> Any:

@@ -45,12 +45,19 @@ class Tile:
         return block[..., top : top + self.height, left : left + self.width]
 
 
-def tile_grid(height: int, width: int, size: int, overlap: int, align: int = 1) -> list[Tile]:
+def tile_grid(
+    height: int, width: int, size: int, overlap: int, align: int = 1, within: Window | None = None
+) -> list[Tile]:
     """Tiles of ``size`` x ``size`` pixels (the last row and column smaller) covering an
     image, each with ``overlap`` pixels of margin. ``align`` makes every core and read
-    window start on a multiple of it (for work done on a grid ``align`` times coarser)."""
+    window start on a multiple of it (for work done on a grid ``align`` times coarser).
+    With ``within`` (a window of the image), only that window is tiled and margins stay
+    inside it, as if it had been cropped out; tiles keep the image's coordinates."""
     if size <= 0 or overlap < 0:
         raise ValueError(f"bad tiling: size {size}, overlap {overlap}")
+    row0, col0 = (int(within.row_off), int(within.col_off)) if within is not None else (0, 0)
+    if within is not None:
+        height, width = int(within.height), int(within.width)
     size = max(align, size - size % align)
     overlap = overlap + (-overlap) % align
     tiles: list[Tile] = []
@@ -59,7 +66,7 @@ def tile_grid(height: int, width: int, size: int, overlap: int, align: int = 1) 
             h, w = min(size, height - row), min(size, width - col)
             r0, c0 = max(0, row - overlap), max(0, col - overlap)
             r1, c1 = min(height, row + h + overlap), min(width, col + w + overlap)
-            tiles.append(Tile(len(tiles), row, col, h, w, r0, c0, r1 - r0, c1 - c0))
+            tiles.append(Tile(len(tiles), row + row0, col + col0, h, w, r0 + row0, c0 + col0, r1 - r0, c1 - c0))
     return tiles
 
 

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -355,3 +356,17 @@ def read_scene(
         )
     raster.source = source
     return raster
+
+
+def read_for_session(path: str | Path, settings: Any, tile_above: int | None = None) -> Raster:
+    """``read_scene`` under a ``Settings``' limits (an upload, a CLI file, an eval or
+    batch item); ``tile_above`` overrides the setting (rschat batch tiles everything)."""
+    return read_scene(
+        path,
+        max_pixels=settings.max_pixels,
+        max_bytes=settings.max_file_bytes,
+        tile_above=settings.tile_above_pixels if tile_above is None else tile_above,
+        max_scene_pixels=settings.max_scene_pixels,
+        overview_side=settings.overview_side,
+        max_decoded_bytes=settings.max_decoded_bytes,
+    )

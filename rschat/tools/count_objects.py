@@ -226,11 +226,7 @@ def _count_tiles(
         first.gsd_m = image.gsd_m * image.width / src.width
     gsd = first.pixel_size_m() or ASSUMED_GSD_M
     margin = min(256, int(np.ceil(30.0 / gsd)))  # wider than a crown or a house, in pixels
-    tiles = [
-        Tile(t.index, t.row + int(window.row_off), t.col + int(window.col_off), t.height, t.width,
-             t.read_row + int(window.row_off), t.read_col + int(window.col_off), t.read_height, t.read_width)
-        for t in tile_grid(int(window.height), int(window.width), tile_side(ctx, TILE_PX), margin)
-    ]  # fmt: skip
+    tiles = tile_grid(src.height, src.width, tile_side(ctx, TILE_PX), margin, within=window)
     _, method, limits, notes, _ = _detect_lite(args.target, _probe(first))
     progress, dets = tile_progress(ctx, f"counting {SUPPORTED[args.target]}"), []
     start = time.perf_counter()

@@ -112,6 +112,18 @@ def _artifacts(ctx: ToolContext, before: Raster, after: Raster, mask: np.ndarray
     ]
 
 
+def _summary(scope: str, f: ChangeFigures, regions: list[Region], approximate: bool = False) -> str:
+    """The result in one line; a region's pixels traced on an overview are approximate."""
+    text = (
+        f"in {scope}, {f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels, "
+        f"{_fmt_area(f.changed_area_m2)}) in {len(regions)} regions"
+    )
+    if regions:
+        about = "about " if approximate else ""
+        text += f"; the largest covers {_fmt_area(regions[0].area_m2)} ({about}{regions[0].pixels:,} pixels)"
+    return text
+
+
 def _figures(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[Region]) -> ChangeFigures:
     """Changed share, area and regions of a change mask over the valid pixels."""
     valid_px, changed_px = int(valid.sum()), int(mask.sum())
@@ -163,20 +175,13 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         scope = "the region drawn on the map" + ("" if scope == "the whole image" else f" and {scope}")
     labels, regions = regions_of(mask, before)
     figures = _figures(before, valid, mask, regions)
-    changed_px, changed_m2, largest = figures.changed_pixels, figures.changed_area_m2, regions[0] if regions else None
 
     # 4. Artifacts: overlay, previews, GeoTIFF mask, GeoJSON regions.
     artifacts = _artifacts(ctx, before, after, mask, regions_geojson(labels, regions, before, "change"))
     ctx.progress(1.0, "artifacts written")
 
-    summary = (
-        f"in {scope}, {figures.changed_percent:.1f}% of the analysed area changed ({changed_px:,} pixels, "
-        f"{_fmt_area(changed_m2)}) in {len(regions)} regions"
-    )
-    if largest:
-        summary += f"; the largest covers {_fmt_area(largest.area_m2)} ({largest.pixels:,} pixels)"
     return ToolResult(
-        summary=summary,
+        summary=_summary(scope, figures, regions),
         figures=figures,
         artifacts=artifacts,
         method=change_classical.METHOD_NAME,
@@ -303,14 +308,8 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
     notes.append(f"Processed tile by tile at full resolution ({out.tiles} tiles).")
     if cell_px > 1:
         notes.append(f"Change regions are traced on the {before.width}x{before.height} overview shown.")
-    summary = (
-        f"in {scope}, {figures.changed_percent:.1f}% of the analysed area changed ({figures.changed_pixels:,} pixels, "
-        f"{_fmt_area(figures.changed_area_m2)}) in {len(regions)} regions"
-    )
-    if regions:
-        summary += f"; the largest covers {_fmt_area(regions[0].area_m2)} (about {regions[0].pixels:,} pixels)"
     return ToolResult(
-        summary=summary,
+        summary=_summary(scope, figures, regions, approximate=cell_px > 1),
         figures=figures,
         artifacts=artifacts,
         method=change_tiled.METHOD_NAME,
