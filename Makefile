@@ -20,7 +20,7 @@ $(LITE): pyproject.toml | $(VENV)/bin/python
 	touch $(LITE)
 
 $(FULL): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --quiet -e '.[full,batch,test]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[train,batch,test]'
 	rm -f $(VENV)/.installed-*
 	touch $(LITE) $(FULL)
 

@@ -251,6 +251,9 @@ PLUGGED: dict[str, dict[str, str]] = {
         "vlm": "rschat.train.vlm",
         "clip": "rschat.train.clip",
         "diffusion": "rschat.train.diffusion",
+        "scene": "rschat.train.scene",
+        "trees": "rschat.train.trees",
+        "buildings": "rschat.train.buildings",
     },
     "eval": {
         "vqa": "rschat.eval.vqa",
@@ -259,6 +262,7 @@ PLUGGED: dict[str, dict[str, str]] = {
         "caption": "rschat.eval.caption",
         "scene": "rschat.eval.scene",
     },
+    "data": {"prepare": "rschat.train.prepare"},
 }
 
 
@@ -289,6 +293,8 @@ def _add_eval_weights_space(sub: Any) -> None:
         "train", help="fine-tune the full-mode models, and build instruction data (pip install -e '.[train]')"
     )
     _add_plugged("train", tr.add_subparsers(dest="kind", required=True))
+    data = sub.add_parser("data", help="prepare openly licensed training data for the lite models")
+    _add_plugged("data", data.add_subparsers(dest="action", required=True))
 
     w = sub.add_parser("weights", help="list recommended weights or fetch them into checkpoints/")
     w_sub = w.add_subparsers(dest="action", required=True)

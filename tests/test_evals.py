@@ -206,9 +206,19 @@ def test_eval_scene_lite_refuses_and_tiny_clip_runs(tmp_path, capsys, monkeypatc
         {"image": str(EXAMPLES / "naip_2015-09-26.tif"), "label": "tenniscourt"},
     ]
     manifest = write_manifest(tmp_path, entries)
+    from rschat.backends import lite_models
+
     monkeypatch.delenv("RSCHAT_CLIP", raising=False)
+    monkeypatch.setenv("RSCHAT_LITE_MODELS", "none")  # no lite model and no CLIP: refused, saying how
+    lite_models.forget()
     assert main(["eval", "scene", "--manifest", str(manifest)]) == 1
     assert "RSCHAT_CLIP" in capsys.readouterr().err
+    monkeypatch.delenv("RSCHAT_LITE_MODELS")
+    lite_models.forget()
+    if lite_models.model("scene") is not None:  # the shipped lite model: its own classes are the candidates
+        code, report = run_json(capsys, "scene", "--manifest", str(manifest))
+        assert code == 0 and report["candidates"] == "lite model" and report["labels_scored"] == 21
+        assert report["not_in_tool"] == [] and sum(map(sum, report["matrix"])) == 3
     weights = tiny.build_clip(tmp_path / "clip" / "tiny_clip.pt")
     monkeypatch.setenv("RSCHAT_CLIP", f"{tiny.CLIP_NAME}:{weights}")
     loading.clear_cache()

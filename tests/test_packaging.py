@@ -105,6 +105,8 @@ def _source_tree(dest: Path) -> Path:
     (dest / "checkpoints").mkdir()
     for name in ("README.md", "manifest.json"):
         shutil.copy2(ROOT / "checkpoints" / name, dest / "checkpoints" / name)
+    if (ROOT / "checkpoints" / "lite").is_dir():
+        shutil.copytree(ROOT / "checkpoints" / "lite", dest / "checkpoints" / "lite")
     return dest
 
 
@@ -131,7 +133,10 @@ def test_built_wheel_installs_serves_the_page_and_answers(tmp_path):
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "rschat").rglob("*.py")}
     assert expected <= names, sorted(expected - names)
     assert not [n for n in names if n.startswith("rschat/assets/screenshot")]
-    assert wheel.stat().st_size < 4_000_000, wheel.stat().st_size
+    lite = {f"rschat/checkpoints/lite/{p.name}" for p in (ROOT / "checkpoints" / "lite").glob("*.*")}
+    assert lite <= names, sorted(lite - names)  # the learned lite models ship in the wheel
+    lite_mb = sum(p.stat().st_size for p in (ROOT / "checkpoints" / "lite").glob("*.onnx"))
+    assert wheel.stat().st_size < 4_000_000 + lite_mb, wheel.stat().st_size
 
     install = subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip

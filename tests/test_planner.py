@@ -109,10 +109,15 @@ def test_time_series_needs_a_stack(settings):
     assert tools(p) == ["analyze_timeseries"] and p.calls[0].args["index"] == "water"
 
 
-@pytest.mark.parametrize("message", ["generate a harbour scene", "classify this scene", "who painted this?"])
+@pytest.mark.parametrize("message", ["generate a harbour scene", "who painted this?"])
 def test_unservable_requests_list_what_is_possible(settings, message):
     p = plan(message, ws_with(settings, "image"))
     assert not p.calls and "can't" in p.reply and "change detection" in p.reply
+
+
+def test_scene_classification_is_served_in_lite_mode(settings):
+    """The learned lite scene model (or, without it, a message naming both ways) serves it."""
+    assert tools(plan("classify this scene", ws_with(settings, "image"))) == ["classify_scene"]
 
 
 def test_count_without_a_target_asks_what_to_count(settings):

@@ -16,7 +16,7 @@ from rschat.agent import direct, planner_rules, planner_vlm, responder, responde
 from rschat.agent.executor import TurnControl, execute
 from rschat.agent.steps import Step
 from rschat.agent.workspace import Workspace
-from rschat.backends import loading
+from rschat.backends import lite_models, loading
 from rschat.geo.bands import parse_band_order
 from rschat.geo.errors import InputError
 from rschat.tools.base import Artifact, Figures, ToolResult
@@ -73,9 +73,15 @@ def backends(ws: Workspace) -> dict[str, str]:
     lora = f" + LoRA {st.generator_lora} (RSCHAT_GENERATOR_LORA)" if st.generator_lora else ""
     gen, gen_failed = model("generator", "RSCHAT_GENERATOR", st.generator, f"{st.generator}{lora}")
     segmentation = "spectral/colour rules on superpixels (lite)"
+    change = "classical CPU detector (lite)"
+    if lite_models.model("buildings") is not None:
+        segmentation += f"; buildings in built-up: {lite_models.status('buildings')}"
+        change += f", plus buildings that appeared or went: {lite_models.status('buildings')}"
     if st.sam:
         segmentation += f"; prompts and named objects: SAM {sam}" if sam else f"; prompts unavailable: {sam_failed}"
-    counting = "blob and shape rules: trees; buildings experimental (lite)"
+    counting = (
+        f"trees: {_lite_or_rules('trees', 'blob rules')}; buildings: {_lite_or_rules('buildings', 'shape rules')}"
+    )
     if st.sam and st.clip:
         failed = "; ".join(f for f in (sam_failed, clip_failed) if f)
         counting += (
@@ -87,15 +93,22 @@ def backends(ws: Workspace) -> dict[str, str]:
         if vlm
         else lite("template responder (lite)", vlm_failed),
         "visual_questions": vlm or unavailable(vlm_failed, "RSCHAT_VLM"),
-        "change_detection": "classical CPU detector (lite)",
+        "change_detection": change,
         "segmentation": segmentation,
         "counting": counting,
-        "scene_classification": clip or unavailable(clip_failed, "RSCHAT_CLIP"),
+        "scene_classification": clip or lite(_lite_or_rules("scene", "unavailable"), clip_failed),
         "measurement": "raster grid geometry",
         "description": "rule-based caption from land cover (lite)",
         "time_series": "index statistics and trend (lite)",
         "image_generation": gen or unavailable(gen_failed, "RSCHAT_GENERATOR"),
     }
+
+
+def _lite_or_rules(name: str, rules: str) -> str:
+    """Which lite backend serves: the learned model, or the rules and why."""
+    if lite_models.model(name) is not None:
+        return lite_models.status(name)
+    return f"{rules} (lite; {lite_models.status(name)})"
 
 
 REGION_LET_GO = (

@@ -1,8 +1,9 @@
 """``rschat eval scene``: scene classes against labels (accuracy, confusion matrix).
 
 Manifest: a JSON list of ``{"image", "label"}`` (e.g. UC Merced or AID class names).
-Each image goes through classify_scene, which is zero-shot CLIP: full mode only
-(RSCHAT_CLIP); lite mode has no scene classifier and the command says so (exit 1).
+Each image goes through classify_scene: zero-shot CLIP in full mode (RSCHAT_CLIP), the
+learned lite model (UC Merced's 21 classes, ``checkpoints/lite/scene.onnx``) in lite
+mode, whose candidates are its own classes.
 ``--labels tool`` (default) scores what a user gets: the tool's own label list
 (``rschat.backends.clip.SCENE_LABELS``); a manifest class that is not among them (after
 dropping articles, spaces and a few synonyms: "agricultural" = "farmland") is listed,
@@ -21,7 +22,7 @@ from typing import Any
 from rschat.config import Settings
 from rschat.eval.manifest import add_common, fmt, load_entries, read_image, resolve, run_command, run_tool
 
-HELP = "scene classification (full mode, CLIP): accuracy, per-class accuracy and the confusion matrix"
+HELP = "scene classification (lite model or CLIP): accuracy, per-class accuracy and the confusion matrix"
 # Dataset class names that name a tool label in other words (UC Merced, AID, NWPU-RESISC45).
 SYNONYMS = {"agricultural": "farmland", "harbor": "harbour", "port": "harbour", "freeway": "roadorhighway",
             "highway": "roadorhighway", "road": "roadorhighway", "storagetank": "storagetanks",
@@ -65,17 +66,23 @@ def confusion(truth: list[str], pred: list[str]) -> dict[str, Any]:
 
 
 def evaluate_scene(manifest: Path, settings: Settings, candidates: str = "tool") -> dict[str, Any]:
+    from rschat.backends import lite_models
     from rschat.backends.clip import SCENE_LABELS
 
     entries = load_entries(manifest, {"image": str, "label": str})
     classes = sorted({e["label"] for e in entries})
-    labels = list(SCENE_LABELS) if candidates == "tool" else classes
+    lite = lite_models.model("scene") if not settings.clip else None
+    if lite is not None:  # lite mode: the model's own classes are the candidates
+        labels, candidates = list(lite.card["classes"]), "lite model"
+    else:
+        labels = list(SCENE_LABELS) if candidates == "tool" else classes
     by_key = {key(label): label for label in labels}
     outside = [c for c in classes if key(c) not in by_key]
     rows = []
     for entry in entries:
         raster = read_image(resolve(manifest, entry["image"]), settings)
-        result = run_tool("classify_scene", {"labels": labels}, {"image": raster}, settings)
+        args = {} if lite is not None else {"labels": labels}
+        result = run_tool("classify_scene", args, {"image": raster}, settings)
         top, p = result.kept.ranked[0]
         rows.append({"image": entry["image"], "label": entry["label"], "predicted": top, "p": p})
     # Compare in the manifest's names where a tool label means one of its classes.

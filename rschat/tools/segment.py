@@ -11,6 +11,7 @@ from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
 from rschat.backends import landcover_tiled as lct
+from rschat.backends import learned, lite_models
 from rschat.geo.area import area_text
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
@@ -120,8 +121,9 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
     raster, scope = scoped_raster(args.image, args.box, ctx)
     target = args.target
 
-    # 2. Classify.
+    # 2. Classify (the rules, with buildings from the learned model where it serves).
     lc = lcr.classify(raster)
+    building_note = _add_buildings(lc, raster)
     inside = region_mask_of(args.region, ctx, raster)
     if inside is not None:
         lc.classes = np.where(inside, lc.classes, -1).astype(np.int8)
@@ -163,10 +165,29 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         summary=_summary(data, scope),
         figures=SegmentFigures(**data),
         artifacts=artifacts,
-        method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only"),
+        method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only")
+        + building_note,
         limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
     )
+
+
+BUILDING_GSD_M = (0.05, 1.5)  # pixel sizes where single buildings are resolved (the model saw 0.4 m)
+
+
+def _add_buildings(lc: lcr.LandCover, raster: Raster) -> str:
+    """Mark the learned building model's footprints as built-up (over what the colour rules
+    called vegetation, soil or shadow; never over water or cloud). Returns the method's
+    addition ('' when the model does not serve or the pixels are too coarse)."""
+    gsd = raster.pixel_size_m()
+    if gsd is None or not BUILDING_GSD_M[0] <= gsd <= BUILDING_GSD_M[1]:
+        return ""
+    mask = learned.building_mask(rgb_preview(raster), gsd)
+    if mask is None:
+        return ""
+    keep = np.isin(lc.classes, [lcr.CLASSES.index("water"), lcr.CLASSES.index("cloud"), -1])
+    lc.classes = np.where(mask & ~keep, lcr.CLASSES.index("built_up"), lc.classes).astype(np.int8)
+    return f"; buildings in built-up from the {lite_models.status('buildings')}"
 
 
 def _summary(data: dict[str, Any], scope: str) -> str:

@@ -1,0 +1,132 @@
+"""The learned lite detectors: trees, buildings and scene classes from the ONNX models in
+``checkpoints/lite/`` (see ``lite_models``). Each function returns None when its model is
+missing or failed to load, and the caller falls back to its rules.
+
+Inputs are RGB uint8 (H, W, 3) with a pixel size in metres; outputs are in the input's
+pixels. A panchromatic image comes as three equal bands (the building model was trained
+with grey crops for that).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from rschat.backends.counting_classical import Detection
+from rschat.backends.lite_models import model, peaks, resample, run_tiled
+
+TILE = 512  # network tile side at the model's pixel size
+OVERLAP = 64  # trimmed from inner tile edges: wider than the networks' useful context
+
+
+def trees(rgb: np.ndarray, gsd_m: float) -> list[Detection] | None:
+    """Tree crowns: centres from the heatmap's peaks, crowns as squares of the predicted
+    diameter. Leafless or dead crowns are told apart by colour (little excess green)."""
+    m = model("trees")
+    if m is None:
+        return None
+    scale = gsd_m / m.card["gsd_m"]
+    work = resample(rgb, scale)
+    stride = int(m.card["stride"])
+    heat, diameter = run_tiled(m, work, TILE, OVERLAP, stride)
+    found = crown_nms(peaks(heat[0], float(m.card["threshold"])), diameter[0], stride)
+    h, w = rgb.shape[:2]
+    exg = _excess_green(rgb)
+    out = []
+    for r, c in found:
+        x, y = (c * stride + 0.5) / scale, (r * stride + 0.5) / scale
+        half = float(diameter[0, r, c]) / scale / 2
+        box = (max(0.0, x - half), max(0.0, y - half), min(float(w), x + half), min(float(h), y + half))
+        inner = exg[
+            int(max(0, y - half / 2)) : int(y + half / 2) + 1, int(max(0, x - half / 2)) : int(x + half / 2) + 1
+        ]
+        kind = "tree (leafless/dead crown)" if inner.size and float(np.median(inner)) < 0.02 else "tree (green crown)"
+        out.append(Detection(box, float(heat[0, r, c]), kind))
+    return out
+
+
+def crown_nms(found: np.ndarray, diameter: np.ndarray, stride: int, share: float = 0.5) -> np.ndarray:
+    """Peaks (strongest first) without those inside a stronger peak's crown: a peak closer
+    to a kept one than ``share`` of the kept crown's diameter is the same tree (large oaks
+    give several peaks)."""
+    kept: list[tuple[int, int, float]] = []
+    for r, c in found:
+        if all(np.hypot((r - kr) * stride, (c - kc) * stride) >= share * kd for kr, kc, kd in kept):
+            kept.append((int(r), int(c), float(diameter[r, c])))
+    return np.array([(r, c) for r, c, _ in kept], int).reshape(-1, 2)
+
+
+def _excess_green(rgb: np.ndarray) -> np.ndarray:
+    f = rgb.astype(np.float32)
+    return (2 * f[..., 1] - f[..., 0] - f[..., 2]) / (f.sum(axis=-1) + 1e-3)
+
+
+def building_probability(rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
+    """P(building) for every pixel of the input (float32 H x W), or None without the model."""
+    m = model("buildings")
+    if m is None:
+        return None
+    scale = gsd_m / m.card["gsd_m"]
+    work = resample(rgb, scale)
+    (prob,) = run_tiled(m, work, TILE, OVERLAP, 1)
+    if prob.shape[1:] == rgb.shape[:2]:
+        return prob[0]
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(prob[0]).resize((rgb.shape[1], rgb.shape[0]), Image.Resampling.BILINEAR))
+
+
+def building_mask(rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
+    prob = building_probability(rgb, gsd_m)
+    m = model("buildings")
+    return None if prob is None or m is None else prob > float(m.card["threshold"])
+
+
+def buildings(rgb: np.ndarray, gsd_m: float) -> list[Detection] | None:
+    """Building footprints: connected parts of the mask above the card's minimum area."""
+    mask = building_mask(rgb, gsd_m)
+    m = model("buildings")
+    if mask is None or m is None:
+        return None
+    labels, n = ndimage.label(mask)
+    min_px = float(m.card["min_area_m2"]) / gsd_m**2
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        area = int((labels[sl] == i).sum())
+        if area >= min_px:
+            y, x = sl
+            out.append(
+                Detection((float(x.start), float(y.start), float(x.stop), float(y.stop)), area * gsd_m**2, "building")
+            )
+    return out
+
+
+def scene(rgb: np.ndarray, gsd_m: float | None, max_tiles: int = 64) -> list[tuple[str, float]] | None:
+    """Scene classes ranked by probability. With a pixel size, the image is cut into tiles
+    of the training scenes' ground size (76.8 m) and the tiles' probabilities averaged (a
+    spread of at most ``max_tiles``); without one, or when the image is smaller than a
+    tile, the whole image is classified as one scene."""
+    m = model("scene")
+    if m is None:
+        return None
+    side, classes = int(m.card["input_side"]), list(m.card["classes"])
+    h, w = rgb.shape[:2]
+    tile = int(round(m.card["tile_m"] / gsd_m)) if gsd_m else 0
+    crops = []
+    if tile and tile <= min(h, w):
+        rows, cols = max(1, h // tile), max(1, w // tile)
+        cells = [(r, c) for r in range(rows) for c in range(cols)]
+        if len(cells) > max_tiles:
+            cells = [cells[i] for i in np.linspace(0, len(cells) - 1, max_tiles).astype(int)]
+        crops = [rgb[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] for r, c in cells]
+    else:
+        crops = [rgb]
+    from PIL import Image
+
+    batch = np.stack([np.asarray(Image.fromarray(c).resize((side, side), Image.Resampling.BILINEAR)) for c in crops])
+    probs = np.concatenate([m.run(batch[i : i + 16].transpose(0, 3, 1, 2))[0] for i in range(0, len(batch), 16)])
+    mean = probs.mean(axis=0)
+    order = np.argsort(-mean)
+    return [(classes[i], float(mean[i])) for i in order]

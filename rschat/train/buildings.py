@@ -1,0 +1,119 @@
+"""``rschat train buildings``: the lite building segmenter, a small U-Net giving the
+probability of "building" per pixel at 0.4 m, trained from scratch on ``rschat data
+prepare ramp`` mosaics (OpenAerialMap imagery, OpenStreetMap footprints).
+
+Footprints and counts come from the mask in the app (connected parts above a minimum
+area). A third of the training crops are turned grey, so panchromatic images (one band,
+shown as three) are not out of the model's world.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+HELP = "train the lite building segmenter on prepared data (ramp); export ONNX + card"
+GSD_M = 0.4
+CROP = 192
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rschat.train.lite_loop import add_common_arguments
+
+    add_common_arguments(parser, steps=1200, batch=8)
+
+
+def _prepare(item: dict) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    from rschat.backends.lite_models import resample
+    from rschat.train.lite_loop import read_rgb
+
+    scale = item["gsd_m"] / GSD_M
+    rgb = resample(read_rgb(item["image"]), scale)
+    mask = Image.open(item["mask"]).resize((rgb.shape[1], rgb.shape[0]), Image.Resampling.NEAREST)
+    return rgb, np.asarray(mask)
+
+
+def _crop(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    from rschat.backends.lite_models import resample
+
+    h, w = mask.shape
+    r0, c0 = int(rng.integers(0, max(1, h - CROP + 1))), int(rng.integers(0, max(1, w - CROP + 1)))
+    img = np.zeros((CROP, CROP, 3), np.float32)
+    lab = np.full((CROP, CROP), 128, np.uint8)
+    part = rgb[r0 : r0 + CROP, c0 : c0 + CROP]
+    img[: part.shape[0], : part.shape[1]] = part
+    lab[: part.shape[0], : part.shape[1]] = mask[r0 : r0 + CROP, c0 : c0 + CROP]
+    k, flip = int(rng.integers(4)), rng.random() < 0.5
+    img, lab = (np.rot90(a[:, ::-1] if flip else a, k) for a in (img, lab))
+    img = img * rng.uniform(0.8, 1.2, 3) * rng.uniform(0.7, 1.3)
+    if rng.random() < 0.33:
+        img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
+    if rng.random() < 0.3:  # coarser imagery (e.g. 0.5 m satellite), blurred back to this scale
+        small = resample(np.clip(img, 0, 255).astype(np.uint8), 0.6)
+        img = resample(small, CROP / small.shape[0])[:CROP, :CROP].astype(np.float32)
+    return np.ascontiguousarray(np.clip(img, 0, 255), np.float32), np.ascontiguousarray(lab)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.nn import functional as F
+
+    from rschat.train.lite_loop import fit, load_manifests, onnx_latency_s, write_model_card
+    from rschat.train.lite_nets import DenseNet, MaskExport, export_onnx
+
+    items, sources = load_manifests(args.data)
+    train = [_prepare(it) for it in items if it["split"] == "train"]
+    val = [_prepare(it) for it in items if it["split"] == "val"]
+    print(f"{len(train)} training mosaics, {len(val)} validation mosaics at {GSD_M} m")
+    weights = np.array([m.size for _, m in train], float)
+    weights /= weights.sum()  # crops drawn in proportion to each mosaic's area
+
+    def batch(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = [_crop(*train[int(rng.choice(len(train), p=weights))], rng) for _ in range(args.batch)]
+        img, lab = (np.stack(a) for a in zip(*picks, strict=True))
+        return torch.from_numpy(img).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(lab)[:, None]
+
+    def loss_fn(net: torch.nn.Module, x: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        y = F.interpolate(net(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        valid = (lab != 128).float()
+        target = (lab == 255).float()
+        bce = (F.binary_cross_entropy_with_logits(y, target, reduction="none") * valid).sum() / valid.sum().clamp(min=1)
+        p = torch.sigmoid(y) * valid
+        dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + (target * valid).sum() + 1)
+        return bce + dice
+
+    def validate(net: torch.nn.Module) -> dict[str, float]:
+        device = next(net.parameters()).device
+        inter = union = 0.0
+        for rgb, mask in val:
+            h, w = mask.shape
+            H, W = -(-h // 16) * 16, -(-w // 16) * 16
+            img = np.pad(rgb.astype(np.float32), ((0, H - h), (0, W - w), (0, 0)), "reflect")
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].to(device)
+            y = F.interpolate(net(x), size=(H, W), mode="bilinear", align_corners=False)[0, 0, :h, :w].cpu().numpy()
+            pred, truth, valid = y > 0, mask == 255, mask != 128
+            inter += float((pred & truth & valid).sum())
+            union += float(((pred | truth) & valid).sum())
+        return {"iou": inter / max(1.0, union)}
+
+    net = DenseNet(1)
+    fitted = fit(net, args, batch, loss_fn, validate, key="iou", desc="buildings")
+    out = Path(args.out)
+    export_onnx(MaskExport(net), str(out / "buildings.onnx"), CROP, ["probability"])
+    meta = {
+        "task": "buildings",
+        "summary": "Building segmenter: the probability of 'building' per pixel, on a small U-Net trained from "
+        "scratch (no pretrained weights) at 0.4 m pixels. Footprints are its connected parts.",
+        "gsd_m": GSD_M,
+        "stride": 1,
+        "threshold": 0.5,
+        "min_area_m2": 12.0,
+        "latency_s_1024": round(onnx_latency_s(out / "buildings.onnx", (1, 3, 1024, 1024)), 3),
+    }
+    write_model_card(out, "buildings", meta, sources, fitted, args)
+    print(f"wrote {out / 'buildings.onnx'} (best validation IoU {fitted['best']['iou']:.3f})")
+    return 0

@@ -1,0 +1,211 @@
+"""The learned lite models: data preparation, training to ONNX, tiled inference, the
+shipped checkpoints, and the fall back to the rules when a model is missing or broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image
+
+from rschat.backends import learned, lite_models
+from tests.conftest import ROOT, rschat
+
+SHIPPED = ROOT / "checkpoints" / "lite"
+
+
+@pytest.fixture
+def lite_dir(monkeypatch: pytest.MonkeyPatch):
+    """Point the app at another lite-model folder (or 'none') for one test."""
+
+    def use(value: str | Path) -> None:
+        monkeypatch.setenv("RSCHAT_LITE_MODELS", str(value))
+        lite_models.forget()
+
+    yield use
+    lite_models.forget()
+
+
+def _ucmerced_tree(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    for cls, colour in (("forest", (40, 110, 40)), ("beach", (220, 200, 150))):
+        folder = root / "UCMerced_LandUse" / "Images" / cls
+        folder.mkdir(parents=True)
+        for i in range(6):
+            img = np.clip(np.array(colour) + rng.normal(0, 20, (256, 256, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(folder / f"{cls}{i:02d}.tif")
+
+
+def test_prepare_ucmerced_writes_one_format_with_licence(tmp_path: Path) -> None:
+    _ucmerced_tree(tmp_path / "src")
+    r = rschat("data", "prepare", "ucmerced", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["task"] == "scene" and m["commit"] == "ab097bb" and "public domain" in m["licence"]
+    assert len(m["items"]) == 12 and {it["label"] for it in m["items"]} == {"forest", "beach"}
+    assert {it["split"] for it in m["items"]} <= {"train", "val", "test"}
+    assert all((tmp_path / "out" / it["image"]).is_file() for it in m["items"])
+    again = rschat("data", "prepare", "ucmerced", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out2"))
+    assert again.returncode == 0
+    m2 = json.loads((tmp_path / "out2" / "manifest.json").read_text())
+    assert [it["split"] for it in m2["items"]] == [it["split"] for it in m["items"]]  # splits are fixed
+
+
+def test_prepare_urban_trees_reads_points_and_splits(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "csv").mkdir()
+    for name in ("a_2020_0", "b_2020_1"):
+        with rasterio.open(
+            src / "images" / f"{name}.tif", "w", driver="GTiff", width=32, height=32, count=4, dtype="uint8",
+            crs="EPSG:26911", transform=Affine(0.6, 0, 0, 0, -0.6, 0),
+        ) as dst:  # fmt: skip
+            dst.write(np.full((4, 32, 32), 90, np.uint8))
+    (src / "csv" / "a_2020_0.csv").write_text("x,y\n3,4\n10.5,20\n")  # b has no CSV: no trees
+    (src / "train.txt").write_text("a_2020_0\n")
+    (src / "val.txt").write_text("b_2020_1\n")
+    (src / "test.txt").write_text("")
+    r = rschat("data", "prepare", "urban-trees", "--from", str(src), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    items = {Path(it["image"]).stem: it for it in json.loads((tmp_path / "out" / "manifest.json").read_text())["items"]}
+    assert items["a_2020_0"]["points"] == [[3.0, 4.0], [10.5, 20.0]] and items["a_2020_0"]["split"] == "train"
+    assert items["b_2020_1"]["points"] == [] and items["b_2020_1"]["split"] == "val"
+    assert Image.open(tmp_path / "out" / items["a_2020_0"]["image"]).mode == "RGB"
+
+
+def test_prepare_deepforest_never_writes_the_evaluation_tiles(tmp_path: Path) -> None:
+    data = tmp_path / "src" / "src" / "deepforest" / "data"
+    data.mkdir(parents=True)
+    for name in ("OSBS_029", "2019_YELL_crop"):
+        Image.fromarray(np.full((40, 40, 3), 80, np.uint8)).save(data / f"{name}.png")
+        (data / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.png</filename><object><bndbox><xmin>1</xmin><ymin>2</ymin>"
+            "<xmax>10</xmax><ymax>12</ymax></bndbox></object></annotation>"
+        )
+    r = rschat("data", "prepare", "deepforest", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    items = json.loads((tmp_path / "out" / "manifest.json").read_text())["items"]
+    assert [Path(it["image"]).stem for it in items] == ["2019_YELL_crop"]
+    assert items[0]["boxes"] == [[1.0, 2.0, 10.0, 12.0]]
+
+
+def test_train_scene_end_to_end_exports_a_model_the_app_runs(tmp_path: Path, lite_dir) -> None:
+    pytest.importorskip("torch")
+    _ucmerced_tree(tmp_path / "src")
+    assert (
+        rschat("data", "prepare", "ucmerced", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "d")).returncode
+        == 0
+    )
+    out = tmp_path / "model"
+    r = rschat("train", "scene", "--data", str(tmp_path / "d"), "--out", str(out), "--steps", "3", "--batch", "4",
+               "--validate-every", "2", timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "scene" in r.stderr and "loss=" in r.stderr  # the progress bar
+    card = json.loads((out / "scene.json").read_text())
+    assert card["classes"] == ["beach", "forest"] and card["size_mb"] < 25 and card["data"][0]["licence"]
+    assert "Licence" in (out / "scene.md").read_text()
+    # Resumable: a second run with more steps starts from the checkpoint.
+    r2 = rschat("train", "scene", "--data", str(tmp_path / "d"), "--out", str(out), "--steps", "4", "--batch", "4",
+                "--validate-every", "2", timeout=300)  # fmt: skip
+    assert r2.returncode == 0 and "3/4" in r2.stderr
+    lite_dir(out)
+    ranked = learned.scene(np.full((300, 300, 3), 90, np.uint8), 0.3)
+    assert ranked is not None and {c for c, _ in ranked} == {"beach", "forest"}
+    assert abs(sum(p for _, p in ranked) - 1) < 1e-4
+
+
+def test_tiles_give_the_one_pass_result(tmp_path: Path, lite_dir) -> None:
+    """A pointwise ONNX model: tiling with overlap must give exactly the one-tile output."""
+    torch = pytest.importorskip("torch")
+    from rschat.train.lite_nets import export_onnx
+
+    class Pointwise(torch.nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return x[:, :1] * 0.5 + x[:, 1:2]
+
+    export_onnx(Pointwise(), str(tmp_path / "pw.onnx"), 32, ["y"])
+    (tmp_path / "pw.json").write_text(json.dumps({"file": "pw.onnx"}))
+    lite_dir(tmp_path)
+    m = lite_models.model("pw")
+    assert m is not None
+    rgb = np.random.default_rng(1).integers(0, 255, (300, 420, 3)).astype(np.uint8)
+    (tiled,) = lite_models.run_tiled(m, rgb, tile=128, overlap=16)
+    (whole,) = lite_models.run_tiled(m, rgb, tile=1024, overlap=16)
+    expected = rgb[..., 0] * 0.5 + rgb[..., 1]
+    assert np.allclose(whole[0], expected) and np.allclose(tiled[0], expected)
+
+
+def test_missing_or_broken_model_falls_back_to_the_rules(tmp_path: Path, lite_dir) -> None:
+    from rschat.config import Settings
+    from rschat.tools.base import ToolContext
+    from rschat.tools.count_objects import CountArgs, run
+    from tests.conftest import make_pair
+
+    before, _, _ = make_pair(pixel=0.2, size=128)
+    (tmp_path / "trees.onnx").write_bytes(b"not a model")
+    (tmp_path / "trees.json").write_text(json.dumps({"file": "trees.onnx"}))
+    lite_dir(tmp_path)
+    (tmp_path / "w").mkdir()
+    ctx = ToolContext(rasters={"image": before}, out_dir=tmp_path / "w", settings=Settings(work_dir=tmp_path / "w"))
+    result = run(CountArgs(target="tree"), ctx)
+    assert "blob" in result.method or "Laplacian" in result.method
+    assert any("failed to load" in n for n in result.notes)
+    lite_dir("none")
+    result = run(CountArgs(target="tree"), ctx)
+    assert any("switched off" in n for n in result.notes)
+
+
+@pytest.mark.skipif(not (SHIPPED / "trees.onnx").is_file(), reason="no shipped lite models in this checkout")
+def test_shipped_models_serve_a_lite_turn_without_torch(tmp_path: Path) -> None:
+    """The shipped models load with ONNX Runtime alone: a lite count and scene class in a
+    fresh process import no torch, and the backends JSON names the learned models."""
+    code = (
+        "import sys, json, numpy as np\n"
+        "from rschat.backends import learned\n"
+        "rgb = np.random.default_rng(0).integers(0, 255, (700, 900, 3)).astype(np.uint8)\n"
+        "t = learned.trees(rgb, 0.1); b = learned.buildings(rgb, 0.5); s = learned.scene(rgb, 0.3)\n"
+        "assert t is not None and b is not None and s is not None\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'scene': s[0][0]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RSCHAT_LITE_MODELS": str(SHIPPED)})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1])["torch"] is False
+    for name in ("trees", "buildings", "scene"):
+        card = json.loads((SHIPPED / f"{name}.json").read_text())
+        assert (SHIPPED / card["file"]).stat().st_size < 25e6
+        assert card["data"] and all(d["licence"] and d["attribution"] for d in card["data"])
+        assert (SHIPPED / f"{name}.md").is_file()
+
+
+@pytest.mark.skipif(not (SHIPPED / "buildings.onnx").is_file(), reason="no shipped lite models in this checkout")
+def test_change_and_land_cover_use_the_building_model_and_say_so(tmp_path: Path, lite_dir) -> None:
+    """detect_changes adds buildings that appeared or went (post-classification with the
+    building model) and segment's built-up class takes its footprints; both name it, and
+    without it they are the rules alone."""
+    from rschat.config import Settings
+    from rschat.tools.base import ToolContext
+    from rschat.tools.detect_changes import ChangeArgs
+    from rschat.tools.detect_changes import run as change
+    from rschat.tools.segment import SegmentArgs
+    from rschat.tools.segment import run as segment
+    from tests.conftest import make_pair
+
+    before, after, _ = make_pair(pixel=0.5, size=128)
+    ctx = ToolContext(rasters={"before": before, "after": after, "image": after}, out_dir=tmp_path)
+    ctx.settings = Settings(work_dir=tmp_path)
+    lite_dir(SHIPPED)
+    hybrid = change(ChangeArgs(), ctx)
+    assert "buildings that appeared or went" in hybrid.method
+    assert "buildings in built-up" in segment(SegmentArgs(), ctx).method
+    lite_dir("none")
+    rules = change(ChangeArgs(), ctx)
+    assert "buildings" not in rules.method and "buildings in built-up" not in segment(SegmentArgs(), ctx).method
+    assert rules.figures.changed_pixels <= hybrid.figures.changed_pixels  # the hybrid only adds
