@@ -34,7 +34,13 @@ def neon_truth(name: str) -> list[tuple[float, float, float, float]]:
     ]
 
 
-def test_tree_counts_on_three_neon_tiles_within_30_percent_mape(tmp_path):
+def test_tree_counts_on_three_neon_tiles_within_30_percent_mape(tmp_path, monkeypatch):
+    """The rules (the fallback when the learned model is missing; tests/test_lite_models.py
+    checks the learned model on the same tiles)."""
+    from rschat.backends import lite_models
+
+    monkeypatch.setenv("RSCHAT_LITE_MODELS", "none")
+    lite_models.forget()
     errors = []
     for name in ("OSBS_029.tif", "SOAP_061.png", "2018_SJER_3_252000_4107000_image_477.tif"):
         raster = read_raster(NEON / name)
@@ -42,9 +48,15 @@ def test_tree_counts_on_three_neon_tiles_within_30_percent_mape(tmp_path):
         truth = neon_truth(name)
         errors.append(abs(res.data["count"] - len(truth)) / len(truth))
     assert np.mean(errors) <= 0.30, errors
+    lite_models.forget()
 
 
-def test_tree_detections_sit_on_trees_in_osbs(tmp_path):
+def test_tree_detections_sit_on_trees_in_osbs(tmp_path, monkeypatch):
+    """The rules' detections (the learned model's: tests/test_lite_models.py)."""
+    from rschat.backends import lite_models
+
+    monkeypatch.setenv("RSCHAT_LITE_MODELS", "none")
+    lite_models.forget()
     res = run("count_objects", {"target": "tree"}, {"image": read_raster(NEON / "OSBS_029.tif")}, tmp_path)
     truth = neon_truth("OSBS_029.tif")
     inside = [
@@ -55,6 +67,7 @@ def test_tree_detections_sit_on_trees_in_osbs(tmp_path):
     lon, lat = fc["features"][0]["geometry"]["coordinates"]
     assert -83 < lon < -81 and 29 < lat < 30.5  # OSBS, Florida (UTM 17N)
     assert res.data["density_per_ha"] == pytest.approx(res.data["count"] / 0.16)
+    lite_models.forget()
 
 
 def test_building_count_on_spacenet_within_30_percent(tmp_path):
@@ -62,7 +75,7 @@ def test_building_count_on_spacenet_within_30_percent(tmp_path):
         "count_objects", {"target": "building"}, {"image": read_raster(SPACENET / "sample_geotiff.tif")}, tmp_path
     )
     assert abs(res.data["count"] - 43) / 43 <= 0.30
-    assert "experimental" in res.limits[0]
+    assert "learned building segmenter" in res.method or "experimental" in res.limits[0]  # model, or the rules
 
 
 def test_unreliable_targets_and_coarse_pixels_say_so(tmp_path):

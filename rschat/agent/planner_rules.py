@@ -237,7 +237,7 @@ def _plan_count(req: Request) -> Plan:
     if target is None:
         return Plan(
             "count",
-            reply="What should I count? Lite mode counts trees (and buildings, experimental): "
+            reply="What should I count? Lite mode counts trees and buildings: "
             "ask e.g. *how many trees are in this box?*",
             answered=False,
         )

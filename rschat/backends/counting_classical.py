@@ -78,8 +78,9 @@ def refuse_blank(image: np.ndarray) -> None:
         )
 
 
-def count_trees(rgb: np.ndarray, gsd_m: float) -> list[Detection]:
-    """Tree crowns in an (H, W, 3) float RGB image in [0, 1] with pixels of ``gsd_m`` metres."""
+def count_trees(rgb: np.ndarray, gsd_m: float, green: bool = True) -> list[Detection]:
+    """Tree crowns in an (H, W, 3) float RGB image in [0, 1] with pixels of ``gsd_m`` metres;
+    ``green=False``: only the leafless or dead ones (the learned model finds the others)."""
     refuse_blank(rgb)
     px = 1.0 / gsd_m
     total = rgb.sum(axis=-1) + 1e-6
@@ -92,7 +93,7 @@ def count_trees(rgb: np.ndarray, gsd_m: float) -> list[Detection]:
     dead = np.clip(dead + texture, 0, None)
 
     step = max(1, int(0.25 * px))
-    green_blobs = _blobs(_unit(living), px, 0.7, 3.0, 0.3, step)
+    green_blobs = _blobs(_unit(living), px, 0.7, 3.0, 0.3, step) if green else []
     dead_blobs = _blobs(_unit(dead), px, 0.5, 2.5, 0.4, step)
     kept = [(y, x, r, s, "tree (green crown)") for y, x, r, s in green_blobs]
     for y, x, r, s in dead_blobs:

@@ -163,7 +163,9 @@ def _building_change(before: Raster, after: Raster, valid: np.ndarray, notes: li
     pa = learned.building_probability(rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M)
     assert pa is not None
     if gsd is None:
-        notes.append(f"no pixel size: buildings were looked for at {ASSUMED_PAIR_GSD_M} m pixels (say 'the pixel size is X m')")
+        notes.append(
+            f"no pixel size: buildings were looked for at {ASSUMED_PAIR_GSD_M} m pixels (say 'the pixel size is X m')"
+        )
     return ndimage.binary_opening(np.abs(pa - pb) > 0.5) & valid
 
 

@@ -165,7 +165,8 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         summary=_summary(data, scope),
         figures=SegmentFigures(**data),
         artifacts=artifacts,
-        method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only")
+        method=lcr.METHOD_NAME
+        + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only")
         + building_note,
         limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),

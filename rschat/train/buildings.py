@@ -4,7 +4,7 @@ prepare ramp`` mosaics (OpenAerialMap imagery, OpenStreetMap footprints).
 
 Footprints and counts come from the mask in the app (connected parts above a minimum
 area). A third of the training crops are turned grey, so panchromatic images (one band,
-shown as three) are not out of the model's world.
+shown as three) are not out of the model's world (see ``_panchromatic``).
 """
 
 from __future__ import annotations
@@ -37,13 +37,28 @@ def _prepare(item: dict) -> tuple[np.ndarray, np.ndarray]:
     return rgb, np.asarray(mask)
 
 
+def _panchromatic(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A panchromatic look-alike, as the app shows one band: satellite pan bands reach into
+    the near infrared, where vegetation is bright (so green is lifted), roofs may be dark
+    shingle rather than bright metal (so roofs are recoloured), and the viewer stretches
+    the 2-98 percentiles."""
+    f = img.astype(np.float32)
+    roofs = lab == 255
+    f[roofs] *= rng.uniform(0.35, 1.1)
+    exg = np.clip((2 * f[..., 1] - f[..., 0] - f[..., 2]) / (f.sum(axis=-1) + 1e-3), 0, 0.3) / 0.3
+    pan = f.mean(axis=2) * (1 + rng.uniform(0.5, 1.5) * exg)
+    lo, hi = np.percentile(pan, [2, 98])
+    pan = (pan - lo) / max(hi - lo, 1e-3) * 255
+    return np.repeat(pan[..., None], 3, axis=2)
+
+
 def _crop(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     from rschat.backends.lite_models import resample
 
     h, w = mask.shape
     r0, c0 = int(rng.integers(0, max(1, h - CROP + 1))), int(rng.integers(0, max(1, w - CROP + 1)))
-    img = np.zeros((CROP, CROP, 3), np.float32)
-    lab = np.full((CROP, CROP), 128, np.uint8)
+    img: np.ndarray = np.zeros((CROP, CROP, 3), np.float32)
+    lab: np.ndarray = np.full((CROP, CROP), 128, np.uint8)
     part = rgb[r0 : r0 + CROP, c0 : c0 + CROP]
     img[: part.shape[0], : part.shape[1]] = part
     lab[: part.shape[0], : part.shape[1]] = mask[r0 : r0 + CROP, c0 : c0 + CROP]
@@ -51,7 +66,7 @@ def _crop(rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[
     img, lab = (np.rot90(a[:, ::-1] if flip else a, k) for a in (img, lab))
     img = img * rng.uniform(0.8, 1.2, 3) * rng.uniform(0.7, 1.3)
     if rng.random() < 0.33:
-        img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
+        img = _panchromatic(img, lab, rng)
     if rng.random() < 0.3:  # coarser imagery (e.g. 0.5 m satellite), blurred back to this scale
         small = resample(np.clip(img, 0, 255).astype(np.uint8), 0.6)
         img = resample(small, CROP / small.shape[0])[:CROP, :CROP].astype(np.float32)

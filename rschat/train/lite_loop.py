@@ -54,6 +54,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, steps: int, batch: int
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the result always runs on the CPU)")
     parser.add_argument("--validate-every", type=int, default=250)
+    parser.add_argument(
+        "--keep", choices=("best", "last"), default="best",
+        help="export the weights with the best validation score (default) or the last step's",
+    )  # fmt: skip
 
 
 def fit(
@@ -106,9 +110,11 @@ def fit(
                     scheduler=sched.state_dict(), history=history, best=best, best_state=best_state,
                     seconds=seconds + time.perf_counter() - began, total=args.steps,
                 )  # fmt: skip
-    if best_state is not None:
+    if best_state is not None and getattr(args, "keep", "best") == "best":
         net.load_state_dict(best_state)
     net.to("cpu").eval()
+    if getattr(args, "keep", "best") == "last" and history:
+        best = history[-1]  # the card reports the weights that ship
     return {"best": best, "history": history, "seconds": round(seconds + time.perf_counter() - began)}
 
 

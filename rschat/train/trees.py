@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(train)} training images, {len(val)} validation images at {GSD_M} m")
     net = DenseNet(2)
     with torch.no_grad():
-        net.head[-1].bias[0] = -2.19  # CenterNet's prior: few pixels are centres, so training starts calm
+        net.head[-1].bias[0] = -2.19  # type: ignore[index,operator]  # CenterNet's prior: few pixels are centres, so training starts calm
 
     def validate(net: torch.nn.Module) -> dict[str, float]:
         """The best F1 over a few thresholds (early on, peaks are low but already right)."""

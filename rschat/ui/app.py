@@ -88,7 +88,7 @@ def banner_text(ws: Workspace) -> str:
     models = (  # (name, loading kind, setting value, what its failure leaves)
         ("VLM", "vlm", st.vlm, "lite mode answers"),
         ("SAM", "sam", st.sam, "lite mode segmentation"),
-        ("CLIP", "clip", st.clip, "no scene classification"),
+        ("CLIP", "clip", st.clip, "lite scene classes"),
         ("generator", "generator", st.generator, "no image generation"),
     )
     configured = [name for name, _, value, _ in models if value]
