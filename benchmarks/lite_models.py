@@ -59,20 +59,32 @@ def counting(data: Path) -> str:
     return "## Counting (../shared/data/counting)\n\n" + md_table(header, rows) + "\n"
 
 
+def _pooled_rows(totals: dict[str, list[int]]) -> list[list[Any]]:
+    """[method, true, found, precision, recall, F1] from {method: [hits, found, true]}."""
+    rows = []
+    for name, (tp, n_found, n_true) in totals.items():
+        p, r = tp / max(1, n_found), tp / max(1, n_true)
+        rows.append([name, n_true, n_found, p, r, 2 * p * r / max(1e-9, p + r)])
+    return rows
+
+
+def _test_items(manifest: Path) -> list[dict]:
+    return [it for it in json.loads(manifest.read_text())["items"] if it["split"] == "test"]
+
+
 def urban_trees(prepared: Path) -> str:
     manifest = prepared / "urban-trees" / "manifest.json"
     if not manifest.is_file():
         return "Urban trees test split: skipped (no prepared urban-trees).\n"
+    from PIL import Image
+
     from rschat.backends import counting_classical as cc
     from rschat.backends import learned
     from rschat.train.trees import match_points
 
-    m = json.loads(manifest.read_text())
-    tests = [it for it in m["items"] if it["split"] == "test"]
+    tests = _test_items(manifest)
     totals = {"rules": [0, 0, 0], "learned": [0, 0, 0]}
     for it in tests:
-        from PIL import Image
-
         rgb = np.asarray(Image.open(manifest.parent / it["image"]).convert("RGB"))
         truth = np.array(it["points"], np.float32).reshape(-1, 2)
         for name, dets in (
@@ -83,10 +95,7 @@ def urban_trees(prepared: Path) -> str:
             hits = match_points(found, truth, 2.0 / 0.6)
             t = totals[name]
             t[0], t[1], t[2] = t[0] + hits, t[1] + len(found), t[2] + len(truth)
-    rows = []
-    for name, (tp, n_found, n_true) in totals.items():
-        p, r = tp / max(1, n_found), tp / max(1, n_true)
-        rows.append([name, n_true, n_found, p, r, 2 * p * r / max(1e-9, p + r)])
+    rows = _pooled_rows(totals)
     return (f"## Trees, urban-trees test split ({len(tests)} NAIP tiles, 0.6 m; a tree is found within 2 m)\n\n"
             + md_table(["method", "true", "found", "precision", "recall", "F1"], rows) + "\n")  # fmt: skip
 
@@ -105,8 +114,7 @@ def ramp_buildings(prepared: Path) -> str:
     from rschat.backends import learned
     from rschat.eval.labels import LabelBox, match
 
-    m = json.loads(manifest.read_text())
-    tests = [it for it in m["items"] if it["split"] == "test"]
+    tests = _test_items(manifest)
     totals = {"rules": [0, 0, 0], "learned": [0, 0, 0]}
     for it in tests:
         rgb = np.asarray(Image.open(manifest.parent / it["image"]).convert("RGB"))
@@ -125,12 +133,8 @@ def ramp_buildings(prepared: Path) -> str:
             hits = match(boxes, truth, by_iou=True)
             t = totals[name]
             t[0], t[1], t[2] = t[0] + hits, t[1] + len(boxes), t[2] + len(truth)
-    rows = []
-    for name, (tp, n_found, n_true) in totals.items():
-        p, r = tp / max(1, n_found), tp / max(1, n_true)
-        rows.append([name, n_true, n_found, p, r])
     return (f"## Buildings, ramp test split ({len(tests)} OpenAerialMap mosaics, RGB; IoU >= 0.3 or centre inside)\n\n"
-            + md_table(["method", "true", "found", "precision", "recall"], rows) + "\n")  # fmt: skip
+            + md_table(["method", "true", "found", "precision", "recall", "F1"], _pooled_rows(totals)) + "\n")  # fmt: skip
 
 
 def scenes(prepared: Path) -> str:
