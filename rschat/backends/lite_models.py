@@ -121,13 +121,9 @@ def run_tiled(m: LiteModel, rgb: np.ndarray, tile: int = 512, overlap: int = 64,
     outs: list[np.ndarray] | None = None
     for y0 in _starts(h, th, step_y):
         for x0 in _starts(w, tw, step_x):
-            crop = np.zeros((th, tw, 3), np.float32)
-            part = rgb[y0 : y0 + th, x0 : x0 + tw]
-            crop[: part.shape[0], : part.shape[1]] = part
-            if part.shape[0] < th or part.shape[1] < tw:  # pad by reflection, not black
-                crop = np.pad(
-                    part.astype(np.float32), ((0, th - part.shape[0]), (0, tw - part.shape[1]), (0, 0)), "reflect"
-                )
+            part = rgb[y0 : y0 + th, x0 : x0 + tw].astype(np.float32)
+            pad = ((0, th - part.shape[0]), (0, tw - part.shape[1]), (0, 0))
+            crop = np.pad(part, pad, "reflect") if pad[0][1] or pad[1][1] else part  # reflection, not black
             result = m.run(crop.transpose(2, 0, 1)[None])
             if outs is None:
                 outs = [

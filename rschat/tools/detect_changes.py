@@ -127,8 +127,20 @@ def _summary(scope: str, f: ChangeFigures, regions: list[Region], approximate: b
 
 def _figures(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[Region]) -> ChangeFigures:
     """Changed share, area and regions of a change mask over the valid pixels."""
-    valid_px, changed_px = int(valid.sum()), int(mask.sum())
-    changed_m2 = before.area_m2(mask)
+    return _change_figures(
+        int(valid.sum()), int(mask.sum()), before.area_m2(mask), before.area_m2(valid), regions, before.pixel_size_m()
+    )
+
+
+def _change_figures(
+    valid_px: int,
+    changed_px: int,
+    changed_m2: float | None,
+    valid_m2: float | None,
+    regions: list[Region],
+    pixel_size_m: float | None,
+) -> ChangeFigures:
+    """The figures from pixel counts and areas (in memory and tiled alike)."""
     largest = regions[0] if regions else None
     return ChangeFigures(
         changed_fraction=changed_px / valid_px if valid_px else 0.0,
@@ -136,11 +148,11 @@ def _figures(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[
         changed_pixels=changed_px,
         changed_area_m2=changed_m2,
         changed_area_ha=None if changed_m2 is None else changed_m2 / 1e4,
-        analysed_area_m2=before.area_m2(valid),
+        analysed_area_m2=valid_m2,
         region_count=len(regions),
         largest_region_pixels=largest.pixels if largest else 0,
         largest_region_area_m2=largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
-        pixel_size_m=before.pixel_size_m(),
+        pixel_size_m=pixel_size_m,
     )
 
 
@@ -354,21 +366,10 @@ def _tiled_figures(
     out: change_tiled.TiledChange, regions: list[Region], shown: Raster, cell_px: float
 ) -> ChangeFigures:
     valid_px, changed_px = out.valid_px, out.changed_px
-    largest = regions[0] if regions else None
     per_pixel = shown.pixel_area_m2()
     full_px_m2 = None if per_pixel is None else float(np.mean(per_pixel)) / cell_px
     changed_m2, valid_m2 = out.changed_m2, out.valid_m2
     if changed_m2 is None and full_px_m2 is not None:  # stated pixel size, no georeference
         changed_m2, valid_m2 = changed_px * full_px_m2, valid_px * full_px_m2
-    return ChangeFigures(
-        changed_fraction=changed_px / valid_px if valid_px else 0.0,
-        changed_percent=100.0 * changed_px / valid_px if valid_px else 0.0,
-        changed_pixels=changed_px,
-        changed_area_m2=changed_m2,
-        changed_area_ha=None if changed_m2 is None else changed_m2 / 1e4,
-        analysed_area_m2=valid_m2,
-        region_count=len(regions),
-        largest_region_pixels=largest.pixels if largest else 0,
-        largest_region_area_m2=largest.area_m2 if largest else (0.0 if changed_m2 is not None else None),
-        pixel_size_m=None if full_px_m2 is None else float(np.sqrt(full_px_m2)),
-    )
+    pixel = None if full_px_m2 is None else float(np.sqrt(full_px_m2))
+    return _change_figures(valid_px, changed_px, changed_m2, valid_m2, regions, pixel)
