@@ -24,18 +24,22 @@ from rschat.agent.vocabulary import (
     GENERATION_SLOTS,
     INDEX_WORDS,
     REFERS_BACK,
+    RELATION,
     TEXT_TARGET,
     THIS,
     VARIATION,
     VQA_NEEDS,
+    attributes_of,
     capabilities,
     class_of,
+    comparison_of,
     focus_of,
     intent_of,
     object_of,
     out_of_reach,
 )
 from rschat.agent.workspace import Workspace
+from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
 from rschat.tools.base import Tool
@@ -223,6 +227,81 @@ def _plan_change(req: Request) -> Plan:
     return Plan("change", calls, focus)
 
 
+def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
+    """The call that counts (or finds, or measures) the thing a phrase names, with its
+    size and shape words: single buildings where the pixels resolve them, trees when
+    counted, else the land-cover class's areas. None when the phrase names nothing a lite
+    tool recognises."""
+    obj, cls = object_of(text), class_of(text)
+    size, shape = attributes_of(text)
+    picked = {k: v for k, v in (("size", size), ("shape", shape)) if v}
+    gsd = req.ws.rasters[req.image].pixel_size_m() if req.image in req.ws.rasters else None
+    resolved = gsd is not None and gsd <= MAX_BUILDING_GSD_M
+    # Counted buildings are single buildings (count_objects says when the pixels are too
+    # coarse); where they are not resolved, whether any are there is built-up land.
+    if obj == "building" and (resolved or focus == "count"):
+        args = _with_box({"target": "building", "image": req.image, **picked}, req.ws)
+        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}buildings" + _where(req.ws))
+    if obj == "tree" and focus == "count":
+        args = _with_box({"target": "tree", "image": req.image, **picked}, req.ws)
+        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}trees" + _where(req.ws))
+    if cls is None or (obj == "building" and picked and not resolved):
+        return None  # "large buildings" on 10 m pixels: built-up areas are not buildings
+    args = _with_box({"image": req.image, "target": cls, **picked}, req.ws)
+    what = f"{describe_words(size, shape)}{cls.replace('_', ' ')} areas"
+    return ToolCall("segment", args, f"find the {what}" + _where(req.ws))
+
+
+def describe_words(size: str | None, shape: str | None) -> str:
+    return "".join(f"{w} " for w in (size, shape) if w)
+
+
+def _plan_closed(req: Request) -> Plan | None:
+    """A closed question about a named thing ('is there a large building?', 'how many
+    water areas are there?', 'what is the area covered by buildings?'): the call that
+    counts or measures it, so the short answer comes from its figures. Where one thing
+    lies relative to another is not judged: that gets a plain reply."""
+    if req.focus not in ("presence", "count", "area") or req.image is None or req.intent not in _CLOSED_INTENTS:
+        return None
+    if RELATION.search(req.message):
+        return _relation_reply()
+    call = _counting_call(req, req.message, req.focus)
+    if call is None or (req.focus == "area" and call.tool == "count_objects" and call.args["target"] == "tree"):
+        return None
+    return Plan("count" if call.tool == "count_objects" else "segment", [call], req.focus)
+
+
+_CLOSED_INTENTS = (None, "segment", "count")  # "how big is the lake?" measures the lake itself
+
+
+def _relation_reply() -> Plan:
+    reply = (
+        "Lite mode does not judge where one object lies relative to another (next to, left of, above), so I "
+        "won't guess. Ask about each thing on its own (e.g. *how many buildings are there?*), or set RSCHAT_VLM "
+        "for free-form questions (full mode)."
+    )
+    return Plan("vqa", reply=reply, answered=False)
+
+
+def _plan_compare(req: Request) -> Plan | None:
+    """'Are there more buildings than water areas?': count both, compare the counts."""
+    sides = comparison_of(req.message)
+    if sides is None or req.image is None:
+        return None
+    relation, first, second = sides
+    if RELATION.search(first) or RELATION.search(second):
+        return _relation_reply()
+    calls = [_counting_call(req, text, "count") for text in (first, second)]
+    if None in calls:
+        unknown = first if calls[0] is None else second
+        reply = (
+            f"I can't count '{unknown}' in lite mode, so I won't compare. Lite mode counts trees, buildings and "
+            "the areas of a land-cover class (water, trees, grass, bare soil, built-up)."
+        )
+        return Plan("compare", reply=reply, answered=False)
+    return Plan("compare", [c for c in calls if c is not None], f"compare_{relation}")
+
+
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
@@ -352,6 +431,9 @@ def plan(message: str, ws: Workspace) -> Plan:
     followup = _plan_followup(req)
     if followup is not None:
         return followup
+    closed = _plan_compare(req) if req.focus == "compare" else _plan_closed(req)
+    if closed is not None:
+        return closed
     if req.intent is None and req.cls is not None:
         req.intent = "segment"  # a class named with no task: its land cover
     if req.intent is not None and req.image is None and (req.intent in _IMAGE_PLANNERS or _tools_for(req.intent)):

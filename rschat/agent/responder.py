@@ -26,9 +26,41 @@ def _method_lines(result: ToolResult, tool: str) -> list[str]:
     return lines
 
 
+def _comparison(steps: list[Step], focus: str) -> tuple[str, str] | None:
+    """A comparison's short answer and the sentence that shows the two counts, from the
+    turn's two counting steps; None when either count is missing (a step failed)."""
+    relation = focus.removeprefix("compare_")
+    done = [s for s in steps if s.kind == "done" and s.result is not None]
+    counts = [short.counted(s.result, _target(s)) for s in done if s.result is not None]
+    if len(counts) != 2 or None in counts:
+        return None
+    first, second = counts[0] or 0, counts[1] or 0
+    found = short.compare(relation, first, second)
+    sign, words = short.RELATIONS[relation]
+    what = [_counted_what(s) for s in done]
+    verdict = "so yes" if found == "yes" else f"so no: not {words}"
+    return found, f"Compared: {first} {what[0]} against {second} {what[1]} ({first} {sign} {second}?), {verdict}."
+
+
+def _counted_what(step: Step) -> str:
+    """'large buildings', 'circular water areas': what a counting step counted."""
+    words = " ".join(str(step.args[k]) for k in ("size", "shape") if step.args.get(k))
+    target = str(_target(step) or "").replace("_", " ")
+    noun = f"{target}s" if step.tool == "count_objects" else f"{target} areas"
+    return f"{words} {noun}".strip()
+
+
+def _target(step: Step) -> str | None:
+    target = step.args.get("target") or (step.result.kept.target if step.result else None)
+    return target if isinstance(target, str) else None
+
+
 def short_answer(steps: list[Step], focus: str | None) -> str | None:
     """The closed answer the turn's results give (the first step that holds the figure:
     a class's whole area from segment before a measure of its largest region)."""
+    if focus is not None and focus.startswith("compare_"):
+        both = _comparison(steps, focus)
+        return None if both is None else both[0]
     for step in steps:
         if step.kind == "done" and step.result is not None:
             target = step.args.get("target") or step.result.kept.target
@@ -61,5 +93,7 @@ def answer(steps: list[Step], focus: str | None, point: tuple[float, float] | No
             parts.append(tool.answer(r, reading) if tool else f"**{step.tool}** ({reading.source}): {r.summary}.")
             if focus is None or not step.reused:
                 method_lines += _method_lines(r, step.tool)
+    if focus is not None and focus.startswith("compare_") and (both := _comparison(steps, focus)) is not None:
+        parts.insert(0, both[1])
     text = "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
     return _with_lead(text, short_answer(steps, focus))

@@ -30,6 +30,8 @@ _MODEL_CLASS = re.compile(r"^\W*(?:it is |it's |this is )?(?:an? )?(rural|urban)
 
 def _presence(result: ToolResult, target: str | None) -> str | None:
     d = result.data
+    if (selected := d.get("selected_count")) is not None:  # "is there a large water area?"
+        return "yes" if selected > 0 else "no"
     if "count" in d:
         return "yes" if (d["count"] or 0) > 0 else "no"
     if target and f"{target}_percent" in d:
@@ -39,6 +41,8 @@ def _presence(result: ToolResult, target: str | None) -> str | None:
 
 def _count(result: ToolResult, target: str | None) -> str | None:
     d = result.data
+    if (selected := d.get("selected_count")) is not None:
+        return str(int(selected))
     if "count" in d and d["count"] is not None:
         return str(int(d["count"]))
     if target and d.get(f"{target}_region_count") is not None:
@@ -50,8 +54,13 @@ def _area(result: ToolResult, target: str | None) -> str | None:
     """The area a class covers in the whole image (not its largest region); unknown
     (None) without a pixel size."""
     d = result.data
-    m2 = d.get(f"{target}_area_m2") if target else d.get("area_m2")
-    return None if m2 is None else f"{round(float(m2))} m2"
+    if d.get("selected_count") is not None:
+        m2 = d.get("selected_area_m2")
+    elif "count" in d:  # counted objects: their footprints together (None for boxes)
+        m2 = d.get("area_m2")
+    else:
+        m2 = d.get(f"{target}_area_m2") if target else d.get("area_m2")
+    return None if m2 is None else f"{round(float(m2))} m2"  # type: ignore[arg-type]
 
 
 def _rural_urban(result: ToolResult) -> str | None:
@@ -59,6 +68,21 @@ def _rural_urban(result: ToolResult) -> str | None:
     if built is None:
         return None
     return "urban" if float(built) >= URBAN_BUILT_PERCENT else "rural"
+
+
+RELATIONS = {"more": (">", "more"), "less": ("<", "fewer"), "equal": ("=", "as many")}
+
+
+def compare(relation: str, first: int, second: int) -> str:
+    """'yes' or 'no' to 'are there more/less X than Y', 'is the number of X equal to Y'."""
+    holds = {"more": first > second, "less": first < second, "equal": first == second}[relation]
+    return "yes" if holds else "no"
+
+
+def counted(result: ToolResult, target: str | None) -> int | None:
+    """The number a result counted (objects, or the class's areas of the asked kind)."""
+    found = _count(result, target)
+    return None if found is None else int(found)
 
 
 def derive(result: ToolResult, focus: str | None, target: str | None) -> str | None:

@@ -32,7 +32,12 @@ VQA_NEEDS = "free-form visual questions (they need a vision-language model: full
 CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("water", re.compile(r"\b(water|lakes?|rivers?|ponds?|reservoirs?|sea|ocean|streams?|wetlands?|flood\w*)\b", re.I)),
     ("trees", re.compile(r"\b(trees?|forests?|woodlands?|woods|canopy|crowns?)\b", re.I)),
-    ("low_vegetation", re.compile(r"\b(grass\w*|crops?|cropland|fields?|meadows?|pasture|shrubs?|lawns?)\b", re.I)),
+    (
+        "low_vegetation",
+        re.compile(
+            r"\b(grass\w*|crops?|cropland|farmlands?|fields?|meadows?|pastures?|shrubs?|scrubs?|lawns?)\b", re.I
+        ),
+    ),
     ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
     (
         "built_up",
@@ -88,7 +93,8 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("rural_urban", re.compile(r"\brural\b.*\burban\b|\burban\b.*\brural\b", re.I)),
     ("count", re.compile(r"how many|number of|count|amount of", re.I)),
     ("presence", _PRESENCE_QUESTION),
-    ("largest", re.compile(r"larg|bigg|main|major", re.I)),
+    # "largest", not "large": "the area covered by large buildings" asks for an area.
+    ("largest", re.compile(r"\blargest\b|\bbiggest\b|\bmain\b|\bmajor\b", re.I)),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
     ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
     (
@@ -155,6 +161,35 @@ def focus_of(message: str) -> str | None:
         if pattern.search(message):
             return focus
     return None
+
+
+# "Are there more X than Y?", "Is the number of X equal to the number of Y?": the relation
+# and the two things compared.
+_COMPARE_SIDES: list[tuple[str, re.Pattern[str]]] = [
+    ("equal", re.compile(r"\bnumber of (?P<a>.+?) equal to the number of (?P<b>.+)", re.I)),
+    ("more", re.compile(r"\bmore (?P<a>.+?) than (?P<b>.+)", re.I)),
+    ("less", re.compile(r"\b(?:less|fewer) (?P<a>.+?) than (?P<b>.+)", re.I)),
+]
+_TRAILER = re.compile(r"\s*(?:in (?:the|this) (?:image|scene|picture))?\s*[?.!]*\s*$", re.I)
+# Where one thing lies relative to another: no lite tool judges it.
+RELATION = re.compile(r"\b(next to|on the (left|right) of|at the (top|bottom) of|above|below|near|beside)\b", re.I)
+SIZE_WORDS = re.compile(r"(?<!how )\b(small|medium|large)\b", re.I)  # not "how large is it?"
+SHAPE_WORDS = re.compile(r"\b(square|rectangular|circular|round)\b", re.I)
+
+
+def comparison_of(message: str) -> tuple[str, str, str] | None:
+    """('more' | 'less' | 'equal', first thing, second thing) of a comparison question."""
+    for relation, pattern in _COMPARE_SIDES:
+        if m := pattern.search(message):
+            return relation, m.group("a").strip(), _TRAILER.sub("", m.group("b")).strip()
+    return None
+
+
+def attributes_of(text: str) -> tuple[str | None, str | None]:
+    """The size word and the shape word of a phrase ('large', 'circular'), or None."""
+    size, shape = SIZE_WORDS.search(text), SHAPE_WORDS.search(text)
+    shape_word = shape.group(1).lower() if shape else None
+    return (size.group(1).lower() if size else None), ("circular" if shape_word == "round" else shape_word)
 
 
 def class_of(message: str) -> str | None:

@@ -23,6 +23,7 @@ from shapely.geometry import MultiPoint
 from skimage import color, feature, measure, morphology
 
 from rschat.geo.errors import InputError
+from rschat.geo.shapes import Shape
 
 TREE_METHOD = "lite tree-crown detector (excess-green and dead-crown evidence, Laplacian-of-Gaussian blobs)"
 BUILDING_METHOD = "lite building detector (smooth mid-grey compact rectangles; shape rules)"
@@ -35,6 +36,8 @@ class Detection:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     score: float
     kind: str  # e.g. "tree (green crown)", "tree (leafless/dead crown)", "building"
+    area_m2: float | None = None  # footprint area, where the detector outlines the object
+    shape: Shape | None = None  # the outline's shape word (rschat.geo.shapes), None when it has none
 
     @property
     def center(self) -> tuple[float, float]:

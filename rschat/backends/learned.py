@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from rschat.backends.counting_classical import Detection
 from rschat.backends.lite_models import model, peaks, resample, run_tiled
+from rschat.geo.shapes import shape_of
 
 TILE = 512  # network tile side at the model's pixel size
 OVERLAP = 64  # trimmed from inner tile edges: wider than the networks' useful context
@@ -95,12 +96,13 @@ def buildings(rgb: np.ndarray, gsd_m: float) -> list[Detection] | None:
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
-        area = int((labels[sl] == i).sum())
+        own = labels[sl] == i
+        area = int(own.sum())
         if area >= min_px:
             y, x = sl
-            out.append(
-                Detection((float(x.start), float(y.start), float(x.stop), float(y.stop)), area * gsd_m**2, "building")
-            )
+            box = (float(x.start), float(y.start), float(x.stop), float(y.stop))
+            m2 = area * gsd_m**2
+            out.append(Detection(box, m2, "building", area_m2=m2, shape=shape_of(own)))
     return out
 
 

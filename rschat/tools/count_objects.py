@@ -20,6 +20,7 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
+from rschat.geo.shapes import Shape, Size, describe, matches
 from rschat.geo.tiles import Tile, map_threaded, tile_grid
 from rschat.geo.vector import pixel_to_lonlat
 from rschat.geo.windowed import RasterSource, area_mask, read_window
@@ -63,6 +64,10 @@ class CountArgs(Args):
     box: Box = None
     region: UseRegion = False
     within_previous_mask: bool = Field(False, description="count only inside the previous step's mask")
+    size: Size | None = Field(
+        None, description="only objects of this size (small < 100 m2 <= medium < 500 m2 <= large)"
+    )
+    shape: Shape | None = Field(None, description="only objects of this outline (buildings)")
 
 
 class CountFigures(Figures):
@@ -70,6 +75,35 @@ class CountFigures(Figures):
     density_per_ha: float | None
     pixel_size_m: float | None
     dead_or_leafless: int | None = None  # trees only
+    area_m2: float | None = None  # the counted objects' footprints together, where outlined
+
+
+def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> list[cc.Detection]:
+    """The detections of the asked size and shape. Trees and the rules' buildings are
+    boxes, not outlines: their size is the box's ellipse (a crown) or the box, and their
+    shape cannot be judged, which the user is told rather than given a count of none."""
+    if args.size is None and args.shape is None:
+        return dets
+    if args.shape is not None and any(d.shape is None and d.area_m2 is None for d in dets):
+        raise InputError(
+            f"Lite mode outlines buildings with the learned model only; these {SUPPORTED.get(args.target, args.target)} "
+            f"are boxes, so I can't tell which are {args.shape}. Ask without the shape to count them all."
+        )
+    return [d for d in dets if matches(_area(d, gsd), d.shape, args.size, args.shape)]
+
+
+def _area(d: cc.Detection, gsd: float | None) -> float | None:
+    if d.area_m2 is not None or gsd is None:
+        return d.area_m2
+    w, h = d.box[2] - d.box[0], d.box[3] - d.box[1]
+    return w * h * gsd**2 * (np.pi / 4 if d.kind.startswith("tree") else 1.0)
+
+
+def _footprints_m2(dets: list[cc.Detection]) -> float | None:
+    """The outlined objects' area together; None when any is only a box."""
+    if any(d.area_m2 is None for d in dets):
+        return None
+    return float(sum(d.area_m2 or 0.0 for d in dets))
 
 
 def _draw(rgb: np.ndarray, dets: list[cc.Detection]) -> np.ndarray:
@@ -326,10 +360,16 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
             keep = [i for i, d in enumerate(_inside_flags(shown, prev)) if d]
             found, shown = [found[i] for i in keep], [shown[i] for i in keep]
             scope += " inside the changed area"
-    plural = SUPPORTED[args.target]
+    keep_ids = {id(d) for d in _selected(found, args, gsd)}
+    pairs = [(f, s) for f, s in zip(found, shown, strict=True) if id(f) in keep_ids]
+    found, shown = [f for f, _ in pairs], [s for _, s in pairs]
+    plural = " ".join(w for w in (describe(args.size, args.shape), SUPPORTED[args.target]) if w)
     area_m2 = _analysed_area_m2(args, ctx, image, src, window)
     figures = CountFigures(
-        count=len(found), density_per_ha=len(found) / (area_m2 / 1e4) if area_m2 else None, pixel_size_m=gsd
+        count=len(found),
+        density_per_ha=len(found) / (area_m2 / 1e4) if area_m2 else None,
+        pixel_size_m=gsd,
+        area_m2=_footprints_m2(found),
     )
     if args.target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in found)
@@ -384,6 +424,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
     if inside is not None:
         dets = _inside(dets, inside)
         scope += ", inside the region drawn on the map"
+    dets, plural = _selected(dets, args, gsd), " ".join(w for w in (describe(args.size, args.shape), plural) if w)
 
     # 3. Figures and artifacts.
     area_m2 = raster.area_m2(inside if inside is not None else np.ones((raster.height, raster.width), bool))
@@ -391,6 +432,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         count=len(dets),
         density_per_ha=len(dets) / (area_m2 / 1e4) if area_m2 else None,
         pixel_size_m=gsd,
+        area_m2=_footprints_m2(dets),
     )
     if target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in dets)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any, Literal, get_args
 
 import numpy as np
-from pydantic import create_model
+from pydantic import Field, create_model
 
 from rschat.backends import landcover_rules as lcr
 from rschat.backends import landcover_tiled as lct
@@ -17,7 +17,8 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
-from rschat.geo.vector import regions_geojson, regions_of, write_geojson
+from rschat.geo.shapes import Shape, Size, describe, matches, shape_of, size_unresolved
+from rschat.geo.vector import Region, regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -48,6 +49,10 @@ class SegmentArgs(Args):
     target: Target = "all"
     box: Box = None
     region: UseRegion = False
+    size: Size | None = Field(
+        None, description="also count the target's areas of this size (small < 100 m2 <= medium < 500 m2 <= large)"
+    )
+    shape: Shape | None = Field(None, description="also count the target's areas of this outline")
 
 
 # Per-class figures for every class (and "vegetation" = trees + low vegetation), built from
@@ -62,6 +67,10 @@ SegmentFigures: type[Any] = create_model(  # type: ignore[call-overload]
     __base__=Figures,
     analysed_area_m2=(float | None, None),
     pixel_size_m=(float | None, None),
+    # The target's areas of the asked size or shape ("large water areas"), when asked.
+    selection=(str | None, None),
+    selected_count=(int | None, None),
+    selected_area_m2=(float | None, None),
     **_per_class,
 )
 
@@ -140,6 +149,7 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         labels, regions = regions_of(focus_mask, raster)
         data[f"{target}_region_count"] = len(regions)
         data[f"{target}_largest_area_m2"] = regions[0].area_m2 if regions else None
+        data |= _selected_regions(labels, regions, args, raster)
     else:
         labels, regions = lc.classes + 1, []
 
@@ -171,6 +181,27 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
     )
+
+
+def _selected_regions(labels: np.ndarray, regions: list[Region], args: SegmentArgs, raster: Raster) -> dict[str, Any]:
+    """How many of the target's areas are of the asked size and shape, and their area
+    together (no figures when neither was asked)."""
+    if args.size is None and args.shape is None:
+        return {}
+    if (why := size_unresolved(args.size, raster.pixel_size_m())) is not None:
+        raise InputError(f"I can't tell the {args.size} {args.target.replace('_', ' ')} areas apart: {why}.")
+    picked = []
+    for r in regions:
+        x0, y0, x1, y1 = r.bbox
+        outline = shape_of(labels[y0:y1, x0:x1] == r.id) if args.shape else None
+        if matches(r.area_m2, outline, args.size, args.shape):
+            picked.append(r)
+    areas = [r.area_m2 for r in picked]
+    return {
+        "selection": describe(args.size, args.shape),
+        "selected_count": len(picked),
+        "selected_area_m2": None if any(a is None for a in areas) else float(sum(a or 0.0 for a in areas)),
+    }
 
 
 BUILDING_GSD_M = (0.05, 1.5)  # pixel sizes where single buildings are resolved (the model saw 0.4 m)
@@ -246,6 +277,7 @@ def run_tiled(args: SegmentArgs, ctx: ToolContext, image: Raster) -> ToolResult:
     if focus_mask is not None:
         data[f"{target}_region_count"] = len(regions)
         data[f"{target}_largest_area_m2"] = regions[0].area_m2 if regions else None
+        data |= _selected_regions(labels, regions, args, image)
     shown = shown_raster(image, ctx.settings.overview_side if ctx.settings else 2048)
     step = image.width // shown.width
     colors = lcr.colorize(lcr.LandCover(lc.classes[::step, ::step], lc.superpixels, [])).astype(np.float32)
@@ -305,6 +337,16 @@ def _presence(result: ToolResult, target: str, source: str) -> str:
     )
 
 
+def _selected_text(result: ToolResult, target: str, source: str) -> str:
+    """'Yes: 2 of the 5 water areas are large (>= 500 m2), 3,400 m2 together'."""
+    d = result.data
+    n, of, which = d["selected_count"], d.get(f"{target}_region_count") or 0, d.get("selection")
+    m2 = d.get("selected_area_m2")
+    together = f", {area_text(m2)} together" if n and m2 is not None else ""
+    verdict = "Yes" if n else "No"
+    return f"**{verdict}**: {n} of the {of} {target.replace('_', ' ')} areas are {which}{together} ({source})."
+
+
 def answer(result: ToolResult, reading: Reading) -> str:
     d, target, lc, source = result.data, result.kept.target or "all", result.kept.landcover, reading.source
     if reading.focus == "point" and reading.point is not None and lc is not None:
@@ -319,6 +361,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         elif target == "vegetation":
             verdict = "Yes: " if name in ("trees", "low_vegetation") else "No: "
         return f"{verdict}the point ({x}, {y}) is {name.replace('_', ' ')} ({source})."
+    if d.get("selected_count") is not None and target != "all":
+        return _selected_text(result, target, source)
     if reading.focus == "presence" and target != "all":
         return _presence(result, target, source)
     if reading.focus == "largest" and target != "all":

@@ -1,0 +1,112 @@
+"""Size and shape words for objects and regions: "small", "large", "square", "circular".
+
+Users ask about "large buildings" or "circular water areas"; these functions turn a
+footprint (its area in m2, its pixel mask) into the words, so that every tool that finds
+objects answers such questions the same way.
+
+Sizes follow RSVQA's convention, the one published set of such questions on aerial
+imagery (Lobry et al., 2020): small under 100 m2, medium 100-500 m2, large 500 m2 and
+over. Shapes are measured on the mask (shapely's minimum rotated rectangle, scikit-image's perimeter):
+- rectangular: the region fills at least 85% of its minimum rotated rectangle (an L, a
+  ring or a disc, which fills pi/4 = 0.785, falls below);
+- square: rectangular with the short side at least 75% of the long one;
+- circular: not rectangular, isoperimetric quotient 4*pi*A/P^2 at least 0.7 and a
+  minor/major axis ratio at least 0.8 (an ellipse of 2.5:1 is none of the three).
+A square counts as rectangular when rectangles are asked for, as in plain speech.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+from skimage import measure
+
+Size = Literal["small", "medium", "large"]
+Shape = Literal["square", "rectangular", "circular"]
+SIZES: tuple[Size, ...] = ("small", "medium", "large")
+SHAPES: tuple[Shape, ...] = ("square", "rectangular", "circular")
+MEDIUM_FROM_M2 = 100.0
+LARGE_FROM_M2 = 500.0
+MIN_SHAPE_PX = 16  # a shape needs a few pixels across to be told apart at all
+RECT_FILL = 0.85  # share of the minimum rotated rectangle a rectangle fills (a disc: 0.785)
+SQUARE_SIDES = 0.75  # short side / long side of a square
+ROUND = 0.7  # isoperimetric quotient 4*pi*A/P^2 of a circle (1 ideal; pixel discs measure lower)
+
+SIZE_TEXT = {
+    "small": f"small (< {MEDIUM_FROM_M2:g} m2)",
+    "medium": f"medium ({MEDIUM_FROM_M2:g}-{LARGE_FROM_M2:g} m2)",
+    "large": f"large (>= {LARGE_FROM_M2:g} m2)",
+}
+
+
+def size_of(area_m2: float) -> Size:
+    if area_m2 < MEDIUM_FROM_M2:
+        return "small"
+    return "medium" if area_m2 < LARGE_FROM_M2 else "large"
+
+
+def _min_rect(points: np.ndarray) -> tuple[float, float]:
+    """Sides of the minimum-area rotated rectangle around points (shapely)."""
+    from shapely import MultiPoint
+
+    rect = MultiPoint(points).minimum_rotated_rectangle
+    xs, ys = np.asarray(rect.exterior.coords).T[:, :3] if rect.geom_type == "Polygon" else (np.zeros(3), np.zeros(3))
+    return float(np.hypot(xs[1] - xs[0], ys[1] - ys[0])), float(np.hypot(xs[2] - xs[1], ys[2] - ys[1]))
+
+
+def shape_of(mask: np.ndarray) -> Shape | None:
+    """The shape word for one object's (H, W) bool mask, or None when it is none of them
+    (or too small to tell)."""
+    area = int(mask.sum())
+    if area < MIN_SHAPE_PX:
+        return None
+    # The rim is enough for the hull (a large region has far more inner pixels).
+    ys, xs = np.nonzero(mask & ~ndimage.binary_erosion(mask))
+    # Pixel corners, not centres: a 1-pixel-wide bar has a rectangle, not a line.
+    corners = np.concatenate([np.stack([xs + dx, ys + dy], axis=1) for dx in (0, 1) for dy in (0, 1)]).astype(float)
+    try:
+        a, b = _min_rect(np.unique(corners, axis=0))
+    except Exception:  # noqa: BLE001 - degenerate hull (all on one line): no shape to name
+        return None
+    fill = area / (a * b) if a * b > 0 else 0.0
+    sides = min(a, b) / max(a, b) if max(a, b) > 0 else 0.0
+    if fill >= RECT_FILL:
+        return "square" if sides >= SQUARE_SIDES else "rectangular"
+    props = measure.regionprops(mask.astype(np.uint8))[0]
+    roundness = 4 * np.pi * area / max(float(props.perimeter), 1.0) ** 2
+    if roundness >= ROUND and sides >= 0.8:
+        return "circular"  # a disc fills pi/4 = 0.785 of its square: below RECT_FILL
+    return None
+
+
+def size_unresolved(size: Size | None, gsd_m: float | None) -> str | None:
+    """Why a size word cannot be judged on these pixels (None when it can): a small or
+    medium object must span a few pixels (4) to be told from a large one's part or noise,
+    which needs pixels of 5 m or finer; without a pixel size no size is known."""
+    if size is None:
+        return None
+    if gsd_m is None:
+        return f"the image has no pixel size, so '{size}' ({SIZE_TEXT[size]}) cannot be measured (say 'the pixel size is X m')"
+    if size != "large" and 4 * gsd_m**2 > MEDIUM_FROM_M2:
+        return (
+            f"at {gsd_m:g} m pixels a {SIZE_TEXT[size]} area is under 4 pixels, too small to be measured; "
+            "sizes under 500 m2 need pixels of 5 m or finer"
+        )
+    return None
+
+
+def matches(area_m2: float | None, shape: Shape | None, size: Size | None, wanted_shape: Shape | None) -> bool:
+    """Whether an object with this area and shape is of the asked size and shape; a
+    square counts as rectangular, as in plain speech."""
+    if size is not None and (area_m2 is None or size_of(area_m2) != size):
+        return False
+    if wanted_shape is None:
+        return True
+    return shape == wanted_shape or (wanted_shape == "rectangular" and shape == "square")
+
+
+def describe(size: Size | None, shape: Shape | None) -> str:
+    """'large (>= 500 m2) square' for a result's scope; '' without either."""
+    return " ".join(w for w in (SIZE_TEXT[size] if size else "", shape or "") if w)

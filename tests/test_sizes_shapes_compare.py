@@ -1,0 +1,175 @@
+"""Size and shape words ("large buildings", "circular water areas") and comparisons ("are
+there more X than Y?"), from the shape measures to the chat's short answer."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.transform import rotate
+
+from conftest import rschat
+from rschat.agent import Workspace, turn
+from rschat.agent.planner_rules import plan
+from rschat.agent.vocabulary import attributes_of, comparison_of
+from rschat.config import load_settings
+from rschat.geo.shapes import matches, shape_of, size_of, size_unresolved
+
+YY, XX = np.mgrid[:120, :120]
+
+
+def _rect(w: int, h: int) -> np.ndarray:
+    m = np.zeros((120, 120), bool)
+    m[10 : 10 + h, 10 : 10 + w] = True
+    return m
+
+
+@pytest.mark.parametrize(
+    ("mask", "shape"),
+    [
+        ((XX - 60) ** 2 + (YY - 60) ** 2 <= 30**2, "circular"),
+        ((XX - 60) ** 2 + (YY - 60) ** 2 <= 4**2, "circular"),
+        (_rect(40, 40), "square"),
+        (_rect(60, 20), "rectangular"),
+        (_rect(80, 1), "rectangular"),
+        (rotate(_rect(50, 50).astype(float), 45, center=(35, 35)) > 0.5, "square"),
+        (rotate(_rect(60, 25).astype(float), 30, center=(40, 22)) > 0.5, "rectangular"),
+        (_rect(60, 15) | _rect(15, 60), None),  # an L
+        (((XX - 60) / 45) ** 2 + ((YY - 60) / 15) ** 2 <= 1, None),  # a 3:1 ellipse
+        (_rect(3, 3), None),  # too few pixels to tell
+    ],
+)
+def test_shape_words(mask, shape):
+    assert shape_of(mask) == shape
+
+
+def test_size_words_and_when_they_can_be_judged():
+    assert [size_of(a) for a in (40.0, 99.9, 100.0, 499.0, 500.0, 9e4)] == [
+        "small",
+        "small",
+        "medium",
+        "medium",
+        "large",
+        "large",
+    ]
+    assert matches(800.0, "square", "large", "rectangular")  # a square is a rectangle
+    assert not matches(800.0, "rectangular", "large", "square")
+    assert not matches(None, None, "small", None)  # no area: no size
+    assert size_unresolved("small", 0.3) is None and size_unresolved("large", 10.0) is None
+    assert "5 m or finer" in (size_unresolved("small", 10.0) or "")
+    assert "no pixel size" in (size_unresolved("medium", None) or "")
+
+
+def test_question_words():
+    assert attributes_of("Is there a large building?") == ("large", None)
+    assert attributes_of("How many round ponds are there?") == (None, "circular")
+    assert attributes_of("How large is the lake?") == (None, None)
+    assert comparison_of("Are there more buildings than water areas in the image?") == (
+        "more",
+        "buildings",
+        "water areas",
+    )
+    assert comparison_of("Are there fewer trees than buildings?") == ("less", "trees", "buildings")
+    assert comparison_of("Is the number of square buildings equal to the number of roads?") == (
+        "equal",
+        "square buildings",
+        "roads",
+    )
+
+
+@pytest.fixture(scope="module")
+def ponds(tmp_path_factory) -> Path:
+    """Grass with four blue ponds: two discs, a square and a 100x30 rectangle."""
+    rng = np.random.default_rng(0)
+    img = np.clip(np.full((400, 400, 3), (110, 150, 70)) + rng.normal(0, 4, (400, 400, 3)), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:400, :400]
+    water = (30, 90, 200)
+    for cy, cx, r in ((80, 80, 30), (300, 320, 20)):
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = water
+    img[200:260, 40:100] = water
+    img[60:90, 200:300] = water
+    path = tmp_path_factory.mktemp("ponds") / "ponds.png"
+    Image.fromarray(img).save(path)
+    return path
+
+
+def _short_answers(path: Path, *questions: str, gsd: float = 2.0) -> list[dict]:
+    ws = Workspace(load_settings())
+    try:
+        # 2 m pixels: every pond is large, and too coarse for the building model to
+        # take the square ponds for roofs.
+        for _ in turn(ws, f"the pixel size is {gsd:g} m", uploads=[path]):
+            pass
+        out = []
+        for q in questions:
+            final = [s for s in turn(ws, q) if s.kind == "answer"][-1]
+            out.append({"short": final.short_answer, "text": final.text, "answered": final.answered})
+        return out
+    finally:
+        ws.close()
+
+
+def test_sizes_shapes_and_comparisons_in_a_chat(ponds: Path):
+    ask = _short_answers(
+        ponds,
+        "How many water areas are there?",
+        "How many circular water areas are there?",
+        "How many square water areas are there?",
+        "How many rectangular water areas are there?",
+        "Is there a large water area?",
+        "Are there more circular water areas than square water areas?",
+        "Is the number of circular water areas equal to the number of rectangular water areas?",
+        "Are there fewer square water areas than water areas?",
+        "How many small water areas are there?",
+        "Is there a water area next to the grass?",
+    )
+    shorts = [a["short"] for a in ask]
+    assert shorts[:8] == ["4", "2", "1", "2", "yes", "yes", "yes", "yes"]
+    assert (
+        ask[5]["text"].startswith("**Yes.**") and "Compared: 2 circular water areas against 1 square" in ask[5]["text"]
+    )
+    assert shorts[8] == "0"  # every pond is over 100 m2 at 2 m pixels
+    assert shorts[9] is None and ask[9]["answered"] is False and "relative" in ask[9]["text"]
+
+
+def test_sizes_too_small_for_the_pixels_are_said_plainly(ponds: Path):
+    (small,) = _short_answers(ponds, "How many small water areas are there?", gsd=10.0)
+    assert small["short"] is None and "5 m or finer" in small["text"]
+
+
+def test_closed_questions_plan_the_counting_call(ponds: Path):
+    ws = Workspace(load_settings())
+    try:
+        for _ in turn(ws, "the pixel size is 0.3 m", uploads=[ponds]):
+            pass
+        large = plan("Is a large building present?", ws)
+        assert [(c.tool, c.args.get("size")) for c in large.calls] == [("count_objects", "large")]
+        area = plan("What is the area covered by buildings?", ws)
+        assert area.focus == "area" and area.calls[0].tool == "count_objects"
+        compare = plan("Are there more buildings than water areas?", ws)
+        assert compare.focus == "compare_more" and [c.tool for c in compare.calls] == ["count_objects", "segment"]
+        roads = plan("Are there more roads than buildings?", ws)
+        assert roads.answered is False and not roads.calls  # roads are out of lite mode's reach
+        parks = plan("Are there less grass areas than parks?", ws)
+        assert parks.answered is False and "parks" in (parks.reply or "")
+    finally:
+        ws.close()
+
+
+def test_count_objects_reports_footprint_area_and_refuses_shapes_of_boxes():
+    """The CLI path: buildings' footprint area comes with the count; trees are boxes, so
+    their shape is refused plainly rather than counted as none."""
+    from conftest import ASSETS
+
+    proc = rschat(
+        "ask",
+        "--image",
+        str(ASSETS / "OSBS_029.tif"),
+        "--json",
+        "What is the area covered by buildings?",
+        "How many square trees are there?",
+    )
+    area, trees = json.loads(proc.stdout)
+    assert area["short_answer"] is not None and area["short_answer"].endswith(" m2")
+    assert trees["short_answer"] is None and "boxes" in trees["answer"]
