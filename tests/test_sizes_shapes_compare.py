@@ -65,6 +65,9 @@ def test_question_words():
     assert attributes_of("Is there a large building?") == ("large", None)
     assert attributes_of("How many round ponds are there?") == (None, "circular")
     assert attributes_of("How large is the lake?") == (None, None)
+    assert attributes_of("How many square metres are covered by water?") == (None, None)
+    assert attributes_of("Is there a large amount of water?") == (None, None)
+    assert attributes_of("Are there buildings above 500 m2?") == (None, None)
     assert comparison_of("Are there more buildings than water areas in the image?") == (
         "more",
         "buildings",
@@ -138,6 +141,20 @@ def test_sizes_too_small_for_the_pixels_are_said_plainly(ponds: Path):
     assert small["short"] is None and "5 m or finer" in small["text"]
 
 
+def test_building_sizes_need_resolved_and_known_pixels(ponds: Path):
+    # 10 m pixels: 'large buildings' is never answered from built-up land
+    (coarse,) = _short_answers(ponds, "Is there a large building?", gsd=10.0)
+    assert coarse["short"] is None and "too coarse" in coarse["text"]
+    ws = Workspace(load_settings())
+    try:  # no pixel size: counts use an assumed one, sizes are not measured on it
+        for _ in turn(ws, "here is the image", uploads=[ponds]):
+            pass
+        final = [s for s in turn(ws, "How many large buildings are there?") if s.kind == "answer"][-1]
+        assert final.short_answer is None and "no pixel size" in final.text
+    finally:
+        ws.close()
+
+
 def test_closed_questions_plan_the_counting_call(ponds: Path):
     ws = Workspace(load_settings())
     try:
@@ -153,6 +170,11 @@ def test_closed_questions_plan_the_counting_call(ponds: Path):
         assert roads.answered is False and not roads.calls  # roads are out of lite mode's reach
         parks = plan("Are there less grass areas than parks?", ws)
         assert parks.answered is False and "parks" in (parks.reply or "")
+        # an amount is not a number of things: said plainly, not answered with patch counts
+        amount = plan("Is there more water than forest?", ws)
+        assert amount.answered is False and "amount" in (amount.reply or "")
+        squares = plan("How many square metres are covered by water?", ws)
+        assert [c.args.get("shape") for c in squares.calls] == [None]
     finally:
         ws.close()
 
@@ -173,3 +195,48 @@ def test_count_objects_reports_footprint_area_and_refuses_shapes_of_boxes():
     area, trees = json.loads(proc.stdout)
     assert area["short_answer"] is not None and area["short_answer"].endswith(" m2")
     assert trees["short_answer"] is None and "boxes" in trees["answer"]
+
+
+def test_per_image_results_are_kept_for_that_array_only():
+    from rschat.geo import memo
+
+    memo.clear()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    a = np.zeros((3, 8, 8), np.uint8)
+    assert memo.per_image(a, "k", compute) == 1 and memo.per_image(a, "k", compute) == 1  # once
+    assert memo.per_image(a, "other", compute) == 2  # another key: computed
+    b = a.copy()
+    assert memo.per_image(b, "k", compute) == 3  # equal pixels, another image: never shared
+    alive = [np.zeros((1, 2, 2)) for _ in range(memo.MAX_ENTRIES + 2)]
+    for i, image in enumerate(alive):  # bounded: the oldest go
+        memo.per_image(image, i, compute)
+    assert len(memo._ENTRIES) == memo.MAX_ENTRIES
+    del alive, a, b, image
+    fresh = np.zeros((1, 2, 2))
+    memo.per_image(fresh, "new", compute)
+    assert len(memo._ENTRIES) == 1  # images gone with their sessions leave nothing behind
+    memo.clear()
+
+
+def test_hazy_satellite_forest_is_not_called_water():
+    """A dark, hazy true-colour file at 10 m (as Sentinel-2 L1C PNGs are): blotchy canopy
+    and smooth sea are equally dark and blue-cast; the canopy's texture, faint in absolute
+    terms but large for its brightness, keeps it out of the water (it was 'water' before)."""
+    from scipy import ndimage
+
+    from rschat.backends import landcover_rules as lcr
+    from rschat.geo.raster import Raster
+
+    rng = np.random.default_rng(0)
+    blot = ndimage.gaussian_filter(rng.normal(0, 1, (256, 256)), 1.0)
+    img = np.full((256, 256, 3), (35.0, 51.0, 68.0)) + (blot / blot.std())[..., None] * np.array([3, 4, 4])
+    img[:, 170:] = np.array([45.0, 76.0, 98.0]) + rng.normal(0, 0.4, (256, 86, 3))
+    raster = Raster(data=np.clip(img, 0, 255).astype(np.uint8).transpose(2, 0, 1).copy(), gsd_m=10, name="hazy")
+    lc = lcr.classify(raster)
+    assert lc.mask("water")[:, :160].mean() < 0.05 and lc.mask("trees")[:, :160].mean() > 0.9
+    assert lc.mask("water")[:, 180:].mean() > 0.9

@@ -21,6 +21,7 @@ from typing import Any
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     BEFORE_WORDS,
+    COUNTABLE,
     GENERATION_SLOTS,
     INDEX_WORDS,
     REFERS_BACK,
@@ -238,15 +239,16 @@ def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
     gsd = req.ws.rasters[req.image].pixel_size_m() if req.image in req.ws.rasters else None
     resolved = gsd is not None and gsd <= MAX_BUILDING_GSD_M
     # Counted buildings are single buildings (count_objects says when the pixels are too
-    # coarse); where they are not resolved, whether any are there is built-up land.
-    if obj == "building" and (resolved or focus == "count"):
+    # coarse, or when a size cannot be measured); where they are not resolved, whether any
+    # are there is built-up land, but "large buildings" are never built-up areas.
+    if obj == "building" and (resolved or focus == "count" or picked):
         args = _with_box({"target": "building", "image": req.image, **picked}, req.ws)
         return ToolCall("count_objects", args, f"count {describe_words(size, shape)}buildings" + _where(req.ws))
     if obj == "tree" and focus == "count":
         args = _with_box({"target": "tree", "image": req.image, **picked}, req.ws)
         return ToolCall("count_objects", args, f"count {describe_words(size, shape)}trees" + _where(req.ws))
-    if cls is None or (obj == "building" and picked and not resolved):
-        return None  # "large buildings" on 10 m pixels: built-up areas are not buildings
+    if cls is None:
+        return None
     args = _with_box({"image": req.image, "target": cls, **picked}, req.ws)
     what = f"{describe_words(size, shape)}{cls.replace('_', ' ')} areas"
     return ToolCall("segment", args, f"find the {what}" + _where(req.ws))
@@ -291,6 +293,14 @@ def _plan_compare(req: Request) -> Plan | None:
     relation, first, second = sides
     if RELATION.search(first) or RELATION.search(second):
         return _relation_reply()
+    amounts = [t for t in (first, second) if object_of(t) is None and not COUNTABLE.search(t)]
+    if amounts:
+        reply = (
+            f"I compare numbers of things (e.g. *are there more water areas than forests?*); '{amounts[0]}' is an "
+            "amount, not a number. For amounts, ask for the land cover (*how much of the image is water?*) and "
+            "compare the shares it gives."
+        )
+        return Plan("compare", reply=reply, answered=False)
     calls = [_counting_call(req, text, "count") for text in (first, second)]
     if None in calls:
         unknown = first if calls[0] is None else second

@@ -46,7 +46,7 @@ def _counted_what(step: Step) -> str:
     """'large buildings', 'circular water areas': what a counting step counted."""
     words = " ".join(str(step.args[k]) for k in ("size", "shape") if step.args.get(k))
     target = str(_target(step) or "").replace("_", " ")
-    noun = f"{target}s" if step.tool == "count_objects" else f"{target} areas"
+    noun = f"{target}s" if step.tool == "count_objects" else f"{target.removesuffix('s')} areas"
     return f"{words} {noun}".strip()
 
 

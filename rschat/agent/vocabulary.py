@@ -172,9 +172,17 @@ _COMPARE_SIDES: list[tuple[str, re.Pattern[str]]] = [
 ]
 _TRAILER = re.compile(r"\s*(?:in (?:the|this) (?:image|scene|picture))?\s*[?.!]*\s*$", re.I)
 # Where one thing lies relative to another: no lite tool judges it.
-RELATION = re.compile(r"\b(next to|on the (left|right) of|at the (top|bottom) of|above|below|near|beside)\b", re.I)
-SIZE_WORDS = re.compile(r"(?<!how )\b(small|medium|large)\b", re.I)  # not "how large is it?"
-SHAPE_WORDS = re.compile(r"\b(square|rectangular|circular|round)\b", re.I)
+RELATION = re.compile(
+    r"\b(next to|on the (left|right) of|at the (top|bottom) of|(above|below|near|beside) (the|an?)\b)", re.I
+)
+# Not "how large is it?", "a large amount of water", "square metres", "round numbers".
+SIZE_WORDS = re.compile(
+    r"(?<!how )\b(small|medium|large)\b(?!\s+(amount|part|share|number|portion|proportion|fraction)s?\b)", re.I
+)
+SHAPE_WORDS = re.compile(
+    r"\b(square|rectangular|circular|round)\b(?!\s*(met|kilomet|km|m\b|m2|feet|foot|miles?|yards?|numbers?|figures?))",
+    re.I,
+)
 
 
 def comparison_of(message: str) -> tuple[str, str, str] | None:
@@ -183,6 +191,11 @@ def comparison_of(message: str) -> tuple[str, str, str] | None:
         if m := pattern.search(message):
             return relation, m.group("a").strip(), _TRAILER.sub("", m.group("b")).strip()
     return None
+
+
+# A side of a comparison that names things to count ("water areas", "forests", "buildings"),
+# not an amount ("water", "forest", "grass"): comparing amounts is a different question.
+COUNTABLE = re.compile(r"\b(areas?|regions?|patches|bodies|\w+(?<!s)s)\b", re.I)
 
 
 def attributes_of(text: str) -> tuple[str | None, str | None]:

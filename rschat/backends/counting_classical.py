@@ -31,7 +31,7 @@ MAX_TREE_GSD_M = 0.6  # coarser pixels cannot resolve single crowns
 MAX_BUILDING_GSD_M = 1.5
 
 
-@dataclass
+@dataclass(frozen=True)
 class Detection:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     score: float

@@ -42,6 +42,7 @@ PALETTE = {
 # bare fields) and above which it is structured (tree crowns, buildings).
 SMOOTH_TEXTURE = 3.5
 ROUGH_TEXTURE = 5.0
+STILL_WATER = 0.02  # at satellite pixel sizes: smooth = local std of L* under 2% of L*
 MIN_SIDE = 2  # pixels: superpixels and texture need a neighbourhood
 METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
 
@@ -152,22 +153,30 @@ def classify(raster: Raster) -> LandCover:
         built = (sp_index["ndbi"] > 0.0) & (ndvi < 0.2) if "ndbi" in sp_index else grey_structure & (ndvi < 0.15)
         shadow = (L < 20) & ~water & ~veg
     else:
+        gsd = raster.pixel_size_m()
+        coarse = gsd is not None and gsd > 5
+        if coarse:
+            # Satellite pixels from an unstretched true-colour file (Sentinel-2 L1C PNGs) are
+            # dark and hazy: every texture falls under SMOOTH_TEXTURE and the haze's blue cast
+            # reaches dark forest and fields. Open water is smooth for its brightness (local
+            # std / L* about 0.01 on the RSVQA sea tiles; forest and fields 0.04-0.08).
+            smooth = texture < STILL_WATER * np.maximum(L, 1.0)
         veg = (green > 0.04) | ((a_star < -6) & (L > 15) & ~smooth)
         dark_smooth = (L < 38) & smooth & ~(green > 0.08)
         # Dark smooth superpixels: water if they join into a large body, shadow if small.
         body = ndimage.label(dark_smooth[labels] & (labels > 0))[0]
         body_px = np.bincount(body.ravel())
         large = (body > 0) & (body_px[body] > max(400, labels.size // 400))
-        gsd = raster.pixel_size_m()
-        if gsd is not None and gsd > 5:
+        if coarse:
             large = body > 0  # at this resolution object shadows are not resolved: dark smooth is water
         in_body = per_sp(large.astype(np.float32)) > 0.5
         water = (dark_smooth & in_body) | ((b_star < -4) & smooth & (L < 75))
         shadow = (L < 25) & ~water
-        if gsd is not None and gsd > 5:
-            # Object shadows are below the resolution: what is dark and not green is water
-            # (clouds over the sea add texture, so smoothness is not required here).
-            water |= shadow & ~veg
+        if coarse:
+            # Object shadows are below the resolution: what is dark, smooth for its
+            # brightness and not green is water; dark and textured is canopy under haze.
+            water |= shadow & ~veg & smooth
+            veg |= shadow & ~water & ~smooth
             shadow = np.zeros_like(shadow)
         built = grey_structure & ~veg
     trees = veg & (textured | (L < 40))

@@ -16,11 +16,12 @@ from rasterio import windows
 
 from rschat.backends import counting_classical as cc
 from rschat.backends import learned, lite_models
+from rschat.geo import memo
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
-from rschat.geo.shapes import Shape, Size, describe, matches
+from rschat.geo.shapes import Shape, Size, describe, matches, size_unresolved
 from rschat.geo.tiles import Tile, map_threaded, tile_grid
 from rschat.geo.vector import pixel_to_lonlat
 from rschat.geo.windowed import RasterSource, area_mask, read_window
@@ -79,11 +80,14 @@ class CountFigures(Figures):
 
 
 def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> list[cc.Detection]:
-    """The detections of the asked size and shape. Trees and the rules' buildings are
-    boxes, not outlines: their size is the box's ellipse (a crown) or the box, and their
-    shape cannot be judged, which the user is told rather than given a count of none."""
+    """The detections of the asked size and shape, on the image's own pixel size (None:
+    unknown, never the assumed one). Trees and the rules' buildings are boxes, not
+    outlines: their size is the box's ellipse (a crown) or the box, and their shape cannot
+    be judged, which the user is told rather than given a count of none."""
     if args.size is None and args.shape is None:
         return dets
+    if (why := size_unresolved(args.size, gsd)) is not None:
+        raise InputError(f"I can't sort the {SUPPORTED.get(args.target, args.target)} by size: {why}.")
     if args.shape is not None and any(d.shape is None and d.area_m2 is None for d in dets):
         raise InputError(
             f"Lite mode outlines buildings with the learned model only; these {SUPPORTED.get(args.target, args.target)} "
@@ -181,6 +185,15 @@ def _detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, 
     return dets, cc.BUILDING_METHOD, limits, notes, gsd
 
 
+def _detected(target: str, raster: Raster) -> tuple[list[cc.Detection], str, list[str], list[str], float]:
+    """``_detect_lite``, run once per image, pixel size and target while the image lives
+    (several questions about one image: all, large, square buildings), as copies."""
+    models = (lite_models.status("trees"), lite_models.status("buildings"))
+    key = ("detections", target, raster.pixel_size_m(), raster.band_names, raster.nodata, models)
+    dets, method, limits, notes, gsd = memo.per_image(raster.data, key, lambda: _detect_lite(target, raster))
+    return list(dets), method, list(limits), list(notes), gsd
+
+
 def _trees_lite(rgb: np.ndarray, gsd: float, notes: list[str]) -> tuple[list[cc.Detection], str, list[str]]:
     """(detections, method, limits) for trees: the learned model, or the rules."""
     found = learned.trees(rgb, gsd)
@@ -228,6 +241,16 @@ def _detect_with_sam_clip(target: str, raster: Raster, ctx: ToolContext) -> tupl
 def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
     h, w = mask.shape
     return [d for d in dets if mask[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)]]
+
+
+def _in_region(
+    dets: list[cc.Detection], args: CountArgs, ctx: ToolContext, raster: Raster, scope: str
+) -> tuple[list[cc.Detection], str, np.ndarray | None]:
+    """The detections inside the region drawn on the map, when the call asks for it."""
+    inside = region_mask_of(args.region, ctx, raster)
+    if inside is None:
+        return dets, scope, None
+    return _inside(dets, inside), scope + ", inside the region drawn on the map", inside
 
 
 def _previous_mask(ctx: ToolContext, raster: Raster, full: Raster, offset: tuple[int, int]) -> np.ndarray | None:
@@ -360,7 +383,8 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
             keep = [i for i, d in enumerate(_inside_flags(shown, prev)) if d]
             found, shown = [found[i] for i in keep], [shown[i] for i in keep]
             scope += " inside the changed area"
-    keep_ids = {id(d) for d in _selected(found, args, gsd)}
+    known = gsd if image.pixel_size_m() is not None else None  # never the assumed size
+    keep_ids = {id(d) for d in _selected(found, args, known)}
     pairs = [(f, s) for f, s in zip(found, shown, strict=True) if id(f) in keep_ids]
     found, shown = [f for f, _ in pairs], [s for _, s in pairs]
     plural = " ".join(w for w in (describe(args.size, args.shape), SUPPORTED[args.target]) if w)
@@ -369,7 +393,7 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         count=len(found),
         density_per_ha=len(found) / (area_m2 / 1e4) if area_m2 else None,
         pixel_size_m=gsd,
-        area_m2=_footprints_m2(found),
+        area_m2=_footprints_m2(found) if known else None,
     )
     if args.target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in found)
@@ -406,13 +430,13 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         notes: list[str] = []
         gsd, how = raster.pixel_size_m(), " (SAM masks named by CLIP)"
     else:
-        dets, method, limits, notes, gsd = _detect_lite(target, raster)
+        dets, method, limits, notes, gsd = _detected(target, raster)
         how = ""
     plural = SUPPORTED.get(target, target.replace("_", " ") + "s")
     ctx.progress(0.7, f"{len(dets)} {plural} found")
 
-    # 2. Restrict to the previous step's mask (chains such as "buildings that appeared")
-    #    and to the drawn region.
+    # 2. Restrict to the previous step's mask (chains such as "buildings that appeared"),
+    #    to the drawn region, and to the asked size and shape.
     if args.within_previous_mask:
         prev = _previous_mask(ctx, raster, full, offset)
         if prev is None:
@@ -420,11 +444,9 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         else:
             dets = _inside(dets, prev)
             scope += " inside the changed area"
-    inside = region_mask_of(args.region, ctx, raster)
-    if inside is not None:
-        dets = _inside(dets, inside)
-        scope += ", inside the region drawn on the map"
-    dets, plural = _selected(dets, args, gsd), " ".join(w for w in (describe(args.size, args.shape), plural) if w)
+    dets, scope, inside = _in_region(dets, args, ctx, raster, scope)
+    dets = _selected(dets, args, known := raster.pixel_size_m())
+    plural = " ".join(w for w in (describe(args.size, args.shape), plural) if w)
 
     # 3. Figures and artifacts.
     area_m2 = raster.area_m2(inside if inside is not None else np.ones((raster.height, raster.width), bool))
@@ -432,7 +454,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         count=len(dets),
         density_per_ha=len(dets) / (area_m2 / 1e4) if area_m2 else None,
         pixel_size_m=gsd,
-        area_m2=_footprints_m2(dets),
+        area_m2=_footprints_m2(dets) if known else None,
     )
     if target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in dets)
@@ -461,6 +483,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         text += f" {f.dead_or_leafless} of them look leafless or dead."
     if f.density_per_ha is not None:
         text += f" That is {f.density_per_ha:,.1f} per ha."
+    if f.area_m2 is not None and f.count:
+        text += f" Their footprints cover {f.area_m2:,.0f} m2 ({f.area_m2 / 1e4:,.2f} ha)."
     return text
 
 

@@ -12,6 +12,7 @@ from pydantic import Field, create_model
 from rschat.backends import landcover_rules as lcr
 from rschat.backends import landcover_tiled as lct
 from rschat.backends import learned, lite_models
+from rschat.geo import memo
 from rschat.geo.area import area_text
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
@@ -131,8 +132,7 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
     target = args.target
 
     # 2. Classify (the rules, with buildings from the learned model where it serves).
-    lc = lcr.classify(raster)
-    building_note = _add_buildings(lc, raster)
+    lc, building_note = _classified(raster)
     inside = region_mask_of(args.region, ctx, raster)
     if inside is not None:
         lc.classes = np.where(inside, lc.classes, -1).astype(np.int8)
@@ -149,7 +149,7 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         labels, regions = regions_of(focus_mask, raster)
         data[f"{target}_region_count"] = len(regions)
         data[f"{target}_largest_area_m2"] = regions[0].area_m2 if regions else None
-        data |= _selected_regions(labels, regions, args, raster)
+        data |= _selected_regions(labels, regions, args, raster.pixel_size_m())
     else:
         labels, regions = lc.classes + 1, []
 
@@ -183,12 +183,14 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
-def _selected_regions(labels: np.ndarray, regions: list[Region], args: SegmentArgs, raster: Raster) -> dict[str, Any]:
+def _selected_regions(
+    labels: np.ndarray, regions: list[Region], args: SegmentArgs, gsd: float | None
+) -> dict[str, Any]:
     """How many of the target's areas are of the asked size and shape, and their area
     together (no figures when neither was asked)."""
     if args.size is None and args.shape is None:
         return {}
-    if (why := size_unresolved(args.size, raster.pixel_size_m())) is not None:
+    if (why := size_unresolved(args.size, gsd)) is not None:
         raise InputError(f"I can't tell the {args.size} {args.target.replace('_', ' ')} areas apart: {why}.")
     picked = []
     for r in regions:
@@ -202,6 +204,22 @@ def _selected_regions(labels: np.ndarray, regions: list[Region], args: SegmentAr
         "selected_count": len(picked),
         "selected_area_m2": None if any(a is None for a in areas) else float(sum(a or 0.0 for a in areas)),
     }
+
+
+def _classified(raster: Raster) -> tuple[lcr.LandCover, str]:
+    """The land cover of these pixels, computed once per image and pixel size while the
+    image lives (a chat asks several questions of one image); a copy, so that restricting
+    it to a region never changes the kept one."""
+
+    def classify() -> tuple[lcr.LandCover, str]:
+        lc = lcr.classify(raster)
+        note = _add_buildings(lc, raster)
+        lc.classes.flags.writeable = lc.superpixels.flags.writeable = False  # shared: never edited in place
+        return lc, note
+
+    key = ("landcover", raster.pixel_size_m(), raster.band_names, raster.nodata, lite_models.status("buildings"))
+    lc, note = memo.per_image(raster.data, key, classify)
+    return replace(lc), note
 
 
 BUILDING_GSD_M = (0.05, 1.5)  # pixel sizes where single buildings are resolved (the model saw 0.4 m)
@@ -277,7 +295,7 @@ def run_tiled(args: SegmentArgs, ctx: ToolContext, image: Raster) -> ToolResult:
     if focus_mask is not None:
         data[f"{target}_region_count"] = len(regions)
         data[f"{target}_largest_area_m2"] = regions[0].area_m2 if regions else None
-        data |= _selected_regions(labels, regions, args, image)
+        data |= _selected_regions(labels, regions, args, data.get("pixel_size_m"))  # the file's pixels
     shown = shown_raster(image, ctx.settings.overview_side if ctx.settings else 2048)
     step = image.width // shown.width
     colors = lcr.colorize(lcr.LandCover(lc.classes[::step, ::step], lc.superpixels, [])).astype(np.float32)
