@@ -94,6 +94,7 @@ def test_count_mae_and_majority_baseline():
     row = vqa._row(rows)
     assert row["count_mae"] == pytest.approx(1.0)  # |5-3| and |0-0|; the unanswered one is left out of the MAE
     assert row["accuracy"] == pytest.approx(0.5) and row["unanswered"] == 1
+    assert row["when_answered"] == pytest.approx(2 / 3)  # a refusal is not a wrong answer here
     assert row["baseline"] == pytest.approx(0.75)  # "0" for counts, "no" for presence
 
 

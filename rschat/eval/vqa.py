@@ -133,12 +133,16 @@ def _row(rows: list[tuple[dict[str, Any], str | None]]) -> dict[str, Any]:
         for e, p in rows
         if e["type"] == "count" and parse_count(p) is not None and parse_count(e["answer"]) is not None
     ]
+    answered = sum(p is not None for _, p in rows)
     return {
         "accuracy": sum(right) / len(rows),
         "baseline": sum(base) / len(rows),
         "questions": len(rows),
         "correct": sum(right),
-        "unanswered": sum(p is None for _, p in rows),
+        "unanswered": len(rows) - answered,
+        # How often a short answer, when given, is right: an unanswered question is wrong
+        # in "accuracy", and this tells a refusal from a wrong answer.
+        "when_answered": sum(right) / answered if answered else None,
         "count_mae": sum(errors) / len(errors) if errors else None,
     }
 
@@ -188,12 +192,14 @@ def evaluate_vqa(manifest: Path, limit: int | None = None, subset: str | None = 
 def table(report: dict[str, Any]) -> str:
     from rschat.eval.manifest import fmt
 
-    lines = [f"{'group':<28} {'n':>5} {'accuracy':>9} {'majority':>9} {'no answer':>9} {'count MAE':>9}"]
+    lines = [
+        f"{'group':<28} {'n':>5} {'accuracy':>9} {'majority':>9} {'no answer':>9} {'if answered':>11} {'count MAE':>9}"
+    ]
 
     def add(name: str, row: dict[str, Any]) -> None:
         lines.append(
             f"{name:<28} {row['questions']:>5} {fmt(row['accuracy']):>9} {fmt(row['baseline']):>9} "
-            f"{row['unanswered']:>9} {fmt(row['count_mae'], 2):>9}"
+            f"{row['unanswered']:>9} {fmt(row['when_answered']):>11} {fmt(row['count_mae'], 2):>9}"
         )
 
     add("overall", report["overall_detail"])
@@ -202,7 +208,8 @@ def table(report: dict[str, Any]) -> str:
             add(name, row)
     lines.append(
         f"{report['images']} images, {report['overall_detail']['questions']} questions in {report['runtime_s']:.1f} s "
-        f"({report['mode']} mode); majority = each type's most frequent answer within the row's questions"
+        f"({report['mode']} mode); majority = each type's most frequent answer within the row's questions; "
+        "if answered = accuracy over the questions given a short answer"
     )
     return "\n".join(lines)
 
