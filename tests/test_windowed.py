@@ -219,13 +219,34 @@ def test_land_cover_of_a_large_scene_matches_the_whole_image_and_is_written_full
     plain = Workspace(dataclasses.replace(load_settings({}), work_dir=tmp_path / "p"))
     plain.load("image", BEFORE)
     whole = REGISTRY["segment"].run({"target": "water"}, ToolContext(rasters=plain.rasters, out_dir=plain.out_dir))
-    for name in ("water", "trees", "bare_soil"):
+    # built-up too: tiles take the building model's footprints as the whole image does
+    for name in ("water", "trees", "bare_soil", "built_up"):
         assert tiled.data[f"{name}_percent"] == pytest.approx(whole.data[f"{name}_percent"], abs=0.05)
+    assert ("buildings in built-up" in tiled.method) == ("buildings in built-up" in whole.method)
     assert tiled.data["water_area_m2"] == pytest.approx(whole.data["water_area_m2"], rel=0.01)
     with rasterio.open(tiled.artifact("geotiff").path) as ds:
         assert (ds.width, ds.height, ds.nodata) == (512, 512, 0) and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
     assert tiled.kept.landcover is not None and tiled.kept.landcover.classes.shape == (256, 256)
     assert "tile by tile" in tiled.notes[-1]
+
+
+def test_land_cover_tiles_take_the_building_model_as_the_whole_image_does(tmp_path: Path) -> None:
+    """At building-resolving pixels (OSBS_029, 0.1 m) each tile of a large scene marks the
+    building model's footprints as built-up, as the whole image in memory does."""
+    tile = EXAMPLES / "OSBS_029.tif"
+    settings = dataclasses.replace(
+        _large_settings(tmp_path), overview_side=128, tile_above_pixels=50_000, max_pixels=100_000, tile_px=256
+    )
+    ws = Workspace(settings)
+    ws.load("image", tile)
+    ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings)
+    tiled = REGISTRY["segment"].run({"target": "built_up"}, ctx)
+    plain = Workspace(dataclasses.replace(load_settings({}), work_dir=tmp_path / "p"))
+    plain.load("image", tile)
+    whole = REGISTRY["segment"].run({"target": "built_up"}, ToolContext(rasters=plain.rasters, out_dir=plain.out_dir))
+    assert "tile by tile" in tiled.notes[-1] and "4 tiles" in tiled.notes[-1]
+    assert "buildings in built-up" in tiled.method and "buildings in built-up" in whole.method
+    assert tiled.data["built_up_percent"] == pytest.approx(whole.data["built_up_percent"], abs=1.0)
 
 
 def test_trees_on_a_large_scene_are_counted_at_full_resolution_once_per_crown(tmp_path: Path) -> None:

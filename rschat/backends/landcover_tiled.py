@@ -20,6 +20,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from rschat.backends.landcover_rules import CLASSES, classify
+from rschat.backends.learned import add_buildings
 from rschat.geo.area import pixel_area_grid
 from rschat.geo.errors import InputError
 from rschat.geo.tiles import GridSampler, Tile, map_threaded, tile_grid
@@ -36,13 +37,16 @@ class TileClasses:
     class_px: np.ndarray  # (len(CLASSES),) pixels per class
     class_m2: np.ndarray | None  # (len(CLASSES),) m2 per class, when georeferenced
     used_indices: list[str]
+    note: str = ""  # the method's addition when the building model marked built-up land
 
 
 def tile_classes(source: RasterSource, band_names: tuple[str, ...], tile: Tile, area: dict | None) -> TileClasses:
     """Classify one tile with its margin; keep the core, with its pixels and m2 per class."""
     raster = read_window(source, tile.read_window, band_names)
+    note = ""
     try:
         lc = classify(raster)
+        note = add_buildings(lc, raster)  # as in memory, so both give the same built-up land
         classes, used = lc.classes, lc.used_indices
     except InputError:  # a blank or all-no-data tile: nothing to classify there
         classes, used = np.full((raster.height, raster.width), -1, dtype=np.int8), []
@@ -59,7 +63,7 @@ def tile_classes(source: RasterSource, band_names: tuple[str, ...], tile: Tile, 
             core.shape,
         )
         class_m2 = np.bincount(core[core >= 0].ravel(), weights=per_pixel[core >= 0], minlength=len(CLASSES))
-    return TileClasses(tile, core, class_px, class_m2, used)
+    return TileClasses(tile, core, class_px, class_m2, used, note)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class TiledClasses:
     class_m2: np.ndarray | None
     tiles: int
     used_indices: list[str] = field(default_factory=list)
+    note: str = ""  # the building model's part in the method, when it served a tile
 
 
 def classify_to_file(
@@ -90,6 +95,7 @@ def classify_to_file(
     class_px = np.zeros(len(CLASSES), dtype=np.int64)
     class_m2 = np.zeros(len(CLASSES)) if source.georeferenced else None
     used: set[str] = set()
+    note = ""
     writer, start = MaskWriter(out_path, source, nodata=0), time.perf_counter()
     try:
         run = (map_tiles or map_threaded())(lambda tile: tile_classes(source, band_names, tile, area), tiles)
@@ -100,8 +106,9 @@ def classify_to_file(
             if class_m2 is not None and result.class_m2 is not None:
                 class_m2 += result.class_m2
             used.update(result.used_indices)
+            note = note or result.note
             progress(done, len(tiles), time.perf_counter() - start)
     except BaseException:
         writer.abort()
         raise
-    return TiledClasses(writer.close(), shown, class_px, class_m2, len(tiles), sorted(used))
+    return TiledClasses(writer.close(), shown, class_px, class_m2, len(tiles), sorted(used), note)

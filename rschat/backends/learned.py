@@ -13,7 +13,10 @@ import numpy as np
 from scipy import ndimage
 
 from rschat.backends.counting_classical import Detection
-from rschat.backends.lite_models import model, peaks, resample, run_tiled
+from rschat.backends.landcover_rules import CLASSES, LandCover
+from rschat.backends.lite_models import model, peaks, resample, run_tiled, status
+from rschat.geo.preview import rgb_preview
+from rschat.geo.raster import Raster
 from rschat.geo.shapes import shape_of
 
 TILE = 512  # network tile side at the model's pixel size
@@ -82,6 +85,25 @@ def building_mask(rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
     prob = building_probability(rgb, gsd_m)
     m = model("buildings")
     return None if prob is None or m is None else prob > float(m.card["threshold"])
+
+
+BUILDING_GSD_M = (0.05, 1.5)  # pixel sizes where single buildings are resolved (the model saw 0.4 m)
+
+
+def add_buildings(lc: LandCover, raster: Raster) -> str:
+    """Mark the building model's footprints as built-up in a land cover (over what the
+    colour rules called vegetation, soil or shadow; never over water or cloud), for an
+    image in memory and for each tile of a large scene alike. Returns the method's
+    addition ('' when the model does not serve or the pixels are too coarse)."""
+    gsd = raster.pixel_size_m()
+    if gsd is None or not BUILDING_GSD_M[0] <= gsd <= BUILDING_GSD_M[1]:
+        return ""
+    mask = building_mask(rgb_preview(raster), gsd)
+    if mask is None:
+        return ""
+    keep = np.isin(lc.classes, [CLASSES.index("water"), CLASSES.index("cloud"), -1])
+    lc.classes = np.where(mask & ~keep, CLASSES.index("built_up"), lc.classes).astype(np.int8)
+    return f"; buildings in built-up from the {status('buildings')}"
 
 
 def buildings(rgb: np.ndarray, gsd_m: float) -> list[Detection] | None:

@@ -213,31 +213,13 @@ def _classified(raster: Raster) -> tuple[lcr.LandCover, str]:
 
     def classify() -> tuple[lcr.LandCover, str]:
         lc = lcr.classify(raster)
-        note = _add_buildings(lc, raster)
+        note = learned.add_buildings(lc, raster)
         lc.classes.flags.writeable = lc.superpixels.flags.writeable = False  # shared: never edited in place
         return lc, note
 
     key = ("landcover", raster.pixel_size_m(), raster.band_names, raster.nodata, lite_models.status("buildings"))
     lc, note = memo.per_image(raster.data, key, classify)
     return replace(lc), note
-
-
-BUILDING_GSD_M = (0.05, 1.5)  # pixel sizes where single buildings are resolved (the model saw 0.4 m)
-
-
-def _add_buildings(lc: lcr.LandCover, raster: Raster) -> str:
-    """Mark the learned building model's footprints as built-up (over what the colour rules
-    called vegetation, soil or shadow; never over water or cloud). Returns the method's
-    addition ('' when the model does not serve or the pixels are too coarse)."""
-    gsd = raster.pixel_size_m()
-    if gsd is None or not BUILDING_GSD_M[0] <= gsd <= BUILDING_GSD_M[1]:
-        return ""
-    mask = learned.building_mask(rgb_preview(raster), gsd)
-    if mask is None:
-        return ""
-    keep = np.isin(lc.classes, [lcr.CLASSES.index("water"), lcr.CLASSES.index("cloud"), -1])
-    lc.classes = np.where(mask & ~keep, lcr.CLASSES.index("built_up"), lc.classes).astype(np.int8)
-    return f"; buildings in built-up from the {lite_models.status('buildings')}"
 
 
 def _summary(data: dict[str, Any], scope: str) -> str:
@@ -315,7 +297,9 @@ def run_tiled(args: SegmentArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         summary=_summary(data, scope),
         figures=SegmentFigures(**data),
         artifacts=artifacts,
-        method=lcr.METHOD_NAME + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only"),
+        method=lcr.METHOD_NAME
+        + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only")
+        + out.note,
         limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
         notes=notes,
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
