@@ -211,14 +211,21 @@ def test_rschat_batch_command_for_each_tool(tmp_path: Path) -> None:
     assert main(["batch", "count_objects", "--target", "unicorn", "--input", str(BEFORE), "--output", str(out)]) == 2
 
 
-def test_land_cover_of_a_large_scene_matches_the_whole_image_and_is_written_full_size(tmp_path: Path) -> None:
-    ws = Workspace(_large_settings(tmp_path))
-    ws.load("image", BEFORE)
-    ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings)
-    tiled = REGISTRY["segment"].run({"target": "water"}, ctx)
+def _segment_tiled_and_whole(tmp_path: Path, image: Path, target: str, large):  # type: ignore[no-untyped-def]
+    """segment on an image loaded as a large scene (tiled) and as a whole image in memory."""
+    ws = Workspace(large)
+    ws.load("image", image)
+    tiled = REGISTRY["segment"].run(
+        {"target": target}, ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings)
+    )
     plain = Workspace(dataclasses.replace(load_settings({}), work_dir=tmp_path / "p"))
-    plain.load("image", BEFORE)
-    whole = REGISTRY["segment"].run({"target": "water"}, ToolContext(rasters=plain.rasters, out_dir=plain.out_dir))
+    plain.load("image", image)
+    whole = REGISTRY["segment"].run({"target": target}, ToolContext(rasters=plain.rasters, out_dir=plain.out_dir))
+    return tiled, whole
+
+
+def test_land_cover_of_a_large_scene_matches_the_whole_image_and_is_written_full_size(tmp_path: Path) -> None:
+    tiled, whole = _segment_tiled_and_whole(tmp_path, BEFORE, "water", _large_settings(tmp_path))
     # built-up too: tiles take the building model's footprints as the whole image does
     for name in ("water", "trees", "bare_soil", "built_up"):
         assert tiled.data[f"{name}_percent"] == pytest.approx(whole.data[f"{name}_percent"], abs=0.05)
@@ -237,13 +244,7 @@ def test_land_cover_tiles_take_the_building_model_as_the_whole_image_does(tmp_pa
     settings = dataclasses.replace(
         _large_settings(tmp_path), overview_side=128, tile_above_pixels=50_000, max_pixels=100_000, tile_px=256
     )
-    ws = Workspace(settings)
-    ws.load("image", tile)
-    ctx = ToolContext(rasters=ws.rasters, out_dir=ws.out_dir, settings=ws.settings)
-    tiled = REGISTRY["segment"].run({"target": "built_up"}, ctx)
-    plain = Workspace(dataclasses.replace(load_settings({}), work_dir=tmp_path / "p"))
-    plain.load("image", tile)
-    whole = REGISTRY["segment"].run({"target": "built_up"}, ToolContext(rasters=plain.rasters, out_dir=plain.out_dir))
+    tiled, whole = _segment_tiled_and_whole(tmp_path, tile, "built_up", settings)
     assert "tile by tile" in tiled.notes[-1] and "4 tiles" in tiled.notes[-1]
     assert "buildings in built-up" in tiled.method and "buildings in built-up" in whole.method
     assert tiled.data["built_up_percent"] == pytest.approx(whole.data["built_up_percent"], abs=1.0)

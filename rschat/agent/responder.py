@@ -36,7 +36,7 @@ def _comparison(steps: list[Step], focus: str) -> tuple[str, str] | None:
         return None
     first, second = counts[0] or 0, counts[1] or 0
     found = short.compare(relation, first, second)
-    sign, words = short.RELATIONS[relation]
+    sign, words = short.COMPARISONS[relation]
     what = [_counted_what(s) for s in done]
     verdict = "so yes" if found == "yes" else f"so no: not {words}"
     return found, f"Compared: {first} {what[0]} against {second} {what[1]} ({first} {sign} {second}?), {verdict}."

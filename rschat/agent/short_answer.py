@@ -70,7 +70,7 @@ def _rural_urban(result: ToolResult) -> str | None:
     return "urban" if float(built) >= URBAN_BUILT_PERCENT else "rural"
 
 
-RELATIONS = {"more": (">", "more"), "less": ("<", "fewer"), "equal": ("=", "as many")}
+COMPARISONS = {"more": (">", "more"), "less": ("<", "fewer"), "equal": ("=", "as many")}
 
 
 def compare(relation: str, first: int, second: int) -> str:

@@ -42,7 +42,8 @@ PALETTE = {
 # bare fields) and above which it is structured (tree crowns, buildings).
 SMOOTH_TEXTURE = 3.5
 ROUGH_TEXTURE = 5.0
-STILL_WATER = 0.02  # at satellite pixel sizes: smooth = local std of L* under 2% of L*
+STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L* under 2% of L*
+DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
 MIN_SIDE = 2  # pixels: superpixels and texture need a neighbourhood
 METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
 
@@ -157,12 +158,13 @@ def classify(raster: Raster) -> LandCover:
         coarse = gsd is not None and gsd > 5
         if coarse:
             # Satellite pixels from an unstretched true-colour file (Sentinel-2 L1C PNGs) are
-            # dark and hazy: every texture falls under SMOOTH_TEXTURE and the haze's blue cast
-            # reaches dark forest and fields. Open water is smooth for its brightness (local
-            # std / L* about 0.01 on the RSVQA sea tiles; forest and fields 0.04-0.08).
-            smooth = texture < STILL_WATER * np.maximum(L, 1.0)
+            # dark and hazy: every dark texture falls under SMOOTH_TEXTURE and the haze's blue
+            # cast reaches dark forest and fields. Dark open water is smooth for its brightness
+            # (local std / L* about 0.01 on the RSVQA sea tiles; forest and fields 0.04-0.08);
+            # brighter pixels (clouds, sand, bright water) keep the absolute threshold.
+            smooth &= (L >= DARK_L) | (texture < STILL_WATER * np.maximum(L, 1.0))
         veg = (green > 0.04) | ((a_star < -6) & (L > 15) & ~smooth)
-        dark_smooth = (L < 38) & smooth & ~(green > 0.08)
+        dark_smooth = (L < DARK_L) & smooth & ~(green > 0.08)
         # Dark smooth superpixels: water if they join into a large body, shadow if small.
         body = ndimage.label(dark_smooth[labels] & (labels > 0))[0]
         body_px = np.bincount(body.ravel())

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage
+from shapely import MultiPoint
 from skimage import measure
 
 Size = Literal["small", "medium", "large"]
@@ -48,12 +49,13 @@ def size_of(area_m2: float) -> Size:
 
 
 def _min_rect(points: np.ndarray) -> tuple[float, float]:
-    """Sides of the minimum-area rotated rectangle around points (shapely)."""
-    from shapely import MultiPoint
-
+    """Sides of the minimum-area rotated rectangle around points (shapely); (0, 0) when
+    the points span no area."""
     rect = MultiPoint(points).minimum_rotated_rectangle
-    xs, ys = np.asarray(rect.exterior.coords).T[:, :3] if rect.geom_type == "Polygon" else (np.zeros(3), np.zeros(3))
-    return float(np.hypot(xs[1] - xs[0], ys[1] - ys[0])), float(np.hypot(xs[2] - xs[1], ys[2] - ys[1]))
+    if rect.geom_type != "Polygon":
+        return 0.0, 0.0
+    (x0, y0), (x1, y1), (x2, y2) = np.asarray(rect.exterior.coords)[:3]
+    return float(np.hypot(x1 - x0, y1 - y0)), float(np.hypot(x2 - x1, y2 - y1))
 
 
 def shape_of(mask: np.ndarray) -> Shape | None:
@@ -66,10 +68,7 @@ def shape_of(mask: np.ndarray) -> Shape | None:
     ys, xs = np.nonzero(mask & ~ndimage.binary_erosion(mask))
     # Pixel corners, not centres: a 1-pixel-wide bar has a rectangle, not a line.
     corners = np.concatenate([np.stack([xs + dx, ys + dy], axis=1) for dx in (0, 1) for dy in (0, 1)]).astype(float)
-    try:
-        a, b = _min_rect(np.unique(corners, axis=0))
-    except Exception:  # noqa: BLE001 - degenerate hull (all on one line): no shape to name
-        return None
+    a, b = _min_rect(np.unique(corners, axis=0))
     fill = area / (a * b) if a * b > 0 else 0.0
     sides = min(a, b) / max(a, b) if max(a, b) > 0 else 0.0
     if fill >= RECT_FILL:
