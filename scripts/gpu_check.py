@@ -75,8 +75,9 @@ def build(small: bool):  # type: ignore[no-untyped-def]
     return model.eval(), processor
 
 
-def speed(model, processor, new_tokens: int) -> dict:  # type: ignore[no-untyped-def]
-    """Prefill and decode timing for one 448 x 448 image and a short question."""
+def speed(model, processor, new_tokens: int, **generate) -> dict:  # type: ignore[no-untyped-def]
+    """Prefill and decode timing for one 448 x 448 image and a short question; ``generate``
+    goes to ``model.generate`` (a static cache, compilation)."""
     import numpy as np
     import torch
     from PIL import Image
@@ -91,7 +92,7 @@ def speed(model, processor, new_tokens: int) -> dict:  # type: ignore[no-untyped
         sync()
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+            out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, **generate)
         sync()
         assert out.shape[1] - inputs["input_ids"].shape[1] == n
         return time.perf_counter() - t0

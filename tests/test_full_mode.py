@@ -12,7 +12,7 @@ from conftest import ASSETS, ROOT, launched, rschat
 from fixtures import tiny_models as tiny
 from rschat.agent import Workspace, turn
 from rschat.backends import loading
-from rschat.backends.vlm import CONVENTIONS
+from rschat.backends.vlm import CONVENTIONS, cache_length, effective_decode
 from rschat.config import Settings
 from rschat.geo import read_raster
 from rschat.tools import REGISTRY
@@ -87,6 +87,37 @@ def test_4bit_nf4_load_on_cpu_generates(models, tmp_path):
     out = vlm.complete(messages, [image()], 6)
     new, expected = greedy(vlm, messages, [image()], 6)
     assert len(new) == 6 and out == expected and out.strip()  # the quantised model decodes real tokens
+
+
+def test_static_cache_decodes_the_same_tokens_on_one_thread(models, tmp_path):
+    """RSCHAT_VLM_DECODE=static preallocates the cache (at a bucketed length) and decodes
+    exactly what the dynamic cache does; "compiled" on the CPU runs as static and says so."""
+    import threading
+
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what changed?"}]}]
+    dynamic = loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_quant="none", work_dir=tmp_path))
+    expected = dynamic.complete(messages, [image()], 10)
+    loading.clear_cache()
+    st = Settings(vlm=str(models["qwen2_5_vl"]), vlm_quant="none", vlm_decode="compiled", work_dir=tmp_path)
+    vlm = loading.load_vlm(st)
+    assert vlm.decode == "static" and "static decoding (RSCHAT_VLM_DECODE=compiled runs as static" in vlm.name
+    seen: list[tuple[object, str]] = []
+    real = vlm.model.generate
+
+    def spy(**kwargs):  # type: ignore[no-untyped-def]
+        seen.append((kwargs.get("max_cache_len"), threading.current_thread().name))
+        assert kwargs["cache_implementation"] == "static" and kwargs["disable_compile"]
+        return real(**kwargs)
+
+    vlm.model.generate = spy
+    assert vlm.complete(messages, [image()], 10) == expected == vlm.complete(messages, [image()], 10)
+    assert [length for length, _ in seen] == [1024, 1024] and seen[0][1] == seen[1][1]  # one worker thread
+    assert [cache_length(n) for n in (1, 1024, 1025, 3000)] == [1024, 1024, 2048, 4096]
+    assert effective_decode("compiled", "cuda", False) == ("compiled", "")
+    assert "bitsandbytes" in effective_decode("compiled", "cuda", True)[1]
+    assert effective_decode("dynamic", "cpu", True) == ("dynamic", "")
+    with pytest.raises(loading.BackendUnavailable, match="RSCHAT_VLM_DECODE=fast is not one of"):
+        loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_decode="fast", work_dir=tmp_path))
 
 
 def test_8bit_config_and_bad_quant_setting():

@@ -118,6 +118,7 @@ def test_training_writes_the_adapter_card_and_checkpoint(trained, data):
     assert len(card["losses"]) == 4 and all(math.isfinite(x) and x > 0 for x in card["losses"])
     assert [v["step"] for v in card["val_losses"]] == [2, 4] and math.isfinite(card["final_val_loss"])
     assert card["time_s"] > 0 and card["peak_memory_mb"]["cpu_rss"] > 0
+    assert 0 < card["step_time_s"] < card["time_s"] and card["first_step_time_s"] > 0 and card["tokens_per_s"] > 0
     config = json.loads((trained / "adapter_config.json").read_text())
     assert config["modules_to_save"] == ["merger"] and config["r"] == 16
     assert load_checkpoint(trained / "checkpoint")["step"] == 4
@@ -207,3 +208,15 @@ def test_quantised_training_on_cpu_and_bad_input_are_refused(bases, data, tmp_pa
     bad.write_text(json.dumps([{"id": "x", "image": "gone.png", "conversations": []}]))
     assert main([*argv[:5], str(bad), *argv[6:], "--quant", "none"]) == 1
     assert "image not found" in capsys.readouterr().err
+
+
+def test_step_timing_leaves_out_the_first_step():
+    assert train_vlm.step_timing([5.0, 1.0, 2.0, 3.0], [10, 10, 10, 10]) == {
+        "step_time_s": 2.0,
+        "first_step_time_s": 5.0,
+        "tokens_per_s": 5.0,
+    }
+    assert (
+        train_vlm.step_timing([4.0], [8])["tokens_per_s"] == 2.0
+        and train_vlm.step_timing([], [])["step_time_s"] is None
+    )

@@ -67,7 +67,8 @@ def backends(ws: Workspace) -> dict[str, str]:
         return f"unavailable: {failure}" if failure else f"unavailable in lite mode (set {setting})"
 
     adapter = f" + LoRA adapter {st.vlm_adapter} (RSCHAT_VLM_ADAPTER)" if st.vlm_adapter else ""
-    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}{adapter}, {st.vlm_quant}")
+    decode = f", {st.vlm_decode} decoding" if st.vlm_decode != "dynamic" else ""
+    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}{adapter}, {st.vlm_quant}{decode}")
     sam, sam_failed = model("sam", "RSCHAT_SAM", st.sam)
     clip, clip_failed = model("clip", "RSCHAT_CLIP", st.clip)
     lora = f" + LoRA {st.generator_lora} (RSCHAT_GENERATOR_LORA)" if st.generator_lora else ""

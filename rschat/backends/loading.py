@@ -200,8 +200,12 @@ def load_vlm(settings: Settings) -> Any:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from rschat.backends.vlm import VLMBackend
+        from rschat.backends.vlm import DECODE_MODES, VLMBackend, effective_decode
 
+        if settings.vlm_decode not in DECODE_MODES:
+            raise BackendUnavailable(
+                f"RSCHAT_VLM_DECODE={settings.vlm_decode} is not one of {', '.join(DECODE_MODES)}."
+            )
         device = torch_device(settings)
         quant = quantization_config(settings)
         dtype = torch.bfloat16 if device != "cpu" or quant is not None else torch.float32
@@ -213,9 +217,13 @@ def load_vlm(settings: Settings) -> Any:
         if adapter:
             model = apply_vlm_adapter(model, adapter, settings.vlm, merge=quant is None)
         name = f"{settings.vlm} + LoRA adapter {adapter}" if adapter else settings.vlm
-        return VLMBackend(model.eval(), processor, name=name, adapter=adapter or None)
+        decode, why = effective_decode(settings.vlm_decode, device, quant is not None)
+        if decode != "dynamic":
+            name += f", {decode} decoding" + (f" ({why})" if why else "")
+        return VLMBackend(model.eval(), processor, name=name, adapter=adapter or None, decode=decode)
 
-    return _load(VLM, settings.vlm, (settings.vlm_quant, settings.device, settings.vlm_adapter), build)
+    key = (settings.vlm_quant, settings.device, settings.vlm_adapter, settings.vlm_decode)
+    return _load(VLM, settings.vlm, key, build)
 
 
 def apply_vlm_adapter(model: Any, folder: str, base: str, merge: bool) -> Any:

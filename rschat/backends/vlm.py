@@ -13,8 +13,8 @@ placeholders. Boxes are XYXY in pixels of the original image unless stated other
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,18 +63,39 @@ CONVENTIONS: dict[str, BoxConvention] = {
     "LlavaNextConfig": BoxConvention("unit", "[{x0}, {y0}, {x1}, {y1}]"),
 }
 DEFAULT_CONVENTION = BoxConvention("thousandths", "[{x0}, {y0}, {x1}, {y1}]")
+DECODE_MODES = ("dynamic", "static", "compiled")  # RSCHAT_VLM_DECODE
+
+
+def cache_length(tokens: int) -> int:
+    """The static cache's length for a prompt plus its new tokens: a power of two of at
+    least 1024, so a compiled decode step is rebuilt for few distinct lengths."""
+    return max(1024, 1 << (tokens - 1).bit_length())
+
+
+def effective_decode(requested: str, device: str, quantised: bool) -> tuple[str, str]:
+    """(mode that runs, why it differs from the one requested, or "")."""
+    if requested != "compiled" or (device.startswith("cuda") and not quantised):
+        return requested, ""
+    why = "bitsandbytes layers do not compile (RSCHAT_VLM_QUANT=none does)" if quantised else "compiling needs CUDA"
+    return "static", f"RSCHAT_VLM_DECODE=compiled runs as static: {why}"
 
 
 class VLMBackend:
     """A loaded model and processor. ``generate`` yields text as it is produced."""
 
-    def __init__(self, model: Any, processor: Any, name: str, adapter: str | None = None) -> None:
+    def __init__(
+        self, model: Any, processor: Any, name: str, adapter: str | None = None, decode: str = "dynamic"
+    ) -> None:
         self.model = model
         self.processor = processor
         self.name = name
         self.adapter = adapter  # the LoRA adapter folder applied on top of the base (RSCHAT_VLM_ADAPTER)
+        self.decode = decode  # one of DECODE_MODES, as it runs (effective_decode)
         self.convention = CONVENTIONS.get(type(model.config).__name__, DEFAULT_CONVENTION)
-        self._lock = threading.Lock()  # one generation at a time per loaded model
+        # One generation at a time per loaded model, always on the same thread: a compiled
+        # decode step's CUDA graphs are recorded per thread, so a new thread per turn would
+        # record them again.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-generate")
 
     @property
     def family(self) -> str:
@@ -100,22 +121,22 @@ class VLMBackend:
         streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = dict(**inputs, max_new_tokens=max_new_tokens, streamer=streamer)
         kwargs.update(do_sample=True, temperature=temperature) if temperature > 0 else kwargs.update(do_sample=False)
-        errors: list[BaseException] = []
+        if self.decode != "dynamic":
+            length = cache_length(int(inputs["input_ids"].shape[1]) + max_new_tokens)
+            kwargs.update(
+                cache_implementation="static", max_cache_len=length, disable_compile=self.decode != "compiled"
+            )
 
         def work() -> None:
             try:
-                with self._lock:
-                    self.model.generate(**kwargs)
-            except BaseException as err:  # surfaced to the caller below
-                errors.append(err)
+                self.model.generate(**kwargs)
+            except BaseException:  # re-raised to the caller by result() below
                 streamer.end()
+                raise
 
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
+        done = self._worker.submit(work)
         yield from streamer
-        thread.join()
-        if errors:
-            raise errors[0]
+        done.result()
 
     def complete(self, messages: list[dict], images: list[Any] | None = None, max_new_tokens: int = 256) -> str:
         return "".join(self.generate(messages, images, max_new_tokens=max_new_tokens))

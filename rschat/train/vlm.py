@@ -29,7 +29,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +415,8 @@ class Run:
     total_steps: int
     losses: list[float]
     val_losses: list[dict[str, float]]
+    step_seconds: list[float] = field(default_factory=list)  # this run's steps, not the resumed ones
+    step_tokens: list[int] = field(default_factory=list)  # tokens (padding included) per step
 
     @property
     def pad_id(self) -> int:
@@ -514,9 +516,10 @@ def _loop(run_: Run, optimizer: Any, val_examples: list[dict[str, Any]], start: 
     for step in range(start, run_.total_steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, run_.total_steps, args.lr)
-        step_loss = 0.0
+        step_loss, tokens, tick = 0.0, 0, time.perf_counter()
         for ids in run_.plan.micro_batches(step):
             batch = collate([run_.example(i) for i in ids], run_.pad_id)
+            tokens += int(batch["input_ids"].numel())
             loss = _forward(model, batch, run_.device)
             if not torch.isfinite(loss):
                 raise TrainError(f"step {step + 1}: the loss is {float(loss)}; lower --lr or check the data.")
@@ -525,7 +528,9 @@ def _loop(run_: Run, optimizer: Any, val_examples: list[dict[str, Any]], start: 
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        run_.losses.append(round(step_loss, 5))
+        run_.losses.append(round(step_loss, 5))  # float(loss) has waited for the GPU
+        run_.step_seconds.append(time.perf_counter() - tick)
+        run_.step_tokens.append(tokens)
         bar.update(loss=step_loss)
         done = step + 1
         if done % args.save_every == 0 or done == run_.total_steps:
@@ -553,6 +558,21 @@ def _validate_and_save(run_: Run, optimizer: Any, val_examples: list[dict[str, A
     )
 
 
+def step_timing(seconds: list[float], tokens: list[int]) -> dict[str, Any]:
+    """The median optimiser step after the first (which pays for kernel selection and the
+    allocator's warm-up), and the tokens those steps processed per second."""
+    import statistics
+
+    if not seconds:
+        return {"step_time_s": None, "first_step_time_s": None, "tokens_per_s": None}
+    skip = 1 if len(seconds) > 1 else 0
+    return {
+        "step_time_s": round(statistics.median(seconds[skip:]), 4),
+        "first_step_time_s": round(seconds[0], 4),
+        "tokens_per_s": round(sum(tokens[skip:]) / sum(seconds[skip:]), 1),
+    }
+
+
 def _card(run_: Run, started: float, start: int, n_records: int) -> dict[str, Any]:
     import peft
     import torch
@@ -578,6 +598,7 @@ def _card(run_: Run, started: float, start: int, n_records: int) -> dict[str, An
         "val_losses": run_.val_losses,
         "final_val_loss": run_.val_losses[-1]["loss"] if run_.val_losses else None,
         "time_s": round(time.time() - started, 1),
+        **step_timing(run_.step_seconds, run_.step_tokens),
         "device": run_.device,
         "peak_memory_mb": peak_memory_mb(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
