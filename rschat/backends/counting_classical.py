@@ -81,27 +81,39 @@ def refuse_blank(image: np.ndarray) -> None:
         )
 
 
+def _living(rgb: np.ndarray, px: float) -> np.ndarray:
+    """Living-crown evidence: smoothed excess green, as a one-sided z-score."""
+    exg = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / (rgb.sum(axis=-1) + 1e-6)
+    return np.clip(_zscore(ndimage.gaussian_filter(exg, 0.1 * px)), 0, None)
+
+
 def count_trees(rgb: np.ndarray, gsd_m: float, green: bool = True) -> list[Detection]:
     """Tree crowns in an (H, W, 3) float RGB image in [0, 1] with pixels of ``gsd_m`` metres;
     ``green=False``: only the leafless or dead ones (the learned model finds the others)."""
     refuse_blank(rgb)
     px = 1.0 / gsd_m
-    total = rgb.sum(axis=-1) + 1e-6
-    exg = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / total
     lab = color.rgb2lab(rgb)
     lightness, chroma = lab[..., 0], np.hypot(lab[..., 1], lab[..., 2])
-    living = np.clip(_zscore(ndimage.gaussian_filter(exg, 0.1 * px)), 0, None)
     texture = _zscore(ndimage.gaussian_filter(_local_std(lightness, 0.15 * px), 0.3 * px))
     dead = _zscore(ndimage.gaussian_filter(lightness, 0.4 * px)) - _zscore(ndimage.gaussian_filter(chroma, 0.4 * px))
     dead = np.clip(dead + texture, 0, None)
 
     step = max(1, int(0.25 * px))
-    green_blobs = _blobs(_unit(living), px, 0.7, 3.0, 0.3, step) if green else []
+    green_blobs = _blobs(_unit(_living(rgb, px)), px, 0.7, 3.0, 0.3, step) if green else []
     dead_blobs = _blobs(_unit(dead), px, 0.5, 2.5, 0.4, step)
     kept = [(y, x, r, s, "tree (green crown)") for y, x, r, s in green_blobs]
+    # A dead-crown blob is kept when it overlaps no blob kept before it (living ones first).
+    # Kept centres and radii live in arrays, so each test is one vectorised distance.
+    centres = np.zeros((len(kept) + len(dead_blobs), 2))
+    radii = np.zeros(len(centres))
+    for n, (y, x, r, *_) in enumerate(kept):
+        centres[n], radii[n] = (y, x), r
+    n = len(kept)
     for y, x, r, s in dead_blobs:
-        if all(np.hypot(y - ky, x - kx) > r + kr for ky, kx, kr, _, _ in kept):
+        if not (np.hypot(centres[:n, 0] - y, centres[:n, 1] - x) <= r + radii[:n]).any():
             kept.append((y, x, r, s, "tree (leafless/dead crown)"))
+            centres[n], radii[n] = (y, x), r
+            n += 1
     h, w = rgb.shape[:2]
     return [
         Detection((max(0.0, x - r), max(0.0, y - r), min(w, x + r), min(h, y + r)), s, kind)
