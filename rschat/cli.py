@@ -3,7 +3,7 @@
     rschat serve [--host H] [--port P]
     rschat ask [--image P]... [--before P --after P] [--point X,Y] [--box X0,Y0,X1,Y1]
                [--region R.geojson] [--out DIR] [--json] QUESTION [FOLLOW-UP ...]
-    rschat eval change --manifest M [--json]
+    rschat eval change --manifest M [--target building|DATASET=TARGET,...] [--json]
     rschat weights list | pull NAME
     rschat space [OWNER/NAME] [--out DIR] [--dry-run] [--private]
 
@@ -121,17 +121,18 @@ def _print_step(step) -> None:  # type: ignore[no-untyped-def]
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from rschat.eval.change import evaluate_manifest
+    from rschat.eval.change import evaluate_manifest, parse_targets
 
-    report = evaluate_manifest(Path(args.manifest))
+    report = evaluate_manifest(Path(args.manifest), parse_targets(args.target))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"change detection on {report['pairs']} pairs ({args.manifest})")
-    print(f"{'dataset':<12}{'precision':>10}{'recall':>10}{'F1':>10}{'IoU':>10}")
+    print(f"{'dataset':<12}{'target':<10}{'precision':>10}{'recall':>10}{'F1':>10}{'IoU':>10}")
     rows = [*report["per_dataset"].items(), ("pooled", report["pooled"])]
     for name, s in rows:
-        print(f"{name:<12}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}{s['iou']:>10.3f}")
+        target = report["targets"].get(name, "")
+        print(f"{name:<12}{target:<10}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}{s['iou']:>10.3f}")
     return 0
 
 
@@ -286,6 +287,12 @@ def _add_eval_weights_space(sub: Any) -> None:
     ev_sub = ev.add_subparsers(dest="task", required=True)
     change = ev_sub.add_parser("change", help="change detection: precision, recall, F1, IoU")
     change.add_argument("--manifest", required=True)
+    change.add_argument(
+        "--target",
+        default="",
+        help="what is asked: 'building' (only buildings that appeared or went) for every pair, or per dataset "
+        "('levir=building'); an entry's own 'target' wins; default: any change",
+    )
     change.add_argument("--json", action="store_true")
     change.set_defaults(func=_cmd_eval)
     _add_plugged("eval", ev_sub)

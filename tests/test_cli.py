@@ -56,6 +56,13 @@ def test_eval_change_on_a_small_manifest(tmp_path: Path):
     assert set(doc["pooled"]) >= {"precision", "recall", "f1", "iou"}
     assert doc["per_dataset"]["synthetic"]["f1"] > 0.7
     assert "pooled" in rschat("eval", "change", "--manifest", str(manifest)).stdout
+    # What is asked of each set: a per-dataset target, named in the report; a bad one refused.
+    doc = json.loads(
+        rschat("eval", "change", "--manifest", str(manifest), "--target", "synthetic=any", "--json").stdout
+    )
+    assert doc["targets"] == {"synthetic": "any"}
+    bad = rschat("eval", "change", "--manifest", str(manifest), "--target", "synthetic=roads")
+    assert bad.returncode != 0 and "must be one of any, building" in bad.stderr
 
 
 def test_ask_with_box_and_point_flags():

@@ -66,18 +66,24 @@ def test_synonyms(word, cls, obj):
     assert object_of(f"the {word} here") == obj
 
 
-def test_chain_buildings_that_appeared_in_the_box(settings):
+def test_buildings_that_appeared_are_counted_date_against_date(settings):
     ws = ws_with(settings, "before", "after")
     ws.add_box((2, 2, 15, 15))
     p = plan("How many buildings appeared in the box?", ws)
+    assert tools(p) == ["detect_changes"] and p.focus == "count"
+    assert p.calls[0].args == {"before": "before", "after": "after", "target": "building", "box": [2, 2, 15, 15]}
+    for message in ("which buildings are new?", "were any houses demolished?", "show the new buildings"):
+        assert plan(message, ws).calls[0].args.get("target") == "building", message
+    assert "target" not in plan("what changed?", ws).calls[0].args
+
+
+def test_chain_trees_that_appeared_in_the_box(settings):
+    ws = ws_with(settings, "before", "after")
+    ws.add_box((2, 2, 15, 15))
+    p = plan("How many trees appeared in the box?", ws)
     assert tools(p) == ["detect_changes", "count_objects"]
-    assert p.calls[0].args["box"] == [2, 2, 15, 15]
-    assert p.calls[1].args == {
-        "target": "building",
-        "image": "after",
-        "within_previous_mask": True,
-        "box": [2, 2, 15, 15],
-    }
+    assert p.calls[0].args["box"] == [2, 2, 15, 15] and "target" not in p.calls[0].args
+    assert p.calls[1].args == {"target": "tree", "image": "after", "within_previous_mask": True, "box": [2, 2, 15, 15]}
 
 
 def test_change_inside_the_box(settings):

@@ -205,9 +205,11 @@ def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
 def _plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
     pair = _dated_pair(req.message, ws)
+    # "Which buildings are new?": only buildings that appeared or went, not every change.
+    target = {"target": "building"} if req.obj == "building" else {}
     if pair is not None:
         a, b = pair
-        call = ToolCall("detect_changes", _with_box({"before": a, "after": b}, ws), f"compare {a} with {b}")
+        call = ToolCall("detect_changes", _with_box({"before": a, "after": b, **target}, ws), f"compare {a} with {b}")
         return Plan("change", [call], focus)
     if not {"before", "after"} <= set(ws.rasters):
         have = "one image" if "image" in ws.rasters else "no images"
@@ -216,10 +218,12 @@ def _plan_change(req: Request) -> Plan:
             "and an after image (two files in one message, or the before/after slots), then ask again."
         )
         return Plan("change", focus=focus, reply=reply, answered=False)
-    args = _with_box({"before": "before", "after": "after"}, ws)
-    calls = [ToolCall("detect_changes", args, "compare the before and after images" + _where(ws))]
-    if focus == "count" and req.obj is not None:
-        # "how many buildings appeared?": count on the after image inside the changed area.
+    args = _with_box({"before": "before", "after": "after", **target}, ws)
+    what = "buildings that appeared or went" if target else "the before and after images"
+    calls = [ToolCall("detect_changes", args, f"compare {what}" + _where(ws))]
+    if focus == "count" and req.obj is not None and not target:
+        # "how many trees appeared?": count on the after image inside the changed area (buildings
+        # are counted by detect_changes itself, date against date).
         count_args = _with_box({"target": req.obj, "image": "after", "within_previous_mask": True}, ws)
         calls.append(
             ToolCall("count_objects", count_args, f"count {req.obj}s on the after image inside the changed area")

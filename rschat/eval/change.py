@@ -4,6 +4,11 @@ A manifest is a JSON list of ``{"dataset", "before", "after", "label"}`` with pa
 relative to the manifest's folder (the format of ../shared/data/change/manifest.json).
 Labels are masks where any non-zero pixel means "changed" (0/255 and 0/1 both work).
 Pairs go through the same tool as a user's request, so what is scored is what users get.
+
+What is asked of each pair is ``detect_changes``' ``target``: "any" change (the default),
+or "building" (only buildings that appeared or went), which is the question a building
+change set answers (LEVIR-CD labels building changes only). An entry's own ``"target"``
+field, else the ``targets`` given per dataset, else "any".
 """
 
 from __future__ import annotations
@@ -48,19 +53,38 @@ class Counts:
         }
 
 
-def evaluate_manifest(manifest: Path) -> dict:
-    """Precision, recall, F1 and IoU per dataset and pooled over all pixels."""
+TARGETS = ("any", "building")
+
+
+def parse_targets(spec: str) -> dict[str, str]:
+    """'building' (every pair) or 'levir=building,dsifn=any' (per dataset) -> {dataset or '*': target}."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, target = part.rpartition("=")
+        if target not in TARGETS:
+            raise InputError(f"--target {part}: the target must be one of {', '.join(TARGETS)}.")
+        out[name or "*"] = target
+    return out
+
+
+def evaluate_manifest(manifest: Path, targets: dict[str, str] | None = None) -> dict:
+    """Precision, recall, F1 and IoU per dataset and pooled over all pixels; ``targets``
+    maps a dataset (or '*', every pair) to the target asked (see the module's docstring)."""
     try:
         entries = json.loads(manifest.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"{manifest} is not a readable JSON manifest ({err}).") from err
     pooled = Counts()
     per_dataset: dict[str, Counts] = {}
+    asked: dict[str, str] = {}
     tool = REGISTRY["detect_changes"]
     with tempfile.TemporaryDirectory() as tmp:
         for entry in entries:
             rasters = {k: read_raster(_resolve(manifest, entry[k])) for k in ("before", "after")}
-            result = tool.run({}, ToolContext(rasters=rasters, out_dir=Path(tmp)))
+            dataset = entry.get("dataset", "all")
+            target = entry.get("target") or (targets or {}).get(dataset) or (targets or {}).get("*", "any")
+            asked[dataset] = target
+            result = tool.run({"target": target}, ToolContext(rasters=rasters, out_dir=Path(tmp)))
             truth = read_raster(_resolve(manifest, entry["label"])).data[0] > 0
             pred = result.kept.mask
             if pred is None:  # detect_changes always keeps its mask
@@ -68,9 +92,10 @@ def evaluate_manifest(manifest: Path) -> dict:
             if pred.shape != truth.shape:
                 raise ValueError(f"label {entry['label']} is {truth.shape}, prediction {pred.shape}")
             pooled.add(pred, truth)
-            per_dataset.setdefault(entry.get("dataset", "all"), Counts()).add(pred, truth)
+            per_dataset.setdefault(dataset, Counts()).add(pred, truth)
     return {
         "pairs": len(entries),
         "pooled": pooled.scores(),
         "per_dataset": {name: c.scores() for name, c in per_dataset.items()},
+        "targets": asked,
     }
