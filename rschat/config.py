@@ -62,7 +62,7 @@ class Settings:
     # How the VLM decodes: "dynamic" (transformers' default cache), "static" (a preallocated
     # cache), or "compiled" (static cache + torch.compile of the decode step, CUDA graphs):
     # 7.6x the dynamic cache's tokens/s for Qwen2.5-VL-3B in bf16 on an H200 (README), at the
-    # cost of compiling on the first turn (about 30 s) and per new cache length. Compilation
+    # cost of compiling on the first turn (about 40 s) and per new cache length. Compilation
     # needs CUDA and RSCHAT_VLM_QUANT=none (bitsandbytes layers do not compile); elsewhere
     # "compiled" runs as "static" and the backends JSON says so.
     vlm_decode: str = "dynamic"

@@ -119,4 +119,9 @@ def test_building_target_is_refused_where_buildings_cannot_be_seen(tmp_path: Pat
     before, after, _ = make_pair(pixel=5.0)
     with pytest.raises(InputError, match=r"too coarse for single buildings .*Ask what changed instead"):
         TOOL.run({"target": "building"}, ToolContext(rasters={"before": before, "after": after}, out_dir=tmp_path))
+    fine_before, fine_after, _ = make_pair(pixel=0.01)
+    with pytest.raises(InputError, match=r"finer than the building model reads \(0.05-1.5 m\)"):
+        TOOL.run(
+            {"target": "building"}, ToolContext(rasters={"before": fine_before, "after": fine_after}, out_dir=tmp_path)
+        )
     assert run(before, after, tmp_path).data.get("appeared_count") is None  # any change: no building split

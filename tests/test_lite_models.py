@@ -304,3 +304,12 @@ def test_train_trees_and_buildings_end_to_end(tmp_path: Path, kind: str) -> None
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "RSCHAT_LITE_MODELS": str(out)})  # fmt: skip
     assert run.returncode == 0 and run.stdout.strip() == "true", run.stderr[-2000:]
+
+
+def test_the_tile_side_runs_the_fewest_pixels():
+    from rschat.backends.learned import best_tile
+    from rschat.backends.lite_models import tiled_pixels
+
+    assert best_tile((1024, 1024)) == 1024 and tiled_pixels((1024, 1024), 1024, 64) == 1024 * 1024
+    assert best_tile((1125, 1125)) == 512  # just over 1024: four 1024 px tiles would run 4.2 MP
+    assert best_tile((4096, 4096)) == 1024 and best_tile((200, 300)) == 1024  # one tile, padded to 16

@@ -111,6 +111,14 @@ def test_a_box_on_the_overview_is_scaled_to_the_file(tmp_path: Path) -> None:
     assert "x 0-128" in result.summary
 
 
+def test_building_change_on_a_tiled_pair_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    ws = Workspace(_large_settings(tmp_path))
+    ws.load("before", BEFORE)
+    ws.load("after", AFTER)
+    with pytest.raises(InputError, match="not measured yet on scenes read tile by tile.*crop both images"):
+        _tiled_run(ws, {"target": "building"})
+
+
 def test_an_after_image_on_another_crs_is_warped_tile_by_tile(tmp_path: Path) -> None:
     moved = tmp_path / "after_3857.tif"
     with rasterio.open(AFTER) as src:

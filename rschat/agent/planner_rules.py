@@ -202,11 +202,18 @@ def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
     return by_year[years[0]], by_year[years[-1]]
 
 
+_BUILDING_CHANGE = re.compile(
+    r"\bnew\b|appear|\bbuilt\b|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down"
+)
+
+
 def _plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
     pair = _dated_pair(req.message, ws)
-    # "Which buildings are new?": only buildings that appeared or went, not every change.
-    target = {"target": "building"} if req.obj == "building" else {}
+    # "Which buildings are new?": only buildings that appeared or went, not every change;
+    # "what changed around the buildings?" still asks for any change.
+    building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
+    target = {"target": "building"} if building_change else {}
     if pair is not None:
         a, b = pair
         call = ToolCall("detect_changes", _with_box({"before": a, "after": b, **target}, ws), f"compare {a} with {b}")

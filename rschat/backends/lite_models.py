@@ -143,6 +143,16 @@ def run_tiled(m: LiteModel, rgb: np.ndarray, tile: int = 512, overlap: int = 64,
     return outs
 
 
+def tiled_pixels(shape: tuple[int, int], tile: int, overlap: int) -> int:
+    """Pixels the network runs over for an image of ``shape`` in ``run_tiled``'s tiles."""
+    h, w = shape
+    unit = 16
+    th, tw = min(tile, _ceil(h, unit)), min(tile, _ceil(w, unit))
+    rows = _starts(h, th, max(unit, th - 2 * overlap))
+    cols = _starts(w, tw, max(unit, tw - 2 * overlap))
+    return len(rows) * len(cols) * th * tw
+
+
 def _ceil(n: int, unit: int) -> int:
     return -(-n // unit) * unit
 

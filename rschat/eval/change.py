@@ -76,15 +76,18 @@ def evaluate_manifest(manifest: Path, targets: dict[str, str] | None = None) -> 
         raise InputError(f"{manifest} is not a readable JSON manifest ({err}).") from err
     pooled = Counts()
     per_dataset: dict[str, Counts] = {}
-    asked: dict[str, str] = {}
+    asked: dict[str, set[str]] = {}
     tool = REGISTRY["detect_changes"]
     with tempfile.TemporaryDirectory() as tmp:
         for entry in entries:
             rasters = {k: read_raster(_resolve(manifest, entry[k])) for k in ("before", "after")}
             dataset = entry.get("dataset", "all")
             target = entry.get("target") or (targets or {}).get(dataset) or (targets or {}).get("*", "any")
-            asked[dataset] = target
-            result = tool.run({"target": target}, ToolContext(rasters=rasters, out_dir=Path(tmp)))
+            asked.setdefault(dataset, set()).add(target)
+            try:
+                result = tool.run({"target": target}, ToolContext(rasters=rasters, out_dir=Path(tmp)))
+            except InputError as err:
+                raise InputError(f"pair {entry['before']} -> {entry['after']} (target {target}): {err}") from err
             truth = read_raster(_resolve(manifest, entry["label"])).data[0] > 0
             pred = result.kept.mask
             if pred is None:  # detect_changes always keeps its mask
@@ -97,5 +100,5 @@ def evaluate_manifest(manifest: Path, targets: dict[str, str] | None = None) -> 
         "pairs": len(entries),
         "pooled": pooled.scores(),
         "per_dataset": {name: c.scores() for name, c in per_dataset.items()},
-        "targets": asked,
+        "targets": {name: "+".join(sorted(t)) for name, t in asked.items()},
     }

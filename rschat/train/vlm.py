@@ -528,7 +528,9 @@ def _loop(run_: Run, optimizer: Any, val_examples: list[dict[str, Any]], start: 
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        run_.losses.append(round(step_loss, 5))  # float(loss) has waited for the GPU
+        if run_.device.startswith("cuda"):  # the optimiser's step runs on after it returns
+            torch.cuda.synchronize()
+        run_.losses.append(round(step_loss, 5))
         run_.step_seconds.append(time.perf_counter() - tick)
         run_.step_tokens.append(tokens)
         bar.update(loss=step_loss)
