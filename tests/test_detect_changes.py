@@ -110,6 +110,13 @@ def test_building_target_finds_the_buildings_that_appeared(tmp_path: Path):
     assert d["gone_pixels"] <= 0.4 * d["appeared_pixels"]  # and mostly 'appeared', as made
     assert d["appeared_area_m2"] == pytest.approx(d["appeared_pixels"] * 0.25, rel=0.01)
     assert "buildings appeared" in res.summary and "m2" in res.summary
+    from rschat.agent import short_answer
+    from rschat.tools.base import Reading
+
+    assert short_answer.derive(res, "count", "building") == str(d["appeared_count"])
+    assert short_answer.derive(res, "count_gone", "building") == str(d["gone_count"])
+    gone_first = TOOL.answer(res, Reading(source="r1", focus="count_gone"))
+    assert gone_first.startswith(f"{d['gone_count']} building") and "disappeared" in gone_first.split(",")[0]
     assert "buildings that appeared or went" in res.method and "buildings.onnx" in res.method
 
 

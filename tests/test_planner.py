@@ -75,6 +75,7 @@ def test_buildings_that_appeared_are_counted_date_against_date(settings):
     for message in ("which buildings are new?", "were any houses demolished?", "show the new buildings"):
         assert plan(message, ws).calls[0].args.get("target") == "building", message
     assert "target" not in plan("what changed?", ws).calls[0].args
+    assert plan("how many buildings were demolished?", ws).focus == "count_gone"  # the number that went
     for message in ("what changed around the buildings?", "did the roof colours change?", "are the houses new?"):
         target = plan(message, ws).calls[0].args.get("target")
         assert target == ("building" if "new" in message else None), message  # any change unless built or gone

@@ -207,6 +207,9 @@ _BUILDING_CHANGE = re.compile(
 )
 
 
+_BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|torn down|knocked down|\blost\b")
+
+
 def _plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
     pair = _dated_pair(req.message, ws)
@@ -214,6 +217,8 @@ def _plan_change(req: Request) -> Plan:
     # "what changed around the buildings?" still asks for any change.
     building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
     target = {"target": "building"} if building_change else {}
+    if building_change and focus == "count" and _BUILDING_GONE.search(req.message.lower()):
+        focus = "count_gone"  # "how many buildings were demolished?": the number that went
     if pair is not None:
         a, b = pair
         call = ToolCall("detect_changes", _with_box({"before": a, "after": b, **target}, ws), f"compare {a} with {b}")

@@ -41,6 +41,8 @@ def _presence(result: ToolResult, target: str | None) -> str | None:
 
 def _count(result: ToolResult, target: str | None) -> str | None:
     d = result.data
+    if (appeared := d.get("appeared_count")) is not None:  # building change: "how many new buildings?"
+        return str(int(appeared))
     if (selected := d.get("selected_count")) is not None:
         return str(int(selected))
     if "count" in d and d["count"] is not None:
@@ -92,6 +94,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return _presence(result, target)
     if focus == "count":
         return _count(result, target)
+    if focus == "count_gone":  # building change: "how many buildings were demolished?"
+        gone = result.data.get("gone_count")
+        return None if gone is None else str(int(gone))
     if focus == "area":
         return _area(result, target)
     if focus == "rural_urban":

@@ -150,7 +150,7 @@ def _summary(scope: str, f: ChangeFigures, regions: list[Region], approximate: b
     return text
 
 
-def _buildings_text(f: ChangeFigures) -> str:
+def _buildings_text(f: ChangeFigures, gone_first: bool = False) -> str:
     """'3 buildings appeared (1,240 m2) and 1 went (90 m2)', areas where the pixel size is known."""
 
     def size(px: int | None, m2: float | None) -> str:
@@ -159,10 +159,11 @@ def _buildings_text(f: ChangeFigures) -> str:
     def buildings(n: int | None) -> str:
         return f"{n} building" + ("" if n == 1 else "s")
 
-    return (
-        f"{buildings(f.appeared_count)} appeared ({size(f.appeared_pixels, f.appeared_area_m2)}) and "
+    appeared = f"{buildings(f.appeared_count)} appeared ({size(f.appeared_pixels, f.appeared_area_m2)})"
+    gone = (
         f"{buildings(f.gone_count)} disappeared, demolished or no longer seen ({size(f.gone_pixels, f.gone_area_m2)})"
     )
+    return f"{gone}, and {appeared}" if gone_first else f"{appeared} and {gone}"
 
 
 def _with_buildings(f: ChangeFigures, before: Raster, b: BuildingChange, mask: np.ndarray) -> ChangeFigures:
@@ -349,9 +350,9 @@ def answer(result: ToolResult, reading: Reading) -> str:
     source = reading.source
     if reading.focus == "largest":
         return largest_region_text(result, "change", source)
+    if reading.focus in ("count", "count_gone") and f.appeared_count is not None:
+        return f"{_buildings_text(f, gone_first=reading.focus == 'count_gone')} ({source})."
     if reading.focus == "count":
-        if f.appeared_count is not None:
-            return f"{_buildings_text(f)} ({source})."
         return f"There are {f.region_count} separate change regions ({source})."
     if reading.focus == "fraction":
         return f"{f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels) ({source})."
