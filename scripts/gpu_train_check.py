@@ -138,7 +138,8 @@ def app(args: argparse.Namespace) -> dict:
     image = Image.fromarray((np.random.default_rng(0).random((448, 448, 3)) * 255).astype(np.uint8))
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what changed?"}]}]
     report: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "runs": {}}
-    for quant, decode in [("none", "dynamic"), ("none", "compiled"), ("4bit", "dynamic"), ("4bit", "static")]:
+    pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+    for quant, decode in pairs:
         if quant != "none" and not torch.cuda.is_available():
             continue
         loading.clear_cache()
@@ -156,12 +157,21 @@ def app(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             vlm.complete(messages, [image], max_new_tokens=args.tokens)
             turns.append(round(time.perf_counter() - t0, 2))
+        # Stop: a long answer closed after its first piece, then the next turn.
+        t0 = time.perf_counter()
+        stream = vlm.generate(messages, [image], max_new_tokens=8 * args.tokens)
+        next(stream)
+        stream.close()
+        vlm.complete(messages, [image], max_new_tokens=args.tokens)
+        stopped = {"stop_then_turn_s": round(time.perf_counter() - t0, 2), "stopped_at_tokens": new_tokens[3]}
+        new_tokens = new_tokens[:3]
         later = sum(new_tokens[1:]) / sum(turns[1:])
         report["runs"][f"{quant} {decode}"] = {
             "name": vlm.name,
             "turn_s": turns,
             "new_tokens": new_tokens,
             "tokens_per_s": round(later, 1),
+            **stopped,
         }
         print(quant, decode, json.dumps(report["runs"][f"{quant} {decode}"]), flush=True)
         del vlm
@@ -178,6 +188,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=128, help="decode: new tokens per timed run")
+    parser.add_argument(
+        "--pairs", default="none:dynamic,none:compiled,4bit:dynamic,4bit:static", help="app: QUANT:DECODE,..."
+    )
     parser.add_argument("--small", action="store_true", help="save: a tiny model, to check the script on a CPU")
     args = parser.parse_args()
     t0 = time.perf_counter()

@@ -120,6 +120,27 @@ def test_static_cache_decodes_the_same_tokens_on_one_thread(models, tmp_path):
         loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_decode="fast", work_dir=tmp_path))
 
 
+def test_a_stream_closed_early_stops_the_model_at_its_next_token(models, tmp_path):
+    """Stop in the chat (the reader closes the stream): generation ends at once instead of
+    running to max_new_tokens while the next question waits on the worker."""
+    vlm = loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_quant="none", work_dir=tmp_path))
+    lengths: list[int] = []
+    real = vlm.model.generate
+
+    def counted(**kwargs):  # type: ignore[no-untyped-def]
+        out = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])  # never ends by itself
+        lengths.append(int(out.shape[1] - kwargs["input_ids"].shape[1]))
+        return out
+
+    vlm.model.generate = counted
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe"}]}]
+    stream = vlm.generate(messages, [image()], max_new_tokens=400)
+    next(stream)
+    stream.close()
+    assert vlm.complete(messages, [image()], 5) is not None  # the next call runs after the stopped one
+    assert lengths[0] < 100 and lengths[1] == 5, lengths
+
+
 def test_8bit_config_and_bad_quant_setting():
     assert loading.quantization_config(Settings(vlm_quant="8bit")).load_in_8bit
     assert loading.quantization_config(Settings(vlm_quant="none")) is None

@@ -13,6 +13,7 @@ placeholders. Boxes are XYXY in pixels of the original image unless stated other
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,6 +81,19 @@ def effective_decode(requested: str, device: str, quantised: bool) -> tuple[str,
     return "static", f"RSCHAT_VLM_DECODE=compiled runs as static: {why}"
 
 
+def _cancelled_criterion(event: threading.Event) -> Any:
+    """A transformers StoppingCriteria that ends generation once ``event`` is set (built
+    lazily so that importing this module never imports transformers)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return Cancelled()
+
+
 class VLMBackend:
     """A loaded model and processor. ``generate`` yields text as it is produced."""
 
@@ -114,7 +128,7 @@ class VLMBackend:
         self, messages: list[dict], images: list[Any] | None = None, max_new_tokens: int = 512, temperature: float = 0.0
     ) -> Iterator[str]:
         """Stream the reply to a chat (HF chat-template messages), images in placeholder order."""
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.processor(text=[text], images=images or None, return_tensors="pt").to(self.model.device)
@@ -127,6 +141,12 @@ class VLMBackend:
                 cache_implementation="static", max_cache_len=length, disable_compile=self.decode != "compiled"
             )
 
+        # A reader that stops early (the user pressed Stop, or a caller took what it needed)
+        # sets ``cancelled``; the model then ends at its next token instead of running to
+        # max_new_tokens while the next question waits on the worker.
+        cancelled = threading.Event()
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_cancelled_criterion(cancelled)])
+
         def work() -> None:
             try:
                 self.model.generate(**kwargs)
@@ -135,7 +155,13 @@ class VLMBackend:
                 raise
 
         done = self._worker.submit(work)
-        yield from streamer
+        finished = False
+        try:
+            yield from streamer
+            finished = True
+        finally:
+            if not finished:
+                cancelled.set()
         done.result()
 
     def complete(self, messages: list[dict], images: list[Any] | None = None, max_new_tokens: int = 256) -> str:
