@@ -115,6 +115,8 @@ def test_building_target_finds_the_buildings_that_appeared(tmp_path: Path):
 
     assert short_answer.derive(res, "count", "building") == str(d["appeared_count"])
     assert short_answer.derive(res, "count_gone", "building") == str(d["gone_count"])
+    area = TOOL.answer(res, Reading(source="r1", focus="area"))
+    assert area.startswith("Buildings that appeared or went cover") and "buildings appeared" in area
     gone_first = TOOL.answer(res, Reading(source="r1", focus="count_gone"))
     assert gone_first.startswith(f"{d['gone_count']} building") and "disappeared" in gone_first.split(",")[0]
     assert "buildings that appeared or went" in res.method and "buildings.onnx" in res.method

@@ -7,7 +7,6 @@ and ends with exactly one ``answer`` step.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm
 from rschat.agent.executor import TurnControl, execute
 from rschat.agent.steps import Step
+from rschat.agent.vocabulary import STATED_GSD
 from rschat.agent.workspace import Workspace
 from rschat.backends import lite_models, loading
 from rschat.geo.bands import parse_band_order
@@ -28,16 +28,9 @@ class GroundingFigures(Figures):
     boxes: int  # places the model pointed at in its answer
 
 
-_GSD = re.compile(
-    r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
-    r"(\d+(?:\.\d+)?)\s*(cm|m)\b",
-    re.I,
-)
-
-
 def stated_gsd(message: str) -> float | None:
     """A pixel size stated in a message ('the pixel size is 0.5 m', 'GSD 30 cm') in metres."""
-    m = _GSD.search(message)
+    m = STATED_GSD.search(message)
     if not m:
         return None
     value = float(m.group(1))

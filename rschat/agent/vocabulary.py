@@ -156,9 +156,19 @@ def intent_of(message: str) -> str | None:
     return None
 
 
+# "the pixel size is 0.5 m", "GSD 30 cm": a statement about the image, not the question.
+STATED_GSD = re.compile(
+    r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
+    r"(\d+(?:\.\d+)?)\s*(cm|m)\b",
+    re.I,
+)
+
+
 def focus_of(message: str) -> str | None:
+    """Which figure the question asks for; a stated pixel size ('size', 'm') is no area."""
+    question = STATED_GSD.sub(" ", message)
     for focus, pattern in FOCUS:
-        if pattern.search(message):
+        if pattern.search(question):
             return focus
     return None
 

@@ -356,6 +356,11 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return f"There are {f.region_count} separate change regions ({source})."
     if reading.focus == "fraction":
         return f"{f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels) ({source})."
+    if reading.focus == "area" and f.appeared_count is not None:
+        return (
+            f"Buildings that appeared or went cover {area_text(f.changed_area_m2)}, {f.changed_percent:.1f}% of the "
+            f"analysed area: {_buildings_text(f)} ({source})."
+        )
     if reading.focus == "area":
         return (
             f"The changed area is {area_text(f.changed_area_m2)}, {f.changed_percent:.1f}% of the analysed "
