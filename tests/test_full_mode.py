@@ -141,6 +141,33 @@ def test_a_stream_closed_early_stops_the_model_at_its_next_token(models, tmp_pat
     assert lengths[0] < 100 and lengths[1] == 5, lengths
 
 
+def test_cancel_while_the_model_writes_ends_the_model_too(models, tmp_path):
+    """The chat's Cancel (or the turn's time limit) during the model's answer closes the
+    stream, so the model stops at its next token; the answer says it was stopped."""
+    from rschat.agent.executor import TurnControl
+
+    st = Settings(vlm=str(models["qwen2_vl"]), vlm_quant="none", work_dir=tmp_path)
+    vlm = loading.load_vlm(st)
+    lengths: list[int] = []
+    real = vlm.model.generate
+
+    def counted(**kwargs):  # type: ignore[no-untyped-def]
+        out = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])  # never ends by itself
+        lengths.append(int(out.shape[1] - kwargs["input_ids"].shape[1]))
+        return out
+
+    vlm.model.generate = counted
+    ws, control = Workspace(st), TurnControl()
+    steps = []
+    for step in turn(ws, "describe this image in detail", uploads=[NEON], control=control):
+        steps.append(step)
+        if step.kind == "delta":
+            control.stop()
+    vlm._worker.submit(lambda: None).result()  # the stopped generation has returned
+    assert lengths and lengths[-1] < 100, lengths  # of max_new_tokens=400
+    assert "Stopped, as you asked" in steps[-1].text
+
+
 def test_8bit_config_and_bad_quant_setting():
     assert loading.quantization_config(Settings(vlm_quant="8bit")).load_in_8bit
     assert loading.quantization_config(Settings(vlm_quant="none")) is None

@@ -76,6 +76,8 @@ def test_buildings_that_appeared_are_counted_date_against_date(settings):
         assert plan(message, ws).calls[0].args.get("target") == "building", message
     assert "target" not in plan("what changed?", ws).calls[0].args
     assert plan("how many buildings were demolished?", ws).focus == "count_gone"  # the number that went
+    assert plan("how many buildings were torn down or lost?", ws).focus == "count_gone"
+    assert plan("how many buildings were built or demolished?", ws).focus is None  # both numbers, no one answer
     assert plan("the pixel size is 0.5 m. which buildings are new?", ws).focus is None  # 'size', 'm': no area
     for message in ("what changed around the buildings?", "did the roof colours change?", "are the houses new?"):
         target = plan(message, ws).calls[0].args.get("target")

@@ -185,7 +185,7 @@ def _run_plan(
         return control.message()
     text = responder.answer(steps, plan.focus, plan.point)
     if model is not None:
-        text = yield from _model_answer(model, ws, message, steps, text)
+        text = yield from _model_answer(model, ws, message, steps, text, control)
     return text
 
 
@@ -256,8 +256,8 @@ def _plan_and_answer(
         ws.clear_prompts()
     answered = plan.answered
     if model is not None and plan.intent in ("vqa", "unsupported"):
-        text = yield from _answer_directly(model, ws, message)
-        answered = True
+        text = yield from _answer_directly(model, ws, message, control)
+        answered = not control.stopped()
     elif plan.reply is not None:
         text = plan.reply
         if said and plan.intent in ("unsupported", "vqa"):
@@ -272,19 +272,34 @@ def _plan_and_answer(
     return text, answered
 
 
-def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-untyped-def]
+def _streamed(stream: Iterator[str], chunks: list[str], control: TurnControl) -> Iterator[Step]:
+    """The model's text as delta steps, into ``chunks``; once the turn is stopped (Cancel,
+    time limit) the stream is closed, which ends the model at its next token."""
+    try:
+        for chunk in stream:
+            chunks.append(chunk)
+            yield Step("delta", chunk)
+            if control.stopped():
+                break
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _answer_directly(model, ws: Workspace, message: str, control: TurnControl):  # type: ignore[no-untyped-def]
     """Stream the model's own answer about the images; draw any boxes it gives."""
     if not ws.rasters:
         return "Upload an image first, then ask about it."
-    chunks = []
+    chunks: list[str] = []
     try:
-        for chunk in direct.stream_direct(model, ws, message):
-            chunks.append(chunk)
-            yield Step("delta", chunk)
+        yield from _streamed(direct.stream_direct(model, ws, message), chunks, control)
     except Exception as err:
         log.exception("model answer failed")
         yield Step("error", f"the vision-language model failed ({type(err).__name__}: {err})", tool="vlm")
         return "The vision-language model could not answer this question; see the error above."
+    if control.stopped():
+        return f"{''.join(chunks).strip()} ...\n\n{control.message()}"
     text = "".join(chunks).strip()
     boxes = direct.boxes_in_answer(model, ws, text)
     if boxes:
@@ -299,20 +314,22 @@ def _answer_directly(model, ws: Workspace, message: str):  # type: ignore[no-unt
     return text + ("\n\n(Answered by the vision-language model from the pixels; no tool measured this.)")
 
 
-def _model_answer(model, ws: Workspace, message: str, steps: list[Step], template_text: str):  # type: ignore[no-untyped-def]
+def _model_answer(  # type: ignore[no-untyped-def]
+    model, ws: Workspace, message: str, steps: list[Step], template_text: str, control: TurnControl
+):
     """The model's answer from the tool results, or the template answer if the model
-    states a number no tool produced."""
+    states a number no tool produced (or the turn was stopped while it wrote)."""
     if not any(s.result is not None for s in steps):
         return template_text
-    chunks = []
+    chunks: list[str] = []
     try:
-        for chunk in responder_vlm.stream_answer(model, message, steps, ws.history[:-1]):
-            chunks.append(chunk)
-            yield Step("delta", chunk)
+        yield from _streamed(responder_vlm.stream_answer(model, message, steps, ws.history[:-1]), chunks, control)
     except Exception as err:
         log.exception("model answer failed")
         yield Step("plan", f"the model could not write the answer ({type(err).__name__}); the tools' answer follows")
         return template_text
+    if control.stopped():
+        return f"{template_text}\n\n{control.message()}"
     text = "".join(chunks).strip()
     allowed = responder_vlm.grounded_numbers(steps, message)
     bad = responder_vlm.ungrounded(text, allowed)

@@ -203,11 +203,13 @@ def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
 
 
 _BUILDING_CHANGE = re.compile(
-    r"\bnew\b|appear|\bbuilt\b|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down"
+    r"\bnew\b|appear|\bbuilt\b|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down|"
+    r"\blost\b|vanish"
 )
 
 
-_BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|torn down|knocked down|\blost\b")
+_BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|torn down|knocked down|\blost\b|vanish")
+_BUILDING_NEW = re.compile(r"\bnew\b|\bbuilt\b|\bbuild\b|construct|(?<!dis)appear")
 
 
 def _plan_change(req: Request) -> Plan:
@@ -217,8 +219,11 @@ def _plan_change(req: Request) -> Plan:
     # "what changed around the buildings?" still asks for any change.
     building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
     target = {"target": "building"} if building_change else {}
-    if building_change and focus == "count" and _BUILDING_GONE.search(req.message.lower()):
-        focus = "count_gone"  # "how many buildings were demolished?": the number that went
+    said = req.message.lower()
+    if building_change and focus == "count" and _BUILDING_GONE.search(said):
+        # "how many were demolished?": the number that went; "built or demolished?": both
+        # numbers in the answer, and no single short answer.
+        focus = None if _BUILDING_NEW.search(said) else "count_gone"
     if pair is not None:
         a, b = pair
         call = ToolCall("detect_changes", _with_box({"before": a, "after": b, **target}, ws), f"compare {a} with {b}")

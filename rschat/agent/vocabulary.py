@@ -159,7 +159,7 @@ def intent_of(message: str) -> str | None:
 # "the pixel size is 0.5 m", "GSD 30 cm": a statement about the image, not the question.
 STATED_GSD = re.compile(
     r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
-    r"(\d+(?:\.\d+)?)\s*(cm|m)\b",
+    r"(\d+(?:\.\d+)?)\s*(cm|m|metres?|meters?)\b",
     re.I,
 )
 

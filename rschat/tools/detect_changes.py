@@ -92,6 +92,7 @@ PHRASES = (
             r"chang|differ|\bcompar|appear|disappear|\bnew (building|construction|road|house)|"
             r"\b(?:buildings?|houses?|roads?) (?:that )?(?:is|are|were|was) (?:new|gone|removed)\b|"
             r"\b(?:is|are|were|was) (?:the |these |those |any )?(?:buildings?|houses?|roads?) (?:new|gone|removed)\b|"
+            r"torn down|knocked down|\bvanish|"
             r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b",
             re.I,
         ),
@@ -151,7 +152,8 @@ def _summary(scope: str, f: ChangeFigures, regions: list[Region], approximate: b
 
 
 def _buildings_text(f: ChangeFigures, gone_first: bool = False) -> str:
-    """'3 buildings appeared (1,240 m2) and 1 went (90 m2)', areas where the pixel size is known."""
+    """'3 buildings appeared (1,240 m2) and 1 building disappeared, demolished or no longer seen
+    (90 m2)' (pixels where the pixel size is unknown); the ones that went first when asked."""
 
     def size(px: int | None, m2: float | None) -> str:
         return f"{m2:,.0f} m2" if m2 is not None else f"{px:,} pixels"
@@ -352,7 +354,7 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return largest_region_text(result, "change", source)
     if reading.focus in ("count", "count_gone") and f.appeared_count is not None:
         return f"{_buildings_text(f, gone_first=reading.focus == 'count_gone')} ({source})."
-    if reading.focus == "count":
+    if reading.focus in ("count", "count_gone"):
         return f"There are {f.region_count} separate change regions ({source})."
     if reading.focus == "fraction":
         return f"{f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels) ({source})."
