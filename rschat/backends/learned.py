@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage import morphology
 
 from rschat.backends.counting_classical import Detection
 from rschat.backends.landcover_rules import CLASSES, LandCover
@@ -96,6 +97,25 @@ def building_mask(rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
 
 
 BUILDING_GSD_M = (0.05, 1.5)  # pixel sizes where single buildings are resolved (the model saw 0.4 m)
+MIN_BUILDING_M2 = 10.0  # a garden shed; OpenStreetMap footprints (the model's labels) are rarely smaller
+
+
+def building_change(
+    before_rgb: np.ndarray, after_rgb: np.ndarray, gsd_m: float, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(appeared, gone) masks: where the model sees a building on one date only, by more
+    than even odds; the opening drops speckle, and parts under MIN_BUILDING_M2 are smaller
+    than any building the model was trained on. None without the model. The same for an
+    image pair in memory and for each tile of a large one."""
+    pb = building_probability(before_rgb, gsd_m)
+    if pb is None:
+        return None
+    pa = building_probability(after_rgb, gsd_m)
+    assert pa is not None
+    small = max(1, round(MIN_BUILDING_M2 / gsd_m**2)) - 1
+    appeared = morphology.remove_small_objects(ndimage.binary_opening((pa - pb) > 0.5) & valid, max_size=small)
+    gone = morphology.remove_small_objects(ndimage.binary_opening((pb - pa) > 0.5) & valid, max_size=small)
+    return appeared, gone
 
 
 def add_buildings(lc: LandCover, raster: Raster) -> str:

@@ -9,7 +9,6 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 from scipy import ndimage
-from skimage import morphology
 
 from rschat.backends import change_classical, change_tiled, learned, lite_models
 from rschat.geo.area import area_text
@@ -230,10 +229,6 @@ class BuildingChange:
         return self.appeared | self.gone
 
 
-BUILDING_GSD_RANGE_M = (0.05, 1.5)  # single buildings are resolved; the model's training range
-MIN_BUILDING_M2 = 10.0  # a garden shed; OpenStreetMap footprints (the model's labels) are rarely smaller
-
-
 def _building_change(
     before: Raster, after: Raster, valid: np.ndarray, notes: list[str], grey: bool = False
 ) -> BuildingChange | str:
@@ -246,26 +241,19 @@ def _building_change(
     if not grey and (before.count < 3 or after.count < 3):
         return "the building model needs colour (RGB) images"
     gsd = before.pixel_size_m()
-    lo, hi = BUILDING_GSD_RANGE_M
+    lo, hi = learned.BUILDING_GSD_M
     if gsd is not None and gsd > hi:
         return f"the pixels ({gsd:.2f} m) are too coarse for single buildings (the model needs {hi} m or finer)"
     if gsd is not None and gsd < lo:
         return f"the pixels ({gsd:.3f} m) are finer than the building model reads ({lo}-{hi} m)"
-    pb = learned.building_probability(rgb_preview(before), gsd or ASSUMED_PAIR_GSD_M)
-    if pb is None:
+    found = learned.building_change(rgb_preview(before), rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M, valid)
+    if found is None:
         return f"the building model is not available ({lite_models.status('buildings')})"
-    pa = learned.building_probability(rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M)
-    assert pa is not None
     if gsd is None:
         notes.append(
             f"no pixel size: buildings were looked for at {ASSUMED_PAIR_GSD_M} m pixels (say 'the pixel size is X m')"
         )
-    # A building on one date only, by more than even odds; the opening drops speckle, and
-    # parts under MIN_BUILDING_M2 are smaller than any building the model was trained on.
-    min_px = round(MIN_BUILDING_M2 / (gsd or ASSUMED_PAIR_GSD_M) ** 2)
-    appeared = morphology.remove_small_objects(ndimage.binary_opening((pa - pb) > 0.5) & valid, max_size=min_px - 1)
-    gone = morphology.remove_small_objects(ndimage.binary_opening((pb - pa) > 0.5) & valid, max_size=min_px - 1)
-    return BuildingChange(appeared, gone)
+    return BuildingChange(*found)
 
 
 def _detect(
