@@ -17,6 +17,7 @@ from rschat.agent.steps import Step
 from rschat.agent.vocabulary import STATED_GSD
 from rschat.agent.workspace import Workspace
 from rschat.backends import lite_models, loading
+from rschat.backends.vlm import effective_decode
 from rschat.geo.bands import parse_band_order
 from rschat.geo.errors import InputError
 from rschat.tools.base import Artifact, Figures, ToolResult
@@ -60,7 +61,9 @@ def backends(ws: Workspace) -> dict[str, str]:
         return f"unavailable: {failure}" if failure else f"unavailable in lite mode (set {setting})"
 
     adapter = f" + LoRA adapter {st.vlm_adapter} (RSCHAT_VLM_ADAPTER)" if st.vlm_adapter else ""
-    decode = f", {st.vlm_decode} decoding" if st.vlm_decode != "dynamic" else ""
+    quantised = st.vlm_quant.lower() not in ("none", "", "fp16", "bf16", "fp32")
+    mode, why = effective_decode(st.vlm_decode, "cuda" if st.device != "cpu" else "cpu", quantised)
+    decode = f", {mode} decoding" + (f" ({why})" if why else "") if st.vlm_decode != "dynamic" else ""
     vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}{adapter}, {st.vlm_quant}{decode}")
     sam, sam_failed = model("sam", "RSCHAT_SAM", st.sam)
     clip, clip_failed = model("clip", "RSCHAT_CLIP", st.clip)
