@@ -38,6 +38,16 @@ def stated_gsd(message: str) -> float | None:
     return value / 100 if m.group(2).lower() == "cm" else value
 
 
+def _vlm_configured(st: Any) -> str:
+    """The configured VLM as the banner names it before it loads: base, adapter,
+    quantisation, and the decoding that will run (compiled in 4-bit runs as static)."""
+    adapter = f" + LoRA adapter {st.vlm_adapter} (RSCHAT_VLM_ADAPTER)" if st.vlm_adapter else ""
+    quantised = st.vlm_quant.lower() not in ("none", "", "fp16", "bf16", "fp32")
+    mode, why = effective_decode(st.vlm_decode, "cuda" if st.device != "cpu" else "cpu", quantised)
+    decode = f", {mode} decoding" + (f" ({why})" if why else "") if st.vlm_decode != "dynamic" else ""
+    return f"{st.vlm}{adapter}, {st.vlm_quant}{decode}"
+
+
 def backends(ws: Workspace) -> dict[str, str]:
     """Which backend serves each capability in this session (shown in the UI and CLI). A
     model that failed to load is reported as such, with what serves instead."""
@@ -60,11 +70,7 @@ def backends(ws: Workspace) -> dict[str, str]:
     def unavailable(failure: str, setting: str) -> str:
         return f"unavailable: {failure}" if failure else f"unavailable in lite mode (set {setting})"
 
-    adapter = f" + LoRA adapter {st.vlm_adapter} (RSCHAT_VLM_ADAPTER)" if st.vlm_adapter else ""
-    quantised = st.vlm_quant.lower() not in ("none", "", "fp16", "bf16", "fp32")
-    mode, why = effective_decode(st.vlm_decode, "cuda" if st.device != "cpu" else "cpu", quantised)
-    decode = f", {mode} decoding" + (f" ({why})" if why else "") if st.vlm_decode != "dynamic" else ""
-    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, f"{st.vlm}{adapter}, {st.vlm_quant}{decode}")
+    vlm, vlm_failed = model("vlm", "RSCHAT_VLM", st.vlm, _vlm_configured(st))
     sam, sam_failed = model("sam", "RSCHAT_SAM", st.sam)
     clip, clip_failed = model("clip", "RSCHAT_CLIP", st.clip)
     lora = f" + LoRA {st.generator_lora} (RSCHAT_GENERATOR_LORA)" if st.generator_lora else ""
