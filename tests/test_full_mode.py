@@ -120,19 +120,26 @@ def test_static_cache_decodes_the_same_tokens_on_one_thread(models, tmp_path):
         loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_decode="fast", work_dir=tmp_path))
 
 
-def test_a_stream_closed_early_stops_the_model_at_its_next_token(models, tmp_path):
-    """Stop in the chat (the reader closes the stream): generation ends at once instead of
-    running to max_new_tokens while the next question waits on the worker."""
-    vlm = loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_quant="none", work_dir=tmp_path))
+def generate_to_the_limit(vlm) -> list[int]:  # type: ignore[no-untyped-def]
+    """Make the model never end by itself (min_new_tokens = max_new_tokens); returns the
+    list into which each generation's number of new tokens goes."""
     lengths: list[int] = []
     real = vlm.model.generate
 
     def counted(**kwargs):  # type: ignore[no-untyped-def]
-        out = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])  # never ends by itself
+        out = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])
         lengths.append(int(out.shape[1] - kwargs["input_ids"].shape[1]))
         return out
 
     vlm.model.generate = counted
+    return lengths
+
+
+def test_a_stream_closed_early_stops_the_model_at_its_next_token(models, tmp_path):
+    """Stop in the chat (the reader closes the stream): generation ends at once instead of
+    running to max_new_tokens while the next question waits on the worker."""
+    vlm = loading.load_vlm(Settings(vlm=str(models["qwen2_5_vl"]), vlm_quant="none", work_dir=tmp_path))
+    lengths = generate_to_the_limit(vlm)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "describe"}]}]
     stream = vlm.generate(messages, [image()], max_new_tokens=400)
     next(stream)
@@ -148,15 +155,7 @@ def test_cancel_while_the_model_writes_ends_the_model_too(models, tmp_path):
 
     st = Settings(vlm=str(models["qwen2_vl"]), vlm_quant="none", work_dir=tmp_path)
     vlm = loading.load_vlm(st)
-    lengths: list[int] = []
-    real = vlm.model.generate
-
-    def counted(**kwargs):  # type: ignore[no-untyped-def]
-        out = real(**kwargs, min_new_tokens=kwargs["max_new_tokens"])  # never ends by itself
-        lengths.append(int(out.shape[1] - kwargs["input_ids"].shape[1]))
-        return out
-
-    vlm.model.generate = counted
+    lengths = generate_to_the_limit(vlm)
     ws, control = Workspace(st), TurnControl()
     steps = []
     for step in turn(ws, "describe this image in detail", uploads=[NEON], control=control):

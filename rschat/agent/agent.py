@@ -42,8 +42,7 @@ def _vlm_configured(st: Any) -> str:
     """The configured VLM as the banner names it before it loads: base, adapter,
     quantisation, and the decoding that will run (compiled in 4-bit runs as static)."""
     adapter = f" + LoRA adapter {st.vlm_adapter} (RSCHAT_VLM_ADAPTER)" if st.vlm_adapter else ""
-    quantised = st.vlm_quant.lower() not in ("none", "", "fp16", "bf16", "fp32")
-    mode, why = effective_decode(st.vlm_decode, "cuda" if st.device != "cpu" else "cpu", quantised)
+    mode, why = effective_decode(st.vlm_decode, "cuda" if st.device != "cpu" else "cpu", loading.quantised(st))
     decode = f", {mode} decoding" + (f" ({why})" if why else "") if st.vlm_decode != "dynamic" else ""
     return f"{st.vlm}{adapter}, {st.vlm_quant}{decode}"
 

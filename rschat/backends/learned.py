@@ -105,8 +105,7 @@ def building_change(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(appeared, gone) masks: where the model sees a building on one date only, by more
     than even odds; the opening drops speckle, and parts under MIN_BUILDING_M2 are smaller
-    than any building the model was trained on. None without the model. The same for an
-    image pair in memory and for each tile of a large one."""
+    than any building the model was trained on. None without the model."""
     pb = building_probability(before_rgb, gsd_m)
     if pb is None:
         return None

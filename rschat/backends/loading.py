@@ -168,13 +168,18 @@ def torch_device(settings: Settings) -> str:
     return settings.device
 
 
+def quantised(settings: Settings) -> bool:
+    """Whether RSCHAT_VLM_QUANT asks for bitsandbytes weights (4bit, 8bit), not 16/32-bit ones."""
+    return settings.vlm_quant.lower() not in ("none", "", "fp16", "bf16", "fp32")
+
+
 def quantization_config(settings: Settings) -> Any:
     """BitsAndBytesConfig for RSCHAT_VLM_QUANT: 4bit (NF4, double quant) or 8bit; None for none."""
     import torch
     from transformers import BitsAndBytesConfig
 
     quant = settings.vlm_quant.lower()
-    if quant in ("none", "", "fp16", "bf16", "fp32"):
+    if not quantised(settings):
         return None
     compute = torch.bfloat16
     # The language model holds nearly all the weights; vision towers and projectors are

@@ -135,14 +135,15 @@ def _artifacts(ctx: ToolContext, before: Raster, after: Raster, mask: np.ndarray
 
 def _summary(scope: str, f: ChangeFigures, regions: list[Region], approximate: bool = False) -> str:
     """The result in one line; a region's pixels traced on an overview are approximate."""
-    text = (
-        f"in {scope}, {f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels, "
-        f"{_fmt_area(f.changed_area_m2)}) in {len(regions)} regions"
-    )
     if f.appeared_count is not None:
         text = (
             f"in {scope}, {_buildings_text(f)}; together they cover {f.changed_percent:.1f}% of the analysed area "
             f"({f.changed_pixels:,} pixels)"
+        )
+    else:
+        text = (
+            f"in {scope}, {f.changed_percent:.1f}% of the analysed area changed ({f.changed_pixels:,} pixels, "
+            f"{_fmt_area(f.changed_area_m2)}) in {len(regions)} regions"
         )
     if regions:
         about = "about " if approximate else ""
