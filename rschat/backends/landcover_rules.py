@@ -5,8 +5,9 @@
 2. Per-superpixel features: CIELAB lightness and chroma, excess green (2g - r - b on
    chromatic coordinates), local texture (std of L*), and, when the bands exist, NDVI,
    NDWI (green/NIR), MNDWI (green/SWIR1) and NDBI (SWIR1/NIR).
-3. Rules, in order: cloud, water, shadow, vegetation (trees vs low vegetation by texture
-   and darkness), built-up, bare soil. With NIR/SWIR the indices decide; from RGB alone
+3. Rules, in order: cloud, water, shadow, vegetation (trees vs low vegetation by SWIR
+   moisture where there is SWIR, else by texture and darkness, or greenness at satellite
+   pixel sizes), built-up, bare soil. With NIR/SWIR the indices decide; from RGB alone
    colour and texture do, and dark smooth areas are water when they form large bodies
    and shadow when small (RGB cannot tell them apart spectrally).
 
@@ -44,6 +45,8 @@ SMOOTH_TEXTURE = 3.5
 ROUGH_TEXTURE = 5.0
 STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L* under 2% of L*
 DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
+FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation is canopy
+HERB_GREEN = 0.08  # excess green above which coarse true-colour vegetation is herbaceous
 MIN_SIDE = 2  # pixels: superpixels and texture need a neighbourhood
 METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
 
@@ -147,6 +150,8 @@ def classify(raster: Raster) -> LandCover:
     textured = texture >= ROUGH_TEXTURE
     grey_structure = (chroma < 12) & (L >= 35) & (L <= 88) & textured
 
+    gsd = raster.pixel_size_m()
+    coarse = gsd is not None and gsd > 5
     if "ndvi" in sp_index:
         ndvi = sp_index["ndvi"]
         water = sp_index["mndwi"] > 0.1 if "mndwi" in sp_index else sp_index["ndwi"] > 0.0
@@ -154,8 +159,6 @@ def classify(raster: Raster) -> LandCover:
         built = (sp_index["ndbi"] > 0.0) & (ndvi < 0.2) if "ndbi" in sp_index else grey_structure & (ndvi < 0.15)
         shadow = (L < 20) & ~water & ~veg
     else:
-        gsd = raster.pixel_size_m()
-        coarse = gsd is not None and gsd > 5
         if coarse:
             # Satellite pixels from an unstretched true-colour file (Sentinel-2 L1C PNGs) are
             # dark and hazy: every dark texture falls under SMOOTH_TEXTURE and the haze's blue
@@ -182,6 +185,16 @@ def classify(raster: Raster) -> LandCover:
             shadow = np.zeros_like(shadow)
         built = grey_structure & ~veg
     trees = veg & (textured | (L < 40))
+    if "ndbi" in sp_index:
+        # SWIR sees canopy water: forest keeps NDMI (= -NDBI) above ~0.3 where grass and
+        # crops sit at 0.1-0.26 (measured on the eo-learn Slovenia scenes). Texture cannot
+        # tell them apart at 10-20 m, where grass fields are as mottled as crowns.
+        trees = veg & (sp_index["ndbi"] < -FOREST_NDMI)
+    elif "ndvi" not in sp_index and coarse:
+        # True colour at satellite pixel sizes is dark throughout, so darkness says nothing:
+        # pasture and crops are bright yellow-green (excess green ~0.15, b* ~ -1 on the RSVQA
+        # Sentinel-2 tiles), canopy is dark and drowned in the haze's blue (~0, b* ~ -12).
+        trees = veg & (green < HERB_GREEN)
     cloud = (L > 88) & (chroma < 8) & smooth & ~water
     blue = band_index(raster, "blue")
     if blue is not None and np.issubdtype(raster.data.dtype, np.floating) and np.nanmax(raster.data[blue]) <= 2.0:

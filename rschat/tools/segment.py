@@ -77,9 +77,12 @@ SegmentFigures: type[Any] = create_model(  # type: ignore[call-overload]
 
 LIMITS_RGB = (
     "lite mode, colour rules on RGB: dark water and shadow are told apart only by size, grey "
-    "sand, rock and dead trees can be labelled built-up, and trees vs low vegetation is judged by texture"
+    "sand, rock and dead trees can be labelled built-up, and trees vs low vegetation is judged by texture (by greenness at satellite pixel sizes)"
 )
-LIMITS_MS = "lite mode, spectral-index rules (NDVI, NDWI/MNDWI, NDBI): mixed pixels at class edges are approximate"
+LIMITS_MS = (
+    "lite mode, spectral-index rules (NDVI, NDWI/MNDWI, NDBI; trees vs low vegetation by SWIR moisture): "
+    "mixed pixels at class edges are approximate"
+)
 PHRASES = (
     Phrase(
         "segment",
