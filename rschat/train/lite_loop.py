@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, steps: int, batch: int
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the result always runs on the CPU)")
     parser.add_argument("--validate-every", type=int, default=250)
     parser.add_argument(
+        "--workers", type=int, default=0,
+        help="processes that cut training crops ahead of the model (0: in the training process); on a GPU "
+        "the crops, not the model, set the pace",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", choices=("best", "last"), default="best",
         help="export the weights with the best validation score (default) or the last step's",
     )  # fmt: skip
@@ -84,18 +89,18 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     sched, resumed = _resume(net, opt, sched, out / "checkpoint", args)
     start, history, best, best_state, seconds = resumed
-    rng = np.random.default_rng(args.seed + start)  # a resumed run draws fresh batches from its step
+    batches = _batches(batch, args.seed + start, getattr(args, "workers", 0))  # a resumed run draws fresh ones
     began = time.perf_counter()
     with ProgressBar(total=args.steps, desc=desc, initial=start) as bar:
         for step in range(start, args.steps):
             net.train()
-            tensors = [t.to(device) if hasattr(t, "to") else t for t in batch(rng)]
+            tensors = [t.to(device) if hasattr(t, "to") else t for t in next(batches)]
             loss = loss_fn(net, *tensors)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            bar.update(loss=float(loss))
+            bar.update(loss=float(loss.detach()))
             if (step + 1) % args.validate_every == 0 or step + 1 == args.steps:
                 net.eval()
                 with torch.no_grad():
@@ -116,6 +121,32 @@ def fit(
     if getattr(args, "keep", "best") == "last" and history:
         best = history[-1]  # the card reports the weights that ship
     return {"best": best, "history": history, "seconds": round(seconds + time.perf_counter() - began)}
+
+
+def _batches(batch: Callable[[np.random.Generator], tuple[Any, ...]], seed: int, workers: int) -> Iterator[Any]:
+    """Endless training batches, drawn here or, with ``workers``, by that many processes
+    ahead of the model. Each worker has its own generator (seed, worker) and the loader
+    takes their batches in turn, so a run is as reproducible as with one process."""
+    if workers <= 0:
+        rng = np.random.default_rng(seed)
+        while True:
+            yield batch(rng)
+    import torch
+    from torch.utils import data
+
+    class Stream(data.IterableDataset):
+        def __iter__(self) -> Iterator[Any]:
+            torch.set_num_threads(1)  # the workers share the cores; one thread each
+            info = data.get_worker_info()
+            rng = np.random.default_rng([seed, info.id if info else 0])
+            while True:
+                yield batch(rng)
+
+    # fork: the workers share the decoded images instead of pickling them (Linux, the
+    # platform GPUs train on); batch_size=None: each item is already a batch.
+    yield from data.DataLoader(
+        Stream(), batch_size=None, num_workers=workers, prefetch_factor=4, multiprocessing_context="fork"
+    )
 
 
 def _resume(net: Any, opt: Any, sched: Any, folder: Path, args: argparse.Namespace) -> tuple[Any, tuple]:
