@@ -149,3 +149,39 @@ def test_change_between_two_dates_of_a_stack(settings):
         ws.rasters[name].date = dt.date(year, 7, 1)
     p = plan("what changed between 2020 and 1985?", ws)
     assert tools(p) == ["detect_changes"] and (p.calls[0].args["before"], p.calls[0].args["after"]) == ("t1", "t3")
+
+
+def test_a_question_about_something_new_is_not_a_follow_up(settings, tmp_path):
+    """After "is a meadow present?", "is there a military area?" asks about something lite
+    mode cannot see: it is refused, not answered with the meadow's share. Bare follow-ups
+    ("are there any?", "is there a large one?") still read the last result."""
+    from rschat.agent import turn
+    from rschat.geo.io import write_png
+
+    image = tmp_path / "fields.png"
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[:, :32] = (90, 160, 60)  # grass
+    rgb[:, 32:] = (170, 150, 120)  # bare soil
+    write_png(image, rgb)
+    ws = Workspace(settings)
+    list(turn(ws, "is a meadow present?", uploads=[image]))
+    for question, follows in [
+        ("is there a military area?", False),
+        ("Is a depot present?", False),
+        ("are there any?", True),
+        ("is there a large one?", True),
+    ]:
+        p = plan(question, ws)
+        assert (p.use_result is not None) is follows, question
+
+
+@pytest.mark.parametrize(
+    ("message", "focus"),
+    [("how much water is there?", "fraction"), ("is there a wood?", "presence"), ("is there water?", "presence")],
+)
+def test_how_much_asks_for_a_share_and_a_wood_is_trees(message, focus):
+    from rschat.agent.vocabulary import focus_of
+
+    assert focus_of(message) == focus
+    if "wood" in message:
+        assert class_of(message) == "trees"

@@ -333,10 +333,24 @@ def _plan_compare(req: Request) -> Plan | None:
     return Plan("compare", [c for c in calls if c is not None], f"compare_{relation}")
 
 
+# "are there any?", "how many are there?": a presence or count question that names nothing.
+_BARE_QUESTION = re.compile(
+    r"^\W*(?:and\s+)?(?:(?:is|are)\s+there(?:\s+(?:any|some|more|others?))?|how\s+many(?:\s+are\s+there)?)\W*$",
+    re.I,
+)
+
+
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
-    refers_back = req.intent in (None, "count", "measure") and (req.intent is None or REFERS_BACK.search(req.message))
+    names_something_new = (
+        req.focus in ("presence", "count")
+        and not REFERS_BACK.search(req.message)
+        and not _BARE_QUESTION.match(req.message)
+    )  # "is there a depot?" after "is there grass?" asks about a depot, not the grass
+    refers_back = req.intent in (None, "count", "measure") and (
+        REFERS_BACK.search(req.message) if req.intent is not None else not names_something_new
+    )
     if refers_back and req.focus is not None and last is not None and req.obj is None and req.cls is None:
         return Plan("followup", focus=req.focus, use_result=last.id)
     return None

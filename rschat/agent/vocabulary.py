@@ -31,7 +31,7 @@ VQA_NEEDS = "free-form visual questions (they need a vision-language model: full
 # Target words -> land-cover class (for segment / measure) and object (for counting).
 CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("water", re.compile(r"\b(water|lakes?|rivers?|ponds?|reservoirs?|sea|ocean|streams?|wetlands?|flood\w*)\b", re.I)),
-    ("trees", re.compile(r"\b(trees?|forests?|woodlands?|woods|canopy|crowns?)\b", re.I)),
+    ("trees", re.compile(r"\b(trees?|forests?|woodlands?|woods?|canopy|crowns?)\b", re.I)),
     (
         "low_vegetation",
         re.compile(
@@ -96,7 +96,7 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     # "largest", not "large": "the area covered by large buildings" asks for an area.
     ("largest", re.compile(r"\blargest\b|\bbiggest\b|\bmain\b|\bmajor\b", re.I)),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
-    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much of", re.I)),
+    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much\b", re.I)),
     (
         "presence",
         re.compile(r"\b(is|are) there\b|\bdoes (it|this|the \w+) (contain|show|have)\b", re.I),

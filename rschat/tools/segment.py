@@ -326,6 +326,10 @@ def _class_polygons(lc: lcr.LandCover, raster: Raster) -> dict:
 PRESENT_PERCENT = 0.5  # below this share a class is noise of the rules, not a presence
 
 
+def _in_areas(regions: object) -> str:
+    return "in 1 area" if regions == 1 else f"in {regions} separate areas"
+
+
 def _presence(result: ToolResult, target: str, source: str) -> str:
     """'Is there water?': yes or no first, then the evidence (share, area, regions)."""
     d = result.data
@@ -336,7 +340,7 @@ def _presence(result: ToolResult, target: str, source: str) -> str:
     where = f" of {result.kept.scope}" if result.kept.scope else ""
     if pct >= PRESENT_PERCENT:
         regions = d.get(f"{target}_region_count")
-        return f"**Yes**: {name} {covers} {pct:.1f}%{where}{size}, in {regions} separate areas ({source})."
+        return f"**Yes**: {name} {covers} {pct:.1f}%{where}{size}, {_in_areas(regions)} ({source})."
     return (
         f"**No**: {name} {covers} {pct:.1f}%{where}, under the {PRESENT_PERCENT}% the rules can vouch for ({source})."
     )
@@ -377,10 +381,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         where = f" in {result.kept.scope}" if result.kept.scope else ""
         size = f", {ha:,.2f} ha ({m2:,.0f} m2)" if ha is not None and m2 is not None else ""
         regions = d.get(f"{target}_region_count")
-        return (
-            f"**{target.replace('_', ' ').capitalize()}** covers {pct:.1f}%{size}{where}, in {regions} separate "
-            f"areas ({source})."
-        )
+        name = target.replace("_", " ").capitalize()
+        return f"**{name}** {'cover' if name.endswith('s') else 'covers'} {pct:.1f}%{size}{where}, {_in_areas(regions)} ({source})."
     return f"**Land cover** ({source}): {result.summary}."
 
 
