@@ -8,8 +8,9 @@
 3. Rules, in order: cloud, water, shadow, vegetation (trees vs low vegetation by SWIR
    moisture where there is SWIR, else by texture and darkness, or greenness at satellite
    pixel sizes), built-up, bare soil. With NIR/SWIR the indices decide; from RGB alone
-   colour and texture do, and dark smooth areas are water when they form large bodies
-   and shadow when small (RGB cannot tell them apart spectrally).
+   colour and texture do, and dark smooth areas are water when they are still for their
+   brightness and form large bodies, shadow otherwise (RGB cannot tell them apart
+   spectrally).
 
 Thresholds are the usual ones from the index literature (NDVI > 0.3 vegetation, NDWI >
 0 water, NDBI > 0 built-up) and were checked on ../shared/data; see README for figures.
