@@ -76,8 +76,9 @@ SegmentFigures: type[Any] = create_model(  # type: ignore[call-overload]
 )
 
 LIMITS_RGB = (
-    "lite mode, colour rules on RGB: dark water and shadow are told apart by size and stillness (a shadow keeps the texture of what it falls on), grey "
-    "sand, rock and dead trees can be labelled built-up, and trees vs low vegetation is judged by texture (by greenness at satellite pixel sizes)"
+    "lite mode, colour rules on RGB: dark water and shadow are told apart by size and stillness (a shadow "
+    "keeps the texture of what it falls on), grey sand, rock and dead trees can be labelled built-up, and "
+    "trees vs low vegetation is judged by texture (by greenness at satellite pixel sizes)"
 )
 LIMITS_MS = (
     "lite mode, spectral-index rules (NDVI, NDWI/MNDWI, NDBI; trees vs low vegetation by SWIR moisture): "
