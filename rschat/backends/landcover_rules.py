@@ -171,7 +171,8 @@ def classify(raster: Raster) -> LandCover:
         # Water is still for its brightness at any pixel size. At 0.1-1 m the shaded street,
         # grass or roof under a shadow keeps its texture (local std / L* 0.04-0.13 on the
         # RSVQA-HR tiles, 21 of 23 "water" answers there were shadows), and a shadow is as
-        # dark and as blue as a pond; calm water is under STILL_WATER.
+        # dark and as blue as a pond; calm water is under STILL_WATER. (Coarse images had
+        # this test above, before vegetation: there it also decides canopy under haze.)
         smooth &= (L >= DARK_L) | (texture < STILL_WATER * np.maximum(L, 1.0))
         dark_smooth = (L < DARK_L) & smooth & ~(green > 0.08)
         # Dark smooth superpixels: water if they join into a large body, shadow if small.

@@ -383,7 +383,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         size = f", {ha:,.2f} ha ({m2:,.0f} m2)" if ha is not None and m2 is not None else ""
         regions = d.get(f"{target}_region_count")
         name = target.replace("_", " ").capitalize()
-        return f"**{name}** {'cover' if name.endswith('s') else 'covers'} {pct:.1f}%{size}{where}, {_in_areas(regions)} ({source})."
+        covers = "cover" if name.endswith("s") else "covers"
+        return f"**{name}** {covers} {pct:.1f}%{size}{where}, {_in_areas(regions)} ({source})."
     return f"**Land cover** ({source}): {result.summary}."
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ def fit(
                     scheduler=sched.state_dict(), history=history, best=best, best_state=best_state,
                     seconds=seconds + time.perf_counter() - began, total=args.steps,
                 )  # fmt: skip
+    batches.close()  # stops the worker processes, if any
     if best_state is not None and getattr(args, "keep", "best") == "best":
         net.load_state_dict(best_state)
     net.to("cpu").eval()
@@ -123,7 +124,9 @@ def fit(
     return {"best": best, "history": history, "seconds": round(seconds + time.perf_counter() - began)}
 
 
-def _batches(batch: Callable[[np.random.Generator], tuple[Any, ...]], seed: int, workers: int) -> Iterator[Any]:
+def _batches(
+    batch: Callable[[np.random.Generator], tuple[Any, ...]], seed: int, workers: int
+) -> Generator[Any, None, None]:
     """Endless training batches, drawn here or, with ``workers``, by that many processes
     ahead of the model. Each worker has its own generator (seed, worker) and the loader
     takes their batches in turn, so a run is as reproducible as with one process."""
