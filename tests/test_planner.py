@@ -173,6 +173,9 @@ def test_a_question_about_something_new_is_not_a_follow_up(settings, tmp_path):
     ]:
         p = plan(question, ws)
         assert (p.use_result is not None) is follows, question
+    refused = plan("is there a military area?", ws)
+    assert not refused.answered and "cannot recognise 'military area'" in refused.reply
+    assert "RSCHAT_VLM" in refused.reply and len(refused.reply) < 400  # plain and short, not the whole menu
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from rschat.agent.vocabulary import (
     THIS,
     VARIATION,
     VQA_NEEDS,
+    asked_thing,
     attributes_of,
     capabilities,
     class_of,
@@ -488,6 +489,21 @@ def plan(message: str, ws: Workspace) -> Plan:
     generic = _plan_tool(req) if req.intent else None
     if generic is not None:
         return generic
+    return _unsupported(req)
+
+
+def _unsupported(req: Request) -> Plan:
+    """No tool serves the message. A closed question about a named thing ("is there a
+    depot?") is told plainly that lite mode cannot see it; anything else gets the list of
+    what lite mode does."""
+    thing = asked_thing(req.message) if req.focus in ("presence", "count") else None
+    if thing is not None:
+        reply = (
+            f"Lite mode cannot recognise {thing!r} in an image, so I won't guess. It maps land cover (water, trees, "
+            "low vegetation, bare soil, built-up) and counts trees and buildings; set RSCHAT_VLM to a "
+            "vision-language model for free-form questions (full mode; see the README), or ask *help*."
+        )
+        return Plan(req.intent or "unsupported", reply=reply, answered=False)
     return Plan(
         req.intent or "unsupported",
         reply=f"I can't do {VQA_NEEDS} in lite mode, and I won't guess. What I can do:\n\n{capabilities(req.ws.settings)}",

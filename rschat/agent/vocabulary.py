@@ -136,6 +136,25 @@ OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# The thing a closed question asks about: "is there a depot?", "is a military area present
+# in the image?", "how many pitches are there?", "what is the amount of orchards?".
+_ASKED_THING = [
+    re.compile(r"^\W*(?:is|are) there (?:an?|any|some)?\s*(?P<thing>[a-z][\w -]*?)(?: in the image| here)?\W*$", re.I),
+    re.compile(r"^\W*(?:is|are) (?:an?|any|some)?\s*(?P<thing>[a-z][\w -]*?) present\b", re.I),
+    re.compile(
+        r"\b(?:how many|number of|amount of) (?P<thing>[a-z][\w -]*?)(?: are there| in the image| here)?\W*$", re.I
+    ),
+]
+
+
+def asked_thing(message: str) -> str | None:
+    """What a presence or count question asks about ('a depot' -> 'depot'), or None."""
+    for pattern in _ASKED_THING:
+        if (m := pattern.search(message.strip())) and len(m["thing"]) <= 40:
+            return m["thing"].strip()
+    return None
+
+
 def out_of_reach(message: str) -> str | None:
     """What lite mode cannot do about the thing the message names, or None."""
     for pattern, cannot in OUT_OF_REACH:
