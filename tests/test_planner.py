@@ -170,17 +170,29 @@ def test_a_question_about_something_new_is_not_a_follow_up(settings, tmp_path):
         ("Is a depot present?", False),
         ("are there any?", True),
         ("is there a large one?", True),
+        ("are there any large?", True),
+        ("are there many?", True),
+        ("are there others nearby?", True),
+        ("are there any in the north?", True),
+        ("are there any depots?", False),
+        ("is there a large depot?", False),
     ]:
         p = plan(question, ws)
         assert (p.use_result is not None) is follows, question
     refused = plan("is there a military area?", ws)
     assert not refused.answered and "cannot recognise 'military area'" in refused.reply
+    assert "cannot recognise 'depots'" in plan("are there any depots?", ws).reply
     assert "RSCHAT_VLM" in refused.reply and len(refused.reply) < 400  # plain and short, not the whole menu
 
 
 @pytest.mark.parametrize(
     ("message", "focus"),
-    [("how much water is there?", "fraction"), ("is there a wood?", "presence"), ("is there water?", "presence")],
+    [
+        ("how much water is there?", "fraction"),
+        ("how much forest is in the image?", "fraction"),
+        ("is there a wood?", "presence"),
+        ("is there water?", "presence"),
+    ],
 )
 def test_how_much_asks_for_a_share_and_a_wood_is_trees(message, focus):
     from rschat.agent.vocabulary import focus_of

@@ -37,6 +37,7 @@ from rschat.agent.vocabulary import (
     comparison_of,
     focus_of,
     intent_of,
+    names_new_thing,
     object_of,
     out_of_reach,
 )
@@ -334,21 +335,11 @@ def _plan_compare(req: Request) -> Plan | None:
     return Plan("compare", [c for c in calls if c is not None], f"compare_{relation}")
 
 
-# "are there any?", "how many are there?": a presence or count question that names nothing.
-_BARE_QUESTION = re.compile(
-    r"^\W*(?:and\s+)?(?:(?:is|are)\s+there(?:\s+(?:any|some|more|others?))?|how\s+many(?:\s+are\s+there)?)\W*$",
-    re.I,
-)
-
-
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
-    names_something_new = (
-        req.focus in ("presence", "count")
-        and not REFERS_BACK.search(req.message)
-        and not _BARE_QUESTION.match(req.message)
-    )  # "is there a depot?" after "is there grass?" asks about a depot, not the grass
+    # "is there a depot?" after "is there grass?" asks about a depot, not the grass
+    names_something_new = req.focus in ("presence", "count") and names_new_thing(req.message)
     refers_back = req.intent in (None, "count", "measure") and (
         REFERS_BACK.search(req.message) if req.intent is not None else not names_something_new
     )

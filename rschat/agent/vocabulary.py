@@ -96,7 +96,13 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     # "largest", not "large": "the area covered by large buildings" asks for an area.
     ("largest", re.compile(r"\blargest\b|\bbiggest\b|\bmain\b|\bmajor\b", re.I)),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
-    ("fraction", re.compile(r"percent|%|fraction|share|proportion|ratio|how much\b", re.I)),
+    (
+        "fraction",
+        re.compile(
+            r"percent|%|fraction|share|proportion|ratio|how much of\b|how much [\w -]+? (?:is|are) (?:there|in|on)\b",
+            re.I,
+        ),
+    ),
     (
         "presence",
         re.compile(r"\b(is|are) there\b|\bdoes (it|this|the \w+) (contain|show|have)\b", re.I),
@@ -139,12 +145,25 @@ OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
 # The thing a closed question asks about: "is there a depot?", "is a military area present
 # in the image?", "how many pitches are there?", "what is the amount of orchards?".
 _ASKED_THING = [
-    re.compile(r"^\W*(?:is|are) there (?:an?|any|some)?\s*(?P<thing>[a-z][\w -]*?)(?: in the image| here)?\W*$", re.I),
-    re.compile(r"^\W*(?:is|are) (?:an?|any|some)?\s*(?P<thing>[a-z][\w -]*?) present\b", re.I),
+    re.compile(
+        r"^\W*(?:is|are) there (?:(?:any|some|an?)\s+)?(?P<thing>[a-z][\w -]*?)(?: in the image| here)?\W*$", re.I
+    ),
+    re.compile(r"^\W*(?:is|are) (?:(?:any|some|an?)\s+)?(?P<thing>[a-z][\w -]*?) present\b", re.I),
     re.compile(
         r"\b(?:how many|number of|amount of) (?P<thing>[a-z][\w -]*?)(?: are there| in the image| here)?\W*$", re.I
     ),
 ]
+# Words that qualify or point back rather than name a thing: "are there any large?",
+# "are there many?", "are there others nearby?", "are there any in the box?".
+_QUALIFIER = re.compile(
+    r"^(?:(?:small|smaller|smallest|medium|large|larger|big|bigger|biggest|square|circular|rectangular|round)\b\s*)+",
+    re.I,
+)
+_NOT_A_THING = re.compile(
+    r"^(?:$|any(?:thing)?\b|some(?:thing)?\b|many\b|several\b|more\b|others?\b|second\b|ones?\b|than\b|in\b|"
+    r"near\b|nearby\b|inside\b|within\b|left\b|else\b)",
+    re.I,
+)
 
 
 def asked_thing(message: str) -> str | None:
@@ -153,6 +172,16 @@ def asked_thing(message: str) -> str | None:
         if (m := pattern.search(message.strip())) and len(m["thing"]) <= 40:
             return m["thing"].strip()
     return None
+
+
+def names_new_thing(message: str) -> bool:
+    """Whether a presence or count question names a thing of its own ("is there a depot?",
+    "is there a large depot?"), not "are there any?", "is there a large one?" or "are
+    there any in the box?", which ask about what the last answer found."""
+    thing = asked_thing(message)
+    if thing is None or REFERS_BACK.search(message):
+        return False
+    return not _NOT_A_THING.match(_QUALIFIER.sub("", thing))
 
 
 def out_of_reach(message: str) -> str | None:

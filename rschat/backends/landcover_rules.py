@@ -47,6 +47,9 @@ ROUGH_TEXTURE = 5.0
 STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L* under 2% of L*
 DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
 FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation is canopy
+# Blue reflectance of vegetation above which a scene is hazy (clear Sentinel-2 L1C
+# vegetation ~0.07-0.08, the thin-haze Slovenia scene 0.15): indices are compressed there.
+HAZE_BLUE = 0.12
 HERB_GREEN = 0.08  # excess green above which coarse true-colour vegetation is herbaceous
 MIN_SIDE = 2  # pixels: superpixels and texture need a neighbourhood
 METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
@@ -192,10 +195,18 @@ def classify(raster: Raster) -> LandCover:
             shadow = np.zeros_like(shadow)
         built = grey_structure & ~veg
     trees = veg & (textured | (L < 40))
-    if "ndbi" in sp_index:
+    blue = band_index(raster, "blue")
+    reflectance = blue is not None and np.issubdtype(raster.data.dtype, np.floating)
+    blue_sp = per_sp(raster.data[blue].astype(np.float32)) if reflectance and blue is not None else None
+    if blue_sp is not None and np.nanmax(raster.data[blue]) > 2.0:
+        blue_sp = None  # floats, but not reflectance
+    hazy = blue_sp is not None and veg.any() and float(np.median(blue_sp[veg])) > HAZE_BLUE
+    if "ndbi" in sp_index and not hazy:
         # SWIR sees canopy water: forest keeps NDMI (= -NDBI) above ~0.3 where grass and
         # crops sit at 0.1-0.26 (measured on the eo-learn Slovenia scenes). Texture cannot
-        # tell them apart at 10-20 m, where grass fields are as mottled as crowns.
+        # tell them apart at 10-20 m, where grass fields are as mottled as crowns. Under
+        # haze every index is compressed (forest 0.23, grass 0.20 in the hazy Slovenia
+        # scene): no split holds there, and the texture rule above stays.
         trees = veg & (sp_index["ndbi"] < -FOREST_NDMI)
     elif "ndvi" not in sp_index and coarse:
         # True colour at satellite pixel sizes is dark throughout, so darkness says nothing:
@@ -203,11 +214,10 @@ def classify(raster: Raster) -> LandCover:
         # Sentinel-2 tiles), canopy is dark and drowned in the haze's blue (~0, b* ~ -12).
         trees = veg & (green < HERB_GREEN)
     cloud = (L > 88) & (chroma < 8) & smooth & ~water
-    blue = band_index(raster, "blue")
-    if blue is not None and np.issubdtype(raster.data.dtype, np.floating) and np.nanmax(raster.data[blue]) <= 2.0:
+    if blue_sp is not None:
         # Surface reflectance: clouds and thick haze are bright in the blue band, which
         # land rarely is (> 0.2), whatever the preview's stretch makes of them.
-        cloud |= per_sp(raster.data[blue].astype(np.float32)) > 0.2
+        cloud |= blue_sp > 0.2
 
     cls[built] = CLASSES.index("built_up")
     cls[veg & ~trees] = CLASSES.index("low_vegetation")

@@ -80,10 +80,19 @@ LIMITS_RGB = (
     "keeps the texture of what it falls on), grey sand, rock and dead trees can be labelled built-up, and "
     "trees vs low vegetation is judged by texture (by greenness at satellite pixel sizes)"
 )
-LIMITS_MS = (
-    "lite mode, spectral-index rules (NDVI, NDWI/MNDWI, NDBI; trees vs low vegetation by SWIR moisture): "
-    "mixed pixels at class edges are approximate"
+LIMITS_MS = "lite mode, spectral-index rules (NDVI, NDWI/MNDWI, NDBI): mixed pixels at class edges are approximate"
+TREES_BY_SWIR = "trees vs low vegetation by SWIR moisture (NDMI), by texture where haze compresses the indices"
+TREES_BY_TEXTURE = (
+    "trees vs low vegetation by texture and darkness (no SWIR band: at 10-20 m grass and crops can read as trees)"
 )
+
+
+def _limits(lc: lcr.LandCover) -> list[str]:
+    if not lc.used_indices:
+        return [LIMITS_RGB]
+    return [f"{LIMITS_MS}; {TREES_BY_SWIR if 'ndbi' in lc.used_indices else TREES_BY_TEXTURE}"]
+
+
 PHRASES = (
     Phrase(
         "segment",
@@ -182,7 +191,7 @@ def run(args: SegmentArgs, ctx: ToolContext) -> ToolResult:
         method=lcr.METHOD_NAME
         + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only")
         + building_note,
-        limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
+        limits=_limits(lc),
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
     )
 
@@ -304,7 +313,7 @@ def run_tiled(args: SegmentArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         method=lcr.METHOD_NAME
         + (f", indices: {', '.join(lc.used_indices)}" if lc.used_indices else ", RGB only")
         + out.note,
-        limits=[LIMITS_MS if lc.used_indices else LIMITS_RGB],
+        limits=_limits(lc),
         notes=notes,
         kept=Kept(mask=focus_mask, labels=labels, regions=regions, landcover=lc, target=target, scope=scope),
     )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +91,10 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     sched, resumed = _resume(net, opt, sched, out / "checkpoint", args)
     start, history, best, best_state, seconds = resumed
-    batches = _batches(batch, args.seed + start, getattr(args, "workers", 0))  # a resumed run draws fresh ones
+    stream = _batches(batch, args.seed + start, getattr(args, "workers", 0))  # a resumed run draws fresh ones
     began = time.perf_counter()
-    with ProgressBar(total=args.steps, desc=desc, initial=start) as bar:
+    # closing: the crop workers, if any, stop when training ends or fails
+    with ProgressBar(total=args.steps, desc=desc, initial=start) as bar, closing(stream) as batches:
         for step in range(start, args.steps):
             net.train()
             tensors = [t.to(device) if hasattr(t, "to") else t for t in next(batches)]
@@ -115,7 +118,6 @@ def fit(
                     scheduler=sched.state_dict(), history=history, best=best, best_state=best_state,
                     seconds=seconds + time.perf_counter() - began, total=args.steps,
                 )  # fmt: skip
-    batches.close()  # stops the worker processes, if any
     if best_state is not None and getattr(args, "keep", "best") == "best":
         net.load_state_dict(best_state)
     net.to("cpu").eval()
@@ -129,24 +131,26 @@ def _batches(
 ) -> Generator[Any, None, None]:
     """Endless training batches, drawn here or, with ``workers``, by that many processes
     ahead of the model. Each worker has its own generator (seed, worker) and the loader
-    takes their batches in turn, so a run is as reproducible as with one process."""
+    takes their batches in turn, so a run is reproducible for the same number of workers
+    (0 and 1 draw the same batches)."""
+    if workers > 0 and sys.platform != "linux":
+        raise SystemExit(f"--workers needs Linux (its worker processes are forked); on {sys.platform} use --workers 0.")
     if workers <= 0:
         rng = np.random.default_rng(seed)
         while True:
             yield batch(rng)
-    import torch
     from torch.utils import data
 
     class Stream(data.IterableDataset):
         def __iter__(self) -> Iterator[Any]:
-            torch.set_num_threads(1)  # the workers share the cores; one thread each
             info = data.get_worker_info()
             rng = np.random.default_rng([seed, info.id if info else 0])
             while True:
                 yield batch(rng)
 
     # fork: the workers share the decoded images instead of pickling them (Linux, the
-    # platform GPUs train on); batch_size=None: each item is already a batch.
+    # platform GPUs train on). Forking after the model went to the GPU is safe while the
+    # workers only cut crops on the CPU, as here. batch_size=None: each item is a batch.
     yield from data.DataLoader(
         Stream(), batch_size=None, num_workers=workers, prefetch_factor=4, multiprocessing_context="fork"
     )
@@ -199,6 +203,7 @@ def write_model_card(out: Path, name: str, meta: dict[str, Any], sources: list[d
         "training": {
             "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "seconds": fitted["seconds"], "device": args.device, "best_step": (fitted["best"] or {}).get("step"),
+            "workers": getattr(args, "workers", 0),
         },
         "validation": fitted["best"],
         "command": f"rschat train {name} --data {' '.join(args.data)} --out {args.out}",
