@@ -163,20 +163,21 @@ def classify(raster: Raster) -> LandCover:
         built = (sp_index["ndbi"] > 0.0) & (ndvi < 0.2) if "ndbi" in sp_index else grey_structure & (ndvi < 0.15)
         shadow = (L < 20) & ~water & ~veg
     else:
+        still = (L >= DARK_L) | (texture < STILL_WATER * np.maximum(L, 1.0))  # see below
         if coarse:
             # Satellite pixels from an unstretched true-colour file (Sentinel-2 L1C PNGs) are
             # dark and hazy: every dark texture falls under SMOOTH_TEXTURE and the haze's blue
             # cast reaches dark forest and fields. Dark open water is smooth for its brightness
             # (local std / L* about 0.01 on the RSVQA sea tiles; forest and fields 0.04-0.08);
             # brighter pixels (clouds, sand, bright water) keep the absolute threshold.
-            smooth &= (L >= DARK_L) | (texture < STILL_WATER * np.maximum(L, 1.0))
+            smooth &= still
         veg = (green > 0.04) | ((a_star < -6) & (L > 15) & ~smooth)
         # Water is still for its brightness at any pixel size. At 0.1-1 m the shaded street,
         # grass or roof under a shadow keeps its texture (local std / L* 0.04-0.13 on the
         # RSVQA-HR tiles, 21 of 23 "water" answers there were shadows), and a shadow is as
         # dark and as blue as a pond; calm water is under STILL_WATER. (Coarse images had
         # this test above, before vegetation: there it also decides canopy under haze.)
-        smooth &= (L >= DARK_L) | (texture < STILL_WATER * np.maximum(L, 1.0))
+        smooth &= still
         dark_smooth = (L < DARK_L) & smooth & ~(green > 0.08)
         # Dark smooth superpixels: water if they join into a large body, shadow if small.
         body = ndimage.label(dark_smooth[labels] & (labels > 0))[0]
@@ -196,10 +197,9 @@ def classify(raster: Raster) -> LandCover:
         built = grey_structure & ~veg
     trees = veg & (textured | (L < 40))
     blue = band_index(raster, "blue")
-    reflectance = blue is not None and np.issubdtype(raster.data.dtype, np.floating)
-    blue_sp = per_sp(raster.data[blue].astype(np.float32)) if reflectance and blue is not None else None
-    if blue_sp is not None and np.nanmax(raster.data[blue]) > 2.0:
-        blue_sp = None  # floats, but not reflectance
+    blue_sp = None  # per-superpixel blue reflectance, where the file holds reflectance
+    if blue is not None and np.issubdtype(raster.data.dtype, np.floating) and np.nanmax(raster.data[blue]) <= 2.0:
+        blue_sp = per_sp(raster.data[blue].astype(np.float32))
     hazy = blue_sp is not None and veg.any() and float(np.median(blue_sp[veg])) > HAZE_BLUE
     if "ndbi" in sp_index and not hazy:
         # SWIR sees canopy water: forest keeps NDMI (= -NDBI) above ~0.3 where grass and

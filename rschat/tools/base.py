@@ -198,6 +198,11 @@ class Requires:
     missing: str  # "scene classification (it needs CLIP: full mode, RSCHAT_CLIP)"
 
 
+def covers(name: str) -> str:
+    """The verb after a class's name: 'trees cover', 'water covers'."""
+    return "cover" if name.endswith("s") else "covers"
+
+
 def plain_answer(title: str) -> Callable[[ToolResult, Reading], str]:
     """The answer of a tool whose summary says it all: '**Title** (source): summary.'"""
 

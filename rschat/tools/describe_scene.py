@@ -32,6 +32,7 @@ from rschat.tools.base import (
     ToolContext,
     ToolResult,
     UseRegion,
+    covers,
     plain_answer,
     region_mask_of,
     scoped_raster,
@@ -121,8 +122,9 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
         sentences.append(f"The scene is mostly {NAMES[main]} ({shares[main]:.0f}%)")
         for c in ranked[1:4]:
             ys, xs = np.nonzero(lc.mask(c))
-            covers = "cover" if NAMES[c].endswith("s") else "covers"  # "trees cover", "water covers"
-            sentences.append(f"{NAMES[c]} {covers} {shares[c]:.0f}%, mostly in {place(xs.mean(), ys.mean(), w, h)}")
+            sentences.append(
+                f"{NAMES[c]} {covers(NAMES[c])} {shares[c]:.0f}%, mostly in {place(xs.mean(), ys.mean(), w, h)}"
+            )
     river = river_sentence(lc.mask("water"))
     if river:
         sentences.append(river)

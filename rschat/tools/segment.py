@@ -34,6 +34,7 @@ from rschat.tools.base import (
     ToolContext,
     ToolResult,
     UseRegion,
+    covers,
     largest_region_text,
     region_mask_of,
     scoped_raster,
@@ -345,15 +346,13 @@ def _presence(result: ToolResult, target: str, source: str) -> str:
     d = result.data
     pct, m2 = d.get(f"{target}_percent") or 0.0, d.get(f"{target}_area_m2")
     name = target.replace("_", " ")
-    covers = "cover" if name.endswith("s") else "covers"
+    subject = f"{name} {covers(name)}"
     size = f" ({area_text(m2)})" if m2 is not None else ""
     where = f" of {result.kept.scope}" if result.kept.scope else ""
     if pct >= PRESENT_PERCENT:
         regions = d.get(f"{target}_region_count")
-        return f"**Yes**: {name} {covers} {pct:.1f}%{where}{size}, {_in_areas(regions)} ({source})."
-    return (
-        f"**No**: {name} {covers} {pct:.1f}%{where}, under the {PRESENT_PERCENT}% the rules can vouch for ({source})."
-    )
+        return f"**Yes**: {subject} {pct:.1f}%{where}{size}, {_in_areas(regions)} ({source})."
+    return f"**No**: {subject} {pct:.1f}%{where}, under the {PRESENT_PERCENT}% the rules can vouch for ({source})."
 
 
 def _selected_text(result: ToolResult, target: str, source: str) -> str:
@@ -392,8 +391,7 @@ def answer(result: ToolResult, reading: Reading) -> str:
         size = f", {ha:,.2f} ha ({m2:,.0f} m2)" if ha is not None and m2 is not None else ""
         regions = d.get(f"{target}_region_count")
         name = target.replace("_", " ").capitalize()
-        covers = "cover" if name.endswith("s") else "covers"
-        return f"**{name}** {covers} {pct:.1f}%{size}{where}, {_in_areas(regions)} ({source})."
+        return f"**{name}** {covers(name)} {pct:.1f}%{size}{where}, {_in_areas(regions)} ({source})."
     return f"**Land cover** ({source}): {result.summary}."
 
 
