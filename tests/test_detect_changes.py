@@ -134,3 +134,37 @@ def test_building_target_is_refused_where_buildings_cannot_be_seen(tmp_path: Pat
             {"target": "building"}, ToolContext(rasters={"before": fine_before, "after": fine_after}, out_dir=tmp_path)
         )
     assert run(before, after, tmp_path).data.get("appeared_count") is None  # any change: no building split
+
+
+def test_vegetation_on_both_dates_and_shadow_are_not_change() -> None:
+    """Grass that greened up, and a shadow that moved, differ between dates but nothing on
+    the ground changed; a grey roof that replaced grass did."""
+    from rschat.backends.change_classical import not_ground_change
+
+    grass, greener = np.array([0.35, 0.45, 0.25]), np.array([0.25, 0.55, 0.2])
+    roof, shadow = np.array([0.6, 0.6, 0.62]), np.array([0.05, 0.06, 0.08])
+    before = np.broadcast_to(grass, (64, 96, 3)).copy()
+    after = np.broadcast_to(greener, (64, 96, 3)).copy()
+    after[:, 32:64] = roof  # new roof on the grass
+    before[:, 64:] = roof
+    after[:, 64:] = roof
+    after[:, 80:] = shadow  # a shadow over the unchanged roof
+    out = not_ground_change(before, after, scale_px=8)
+    assert out[:, :24].all()  # vegetation on both dates
+    assert not out[:, 40:56].any()  # grass -> roof stays change
+    assert out[:, 84:].all() and not out[:, 66:72].any()  # shadow on one date; the lit roof
+
+
+def test_building_change_is_per_building_not_per_pixel() -> None:
+    """A building on both dates whose edge probabilities differ is not new; a footprint
+    mostly absent before is, whole."""
+    from rschat.backends.learned import _new_buildings
+
+    then, now = np.zeros((60, 60), np.float32), np.zeros((60, 60), np.float32)
+    then[10:30, 10:30] = 0.9
+    now[7:33, 7:33] = 0.9  # the same roof, seen 3 px wider: its rim differs by 0.9
+    now[40:50, 40:55] = 0.8  # a new building
+    then[40:50, 40:43] = 0.7  # a fifth of its footprint already read as building
+    new = _new_buildings(now, then, 0.5, np.ones((60, 60), bool), small=10)
+    assert not new[:35, :35].any()
+    assert new[41:49, 41:54].all() and new.sum() >= 0.95 * 150  # whole (the opening rounds its corners)

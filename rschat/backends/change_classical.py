@@ -15,6 +15,12 @@ The method, in the order ``detect`` runs it:
 3. Decision: Otsu's threshold on the combined score, then an object-level clean-up that
    drops regions smaller than ``min_region_m2`` (or pixels without georeference) and
    fills holes.
+4. What is not change on the ground is taken out (``not_ground_change``): pixels that are
+   vegetation on both dates (growth, mowing, the season) and pixels in shadow on either
+   date (the sun moved, or a neighbour's new shadow), by the land-cover rules' own
+   vegetation and shadow tests. Otsu always splits the score, changed or not: on 100
+   NAIP pairs of the same places two years apart (urban-tree-detection-data, 2016 and
+   2018, nearly unchanged) this step cut the share flagged from 24.1% to 19.3%.
 
 Measured on ../shared/data/change (LEVIR-CD + DSIFN-CD, 11 pairs, pixels pooled) by
 ``rschat eval change``: see README for the figures. Plain CVA + Otsu scores F1 ~0.27 on
@@ -29,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage import color, exposure, filters, morphology
+
+from rschat.backends.landcover_rules import SHADOW_L, VEG_GREEN
 
 METHOD_NAME = "lite change detector (histogram matching + structure-gain and chromatic CVA, Otsu, object clean-up)"
 
@@ -49,6 +57,13 @@ def _downsample(rgb: np.ndarray, factor: int) -> np.ndarray:
     h, w = (rgb.shape[0] // factor) * factor, (rgb.shape[1] // factor) * factor
     blocks = rgb[:h, :w].reshape(h // factor, factor, w // factor, factor, rgb.shape[2])
     return blocks.mean(axis=(1, 3))
+
+
+def _upsample(coarse: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Each cell of a block-downsampled map as factor x factor pixels; the rows and
+    columns a partial block left out copy their neighbours."""
+    full = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+    return np.pad(full, ((0, shape[0] - full.shape[0]), (0, shape[1] - full.shape[1])), mode="edge")
 
 
 def _smoothed_gradient(lightness: np.ndarray, scale_px: float) -> np.ndarray:
@@ -88,6 +103,28 @@ def evidence(
 WEIGHTS = (1.0, 1.0, LIGHT_WEIGHT)  # structure, chroma, lightness
 
 
+def _vegetation_and_shadow(rgb: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, smoothed over ``sigma_px``: vegetation (excess green above the land-cover
+    rules' VEG_GREEN) and shadow (L* under their SHADOW_L, not vegetation)."""
+    excess_green = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / (rgb.sum(axis=-1) + 1e-6)
+    veg = ndimage.gaussian_filter(excess_green, sigma_px) > VEG_GREEN
+    lightness = ndimage.gaussian_filter(color.rgb2lab(np.clip(rgb, 0, 1))[..., 0], sigma_px)
+    return veg, (lightness < SHADOW_L) & ~veg
+
+
+def not_ground_change(before_rgb: np.ndarray, after_rgb: np.ndarray, scale_px: float) -> np.ndarray:
+    """Pixels whose difference is not a change of what is on the ground: vegetation on both
+    dates, or shadow on either. Local (reach ~scale_px / 2), so tiles agree with the whole.
+    On ../shared/data/change it raised the rules' pooled F1 from 0.449 to 0.472 (with the
+    building model's change added, 0.534 -> 0.555: LEVIR precision 0.31 -> 0.34, DSIFN
+    unchanged). It was chosen there among five variants of the same idea, so the NAIP
+    false-alarm figure in the module docstring is the independent check."""
+    sigma = max(scale_px / 8, 0.5)
+    veg_b, shadow_b = _vegetation_and_shadow(before_rgb, sigma)
+    veg_a, shadow_a = _vegetation_and_shadow(after_rgb, sigma)
+    return (veg_b & veg_a) | shadow_b | shadow_a
+
+
 def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, scale_px: float) -> np.ndarray:
     """Combined change evidence for two (H, W, 3) float RGB images in [0, 1]."""
     after_matched = exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1)
@@ -121,20 +158,22 @@ def detect(
     factor = 2 if min(before_rgb.shape[:2]) >= 2 * _FULL_RES_MAX and scale_px >= 8 else 1
     if factor == 1:
         score = change_score(before_rgb, after_rgb, valid, scale_px)
+        not_ground = not_ground_change(before_rgb, after_rgb, scale_px)
     else:
         coarse_valid = _downsample(valid[..., None].astype(np.float32), factor)[..., 0] == 1.0
-        coarse = change_score(
-            _downsample(before_rgb, factor), _downsample(after_rgb, factor), coarse_valid, scale_px / factor
-        )
-        score = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+        small_b, small_a = _downsample(before_rgb, factor), _downsample(after_rgb, factor)
+        coarse = change_score(small_b, small_a, coarse_valid, scale_px / factor)
+        score = _upsample(coarse, factor, before_rgb.shape[:2])
         score = ndimage.uniform_filter(score, factor)  # soften the block edges
-        pad = ((0, before_rgb.shape[0] - score.shape[0]), (0, before_rgb.shape[1] - score.shape[1]))
-        score = np.pad(score, pad, mode="edge")
         score[~valid] = 0.0
+        not_ground = _upsample(not_ground_change(small_b, small_a, scale_px / factor), factor, before_rgb.shape[:2])
     values = score[valid]
     threshold = float(filters.threshold_otsu(values)) if values.size and np.ptp(values) > 0 else np.inf
     mask = (score > threshold) & valid
 
     mask = morphology.remove_small_objects(mask, max_size=max(min_region_px, 1) - 1)
     mask = ndimage.binary_fill_holes(mask) & valid
+    # Last, after the clean-up: filling holes is not local, and the tiled detector must
+    # take out the same pixels (change_tiled.tile_change).
+    mask &= ~not_ground
     return ChangeOutput(mask=mask, score=score, threshold=threshold)

@@ -24,14 +24,14 @@ from affine import Affine
 from scipy import ndimage
 from skimage import filters, morphology
 
-from rschat.backends.change_classical import WEIGHTS, evidence
+from rschat.backends.change_classical import WEIGHTS, evidence, not_ground_change
 from rschat.geo.area import pixel_area_grid
 from rschat.geo.tiles import GridSampler, Tile, map_threaded, tile_grid
 from rschat.geo.windowed import MaskWriter, PairSource
 
 METHOD_NAME = (
-    "lite change detector, tiled (histogram matching + structure-gain and chromatic CVA, Otsu, object clean-up; "
-    "statistics from a sample of tiles)"
+    "lite change detector, tiled (histogram matching + structure-gain and chromatic CVA, Otsu, vegetation and "
+    "shadow taken out, object clean-up; statistics from a sample of tiles)"
 )
 TILE_PX = 1024
 SCALE_PX = 16.0  # the detector's object scale at full resolution (as change_classical.detect)
@@ -129,15 +129,20 @@ def _coarse(levels: np.ndarray, factor: int) -> np.ndarray:
 
 def _parts(
     before: np.ndarray, after: np.ndarray, valid: np.ndarray, stats: ChangeStats
-) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """The evidence maps on the coarse grid and the coarse valid mask (a cell is valid
-    when all its pixels are)."""
+) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+    """The evidence maps on the coarse grid, the coarse valid mask (a cell is valid when
+    all its pixels are) and the cells whose difference is not a change on the ground
+    (vegetation on both dates, shadow on either; as change_classical.detect)."""
     b, a = _level_pair(before, after, valid, stats)
     f = stats.factor
     h, w = (valid.shape[0] // f) * f, (valid.shape[1] // f) * f
     coarse_valid: np.ndarray = np.asarray(valid[:h, :w].reshape(h // f, f, w // f, f).all(axis=(1, 3)))
-    parts = evidence(_coarse(b, f), _coarse(a, f), SCALE_PX / f)
-    return parts, coarse_valid
+    coarse_b = _coarse(b, f)
+    parts = evidence(coarse_b, _coarse(a, f), SCALE_PX / f)
+    # Vegetation and shadow are judged on each date's own colours, not on the after image
+    # matched to the before one (as in memory).
+    own_after = _coarse(to_levels(after, stats.bands, stats.stretch_after), f)
+    return parts, coarse_valid, not_ground_change(coarse_b, own_after, SCALE_PX / f)
 
 
 def _coarse_score(parts: tuple[np.ndarray, ...], coarse_valid: np.ndarray, stats: ChangeStats) -> np.ndarray:
@@ -162,10 +167,10 @@ def tile_change(pair: PairSource, tile: Tile, stats: ChangeStats) -> TileChange:
     before, after, valid = pair.read(tile.read_window)
     mask = np.zeros(valid.shape, dtype=bool)
     if valid.any():
-        parts, coarse_valid = _parts(before, after, valid, stats)
+        parts, coarse_valid, not_ground = _parts(before, after, valid, stats)
         coarse = (_coarse_score(parts, coarse_valid, stats) > stats.threshold) & coarse_valid
         coarse = morphology.remove_small_objects(coarse, max_size=max(1, MIN_REGION_PX // stats.factor**2) - 1)
-        coarse = ndimage.binary_fill_holes(coarse)
+        coarse = ndimage.binary_fill_holes(coarse) & ~not_ground
         mask = _full_mask(coarse, valid.shape, stats.factor) & valid
     core, core_valid = tile.core_of(mask), tile.core_of(valid)
     valid_m2 = changed_m2 = None
@@ -210,10 +215,10 @@ def estimate_stats(pair: PairSource, tiles: list[Tile], bands: tuple[int, int, i
     draft = ChangeStats(bands, stretch_b, stretch_a, lut, (1.0, 1.0, 1.0), np.inf, factor)
     sampled = list(threads(lambda r: _parts(r[0], r[1], r[2], draft), [r for r in reads if r[2].any()]))
     medians = tuple(
-        float(np.median(np.concatenate([parts[i][cv] for parts, cv in sampled]))) for i in range(3)
+        float(np.median(np.concatenate([parts[i][cv] for parts, cv, _ in sampled]))) for i in range(3)
     )  # fmt: skip
     stats = ChangeStats(bands, stretch_b, stretch_a, lut, medians, np.inf, factor)  # type: ignore[arg-type]
-    scores = np.concatenate([_coarse_score(parts, cv, stats)[cv] for parts, cv in sampled])
+    scores = np.concatenate([_coarse_score(parts, cv, stats)[cv] for parts, cv, _ in sampled])
     threshold = float(filters.threshold_otsu(scores)) if scores.size and np.ptp(scores) > 0 else np.inf
     return ChangeStats(bands, stretch_b, stretch_a, lut, medians, threshold, factor)  # type: ignore[arg-type]
 

@@ -46,6 +46,8 @@ SMOOTH_TEXTURE = 3.5
 ROUGH_TEXTURE = 5.0
 STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L* under 2% of L*
 DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
+VEG_GREEN = 0.04  # excess green (2G - R - B) / (R + G + B) above which true colour is vegetation
+SHADOW_L = 25  # L* under which what is not water is shadow (RGB rules)
 FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation is canopy
 # Blue reflectance of vegetation above which a scene is hazy (clear Sentinel-2 L1C
 # vegetation ~0.07-0.08, the thin-haze Slovenia scene 0.15): indices are compressed there.
@@ -171,7 +173,7 @@ def classify(raster: Raster) -> LandCover:
             # (local std / L* about 0.01 on the RSVQA sea tiles; forest and fields 0.04-0.08);
             # brighter pixels (clouds, sand, bright water) keep the absolute threshold.
             smooth &= still
-        veg = (green > 0.04) | ((a_star < -6) & (L > 15) & ~smooth)
+        veg = (green > VEG_GREEN) | ((a_star < -6) & (L > 15) & ~smooth)
         # Water is still for its brightness at any pixel size. At 0.1-1 m the shaded street,
         # grass or roof under a shadow keeps its texture (local std / L* 0.04-0.13 on the
         # RSVQA-HR tiles, 21 of 23 "water" answers there were shadows), and a shadow is as
@@ -187,7 +189,7 @@ def classify(raster: Raster) -> LandCover:
             large = body > 0  # at this resolution object shadows are not resolved: dark smooth is water
         in_body = per_sp(large.astype(np.float32)) > 0.5
         water = (dark_smooth & in_body) | ((b_star < -4) & smooth & (L < 75))
-        shadow = (L < 25) & ~water
+        shadow = (L < SHADOW_L) & ~water
         if coarse:
             # Object shadows are below the resolution: what is dark, smooth for its
             # brightness and not green is water; dark and textured is canopy under haze.

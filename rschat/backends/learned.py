@@ -103,18 +103,38 @@ MIN_BUILDING_M2 = 10.0  # a garden shed; OpenStreetMap footprints (the model's l
 def building_change(
     before_rgb: np.ndarray, after_rgb: np.ndarray, gsd_m: float, valid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(appeared, gone) masks: where the model sees a building on one date only, by more
-    than even odds; the opening drops speckle, and parts under MIN_BUILDING_M2 are smaller
-    than any building the model was trained on. None without the model."""
+    """(appeared, gone) masks: buildings the model sees on one date that were mostly not
+    there on the other. None without the model."""
     pb = building_probability(before_rgb, gsd_m)
     if pb is None:
         return None
     pa = building_probability(after_rgb, gsd_m)
     assert pa is not None
+    threshold = float(model("buildings").card["threshold"])  # type: ignore[union-attr]
     small = max(1, round(MIN_BUILDING_M2 / gsd_m**2)) - 1
-    appeared = morphology.remove_small_objects(ndimage.binary_opening((pa - pb) > 0.5) & valid, max_size=small)
-    gone = morphology.remove_small_objects(ndimage.binary_opening((pb - pa) > 0.5) & valid, max_size=small)
-    return appeared, gone
+    return _new_buildings(pa, pb, threshold, valid, small), _new_buildings(pb, pa, threshold, valid, small)
+
+
+NEW_BUILDING_SHARE = 0.3  # a building is new when under this share of it was building before
+
+
+def _new_buildings(now: np.ndarray, then: np.ndarray, threshold: float, valid: np.ndarray, small: int) -> np.ndarray:
+    """Footprints on ``now`` (connected parts over the threshold, opened to drop speckle)
+    of which under NEW_BUILDING_SHARE was building on ``then``. Whole buildings, not
+    pixels: the two dates' probabilities differ at every roof edge and across large roofs
+    with the sun and the season, and a pixel difference (now - then > 0.5) made those
+    "change". On 100 NAIP pairs two years apart (nearly unchanged) the pixel rule marked
+    8.7% of the area as buildings appeared or gone, this one 4.6%; on
+    ../shared/data/change, LEVIR asked for building change F1 0.574 -> 0.587."""
+    found = ndimage.binary_opening(now > threshold) & valid
+    labels, n = ndimage.label(found)
+    if n == 0:
+        return found
+    size = np.bincount(labels.ravel(), minlength=n + 1)
+    before = np.bincount(labels.ravel(), weights=(then > threshold).ravel(), minlength=n + 1)
+    new = before < NEW_BUILDING_SHARE * size
+    new[0] = False
+    return morphology.remove_small_objects(new[labels], max_size=small)
 
 
 def add_buildings(lc: LandCover, raster: Raster) -> str:

@@ -237,8 +237,8 @@ def _building_change(
     judged (the model does not serve, the pixels are too coarse to see single buildings,
     or the images are not colour and ``grey`` is False: the model reads panchromatic
     images, but the hybrid with the colour rules was only measured on colour pairs). On
-    the development pairs adding it to the rules' change raised pooled F1 from 0.449 to
-    0.535."""
+    the development pairs adding it to the rules' change raises pooled F1 from 0.472 to
+    0.566."""
     if not grey and (before.count < 3 or after.count < 3):
         return "the building model needs colour (RGB) images"
     gsd = before.pixel_size_m()
