@@ -168,3 +168,16 @@ def test_building_change_is_per_building_not_per_pixel() -> None:
     new = _new_buildings(now, then, 0.5, np.ones((60, 60), bool), small=10)
     assert not new[:35, :35].any()
     assert new[41:49, 41:54].all() and new.sum() >= 0.95 * 150  # whole (the opening rounds its corners)
+
+
+def test_with_near_infrared_green_water_over_grass_stays_change() -> None:
+    """A flooded field: the water is green-tinted (excess green as high as grass), so by
+    colour alone it reads as vegetation on both dates; its NDVI below zero says water."""
+    from rschat.backends.change_classical import not_ground_change
+
+    grass, green_water = np.array([0.35, 0.45, 0.25]), np.array([0.2, 0.3, 0.2])
+    before = np.broadcast_to(grass, (32, 32, 3)).copy()
+    after = np.broadcast_to(green_water, (32, 32, 3)).copy()
+    assert not_ground_change(before, after, scale_px=8).all()  # colour alone: "vegetation both dates"
+    ndvi = (np.full((32, 32), 0.6, np.float32), np.full((32, 32), -0.2, np.float32))
+    assert not not_ground_change(before, after, scale_px=8, ndvi=ndvi).any()

@@ -210,7 +210,7 @@ def test_failures_are_answered_in_the_chat_and_never_poison_the_session(busy_app
     monkeypatch.undo()
     for question, expected in (
         ("how big is the largest one?", "largest change region"),
-        ("how many regions are there?", "12 separate change regions"),
+        ("how many regions are there?", "15 separate change regions"),
         ("how many of them look dead?", "change regions"),
     ):
         assert expected in answer(ask(client, question))
@@ -306,7 +306,7 @@ def test_twenty_concurrent_sessions_stay_apart_and_end(tmp_path):
             assert not any("Something went wrong" in t or t.strip() in ("", "Error") for t in texts), texts
             assert len(seen["folders"]) <= 2  # its own folder (and its new session's), never another's
             if seen["kind"] == "pair":
-                assert "12 separate change regions" in texts[1] and not any("trees in" in t for t in texts)
+                assert "15 separate change regions" in texts[1] and not any("trees in" in t for t in texts)
             elif seen["kind"] == "trees":
                 assert "trees in the whole image" in texts[0] and not any("change region" in t for t in texts[:-1])
             elif seen["kind"] == "none":

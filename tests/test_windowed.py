@@ -127,6 +127,7 @@ def test_an_after_image_on_another_crs_is_warped_tile_by_tile(tmp_path: Path) ->
         with rasterio.open(moved, "w", **profile) as dst:
             for band in range(1, src.count + 1):
                 reproject(rasterio.band(src, band), rasterio.band(dst, band))
+            dst.descriptions = src.descriptions  # the same bands (NDVI needs to know which is near-infrared)
     ws = Workspace(_large_settings(tmp_path / "work"))
     ws.load("before", BEFORE)
     ws.load("after", moved)

@@ -52,6 +52,7 @@ class ChangeStats:
     medians: tuple[float, float, float]
     threshold: float
     factor: int  # the score is computed on a grid this many times coarser
+    red_nir: tuple[int, int] | None = None  # band indices for NDVI, where both images have near-infrared
 
 
 @dataclass
@@ -142,7 +143,19 @@ def _parts(
     # Vegetation and shadow are judged on each date's own colours, not on the after image
     # matched to the before one (as in memory).
     own_after = _coarse(to_levels(after, stats.bands, stats.stretch_after), f)
-    return parts, coarse_valid, not_ground_change(coarse_b, own_after, SCALE_PX / f)
+    ndvi = None
+    if stats.red_nir is not None:
+        ndvi = (_coarse_ndvi(before, stats.red_nir, f), _coarse_ndvi(after, stats.red_nir, f))
+    return parts, coarse_valid, not_ground_change(coarse_b, own_after, SCALE_PX / f, ndvi)
+
+
+def _coarse_ndvi(block: np.ndarray, red_nir: tuple[int, int], factor: int) -> np.ndarray:
+    """NDVI of a (bands, h, w) block, block-averaged to the coarse grid (0 where undefined)."""
+    red, nir = block[red_nir[0]].astype(np.float32), block[red_nir[1]].astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ndvi = np.nan_to_num((nir - red) / (nir + red))
+    h, w = (ndvi.shape[0] // factor) * factor, (ndvi.shape[1] // factor) * factor
+    return ndvi[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
 
 
 def _coarse_score(parts: tuple[np.ndarray, ...], coarse_valid: np.ndarray, stats: ChangeStats) -> np.ndarray:
@@ -169,8 +182,9 @@ def tile_change(pair: PairSource, tile: Tile, stats: ChangeStats) -> TileChange:
     if valid.any():
         parts, coarse_valid, not_ground = _parts(before, after, valid, stats)
         coarse = (_coarse_score(parts, coarse_valid, stats) > stats.threshold) & coarse_valid
-        coarse = morphology.remove_small_objects(coarse, max_size=max(1, MIN_REGION_PX // stats.factor**2) - 1)
-        coarse = ndimage.binary_fill_holes(coarse) & ~not_ground
+        smallest = max(1, MIN_REGION_PX // stats.factor**2) - 1
+        coarse = morphology.remove_small_objects(coarse, max_size=smallest)
+        coarse = morphology.remove_small_objects(ndimage.binary_fill_holes(coarse) & ~not_ground, max_size=smallest)
         mask = _full_mask(coarse, valid.shape, stats.factor) & valid
     core, core_valid = tile.core_of(mask), tile.core_of(valid)
     valid_m2 = changed_m2 = None
@@ -192,7 +206,9 @@ def sample_tiles(tiles: list[Tile], count: int = SAMPLE_TILES) -> list[Tile]:
     return [tiles[i] for i in sorted(set(picks.tolist()))]
 
 
-def estimate_stats(pair: PairSource, tiles: list[Tile], bands: tuple[int, int, int]) -> ChangeStats | None:
+def estimate_stats(
+    pair: PairSource, tiles: list[Tile], bands: tuple[int, int, int], red_nir: tuple[int, int] | None = None
+) -> ChangeStats | None:
     """The shared statistics from a sample of tiles; None when no sampled pixel is valid."""
     threads = map_threaded()
     reads = list(threads(lambda t: pair.read(t.read_window), sample_tiles(tiles)))
@@ -212,15 +228,15 @@ def estimate_stats(pair: PairSource, tiles: list[Tile], bands: tuple[int, int, i
         to_levels(before_vals[:, None, :], bands, stretch_b)[0], to_levels(after_vals[:, None, :], bands, stretch_a)[0]
     )
     factor = scoring_factor(int(pair.extent.width * pair.extent.height))
-    draft = ChangeStats(bands, stretch_b, stretch_a, lut, (1.0, 1.0, 1.0), np.inf, factor)
+    draft = ChangeStats(bands, stretch_b, stretch_a, lut, (1.0, 1.0, 1.0), np.inf, factor, red_nir)
     sampled = list(threads(lambda r: _parts(r[0], r[1], r[2], draft), [r for r in reads if r[2].any()]))
     medians = tuple(
         float(np.median(np.concatenate([parts[i][cv] for parts, cv, _ in sampled]))) for i in range(3)
     )  # fmt: skip
-    stats = ChangeStats(bands, stretch_b, stretch_a, lut, medians, np.inf, factor)  # type: ignore[arg-type]
+    stats = ChangeStats(bands, stretch_b, stretch_a, lut, medians, np.inf, factor, red_nir)  # type: ignore[arg-type]
     scores = np.concatenate([_coarse_score(parts, cv, stats)[cv] for parts, cv, _ in sampled])
     threshold = float(filters.threshold_otsu(scores)) if scores.size and np.ptp(scores) > 0 else np.inf
-    return ChangeStats(bands, stretch_b, stretch_a, lut, medians, threshold, factor)  # type: ignore[arg-type]
+    return ChangeStats(bands, stretch_b, stretch_a, lut, medians, threshold, factor, red_nir)  # type: ignore[arg-type]
 
 
 def plan(pair: PairSource, tile_px: int | None = None) -> list[Tile]:
@@ -258,15 +274,17 @@ def detect_to_file(
     progress: Progress = lambda done, total, elapsed: None,
     map_tiles: MapTiles | None = None,
     tile_px: int | None = None,
+    red_nir: tuple[int, int] | None = None,
 ) -> TiledChange | None:
     """The change mask of a pair of any size, written to ``out_path`` at full resolution
     and sampled onto the grid of the image shown (``shown_shape``, the same ground); None
-    when no pixel has data in both images."""
+    when no pixel has data in both images. ``red_nir``: the bands for NDVI, when both
+    images have them (vegetation is then judged by NDVI, as in memory)."""
     pair.check()
     tiles = plan(pair, tile_px)
     # Statistics from 1024 px samples: as good as whole tiles for a median and a
     # threshold, and a quarter of the reading on a large scene.
-    stats = estimate_stats(pair, plan(pair, min(tile_px or TILE_PX, TILE_PX)), bands)
+    stats = estimate_stats(pair, plan(pair, min(tile_px or TILE_PX, TILE_PX)), bands, red_nir)
     if stats is None:
         return None
     sampler = GridSampler((pair.before.height, pair.before.width), shown_shape)

@@ -46,6 +46,7 @@ SMOOTH_TEXTURE = 3.5
 ROUGH_TEXTURE = 5.0
 STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L* under 2% of L*
 DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
+VEG_NDVI = 0.3  # NDVI above which a pixel is vegetation (index rules)
 VEG_GREEN = 0.04  # excess green (2G - R - B) / (R + G + B) above which true colour is vegetation
 SHADOW_L = 25  # L* under which what is not water is shadow (RGB rules)
 FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation is canopy
@@ -161,7 +162,7 @@ def classify(raster: Raster) -> LandCover:
     if "ndvi" in sp_index:
         ndvi = sp_index["ndvi"]
         water = sp_index["mndwi"] > 0.1 if "mndwi" in sp_index else sp_index["ndwi"] > 0.0
-        veg = ndvi > 0.3
+        veg = ndvi > VEG_NDVI
         built = (sp_index["ndbi"] > 0.0) & (ndvi < 0.2) if "ndbi" in sp_index else grey_structure & (ndvi < 0.15)
         shadow = (L < 20) & ~water & ~veg
     else:
