@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--limit", type=int, default=None, help="VQA questions to ask (default: all)")
     args = parser.parse_args(argv)
+    args.data = args.data.resolve()  # the manifests written here name files by it, from elsewhere
     args.out.mkdir(parents=True, exist_ok=True)
     settings = load_settings()
     mode = "full" if (settings.vlm or settings.clip or settings.sam) else "lite"
