@@ -85,7 +85,8 @@ LIMITS = [
     "can still come out as changed",
 ]
 BUILDING_LIMITS = [
-    "the learned building model on each date: a building counts when it is seen on one date and not the other; "
+    "the learned building model on each date: a building counts as appeared (or gone) when under 30% of its "
+    "footprint was seen as building on the other date; "
     "touching buildings count as one, and a change of use or height is not seen",
 ]
 PHRASES = (
