@@ -137,8 +137,8 @@ def test_building_target_is_refused_where_buildings_cannot_be_seen(tmp_path: Pat
 
 
 def test_vegetation_on_both_dates_and_shadow_are_not_change() -> None:
-    """Grass that greened up, and a shadow that moved, differ between dates but nothing on
-    the ground changed; a grey roof that replaced grass did."""
+    """Grass that greened up, and a shadow cast across a roof, differ between dates but
+    nothing on the ground changed; a grey roof that replaced grass did, to its edge."""
     from rschat.backends.change_classical import not_ground_change
 
     grass, greener = np.array([0.35, 0.45, 0.25]), np.array([0.25, 0.55, 0.2])
@@ -148,11 +148,48 @@ def test_vegetation_on_both_dates_and_shadow_are_not_change() -> None:
     after[:, 32:64] = roof  # new roof on the grass
     before[:, 64:] = roof
     after[:, 64:] = roof
-    after[:, 80:] = shadow  # a shadow over the unchanged roof
+    after[:, 84:90] = shadow  # a shadow 6 px wide over the unchanged roof
     out = not_ground_change(before, after, scale_px=8)
     assert out[:, :24].all()  # vegetation on both dates
-    assert not out[:, 40:56].any()  # grass -> roof stays change
-    assert out[:, 84:].all() and not out[:, 66:72].any()  # shadow on one date; the lit roof
+    assert not out[:, 32:64].any()  # grass -> roof stays change, edges included
+    assert out[:, 84:90].all() and not out[:, 66:80].any()  # the thin shadow; the lit roof
+
+
+@pytest.mark.parametrize(
+    "before_colour, after_colour",
+    [
+        ((0.35, 0.45, 0.25), (0.05, 0.07, 0.09)),  # grass -> dark water (no near-infrared)
+        ((0.35, 0.45, 0.25), (0.08, 0.08, 0.09)),  # grass -> asphalt
+        ((0.12, 0.22, 0.10), (0.09, 0.08, 0.07)),  # forest -> burn scar
+        ((0.12, 0.22, 0.10), (0.45, 0.55, 0.30)),  # forest cleared to pasture
+    ],
+)
+def test_real_changes_of_cover_are_kept(before_colour, after_colour) -> None:
+    """What the step must not take out: new dark surfaces wider than a shadow, and
+    vegetation of another kind (canopy -> herbaceous)."""
+    from rschat.backends.change_classical import not_ground_change
+
+    before = np.broadcast_to(np.array(before_colour), (64, 64, 3)).copy()
+    after = before.copy()
+    after[16:48, 16:48] = after_colour
+    out = not_ground_change(before, after, scale_px=8)
+    assert out[20:44, 20:44].mean() < 0.05
+
+
+def test_the_step_keeps_whole_small_roofs_at_every_scoring_scale() -> None:
+    """A 12 px roof on grass survives detection at full resolution and on the half-
+    resolution grid large images are scored on (800 px)."""
+    from rschat.backends.change_classical import detect
+
+    rng = np.random.default_rng(0)
+    for side in (128, 800):
+        before = np.clip(
+            np.broadcast_to([0.35, 0.45, 0.25], (side, side, 3)) + rng.normal(0, 0.01, (side, side, 3)), 0, 1
+        )
+        after = before.copy()
+        after[side // 2 : side // 2 + 12, side // 2 : side // 2 + 12] = (0.6, 0.6, 0.62)
+        mask = detect(before, after).mask
+        assert mask[side // 2 : side // 2 + 12, side // 2 : side // 2 + 12].mean() > 0.9
 
 
 def test_building_change_is_per_building_not_per_pixel() -> None:
@@ -175,7 +212,7 @@ def test_with_near_infrared_green_water_over_grass_stays_change() -> None:
     colour alone it reads as vegetation on both dates; its NDVI below zero says water."""
     from rschat.backends.change_classical import not_ground_change
 
-    grass, green_water = np.array([0.35, 0.45, 0.25]), np.array([0.2, 0.3, 0.2])
+    grass, green_water = np.array([0.35, 0.45, 0.25]), np.array([0.28, 0.42, 0.3])  # turbid, as bright as grass
     before = np.broadcast_to(grass, (32, 32, 3)).copy()
     after = np.broadcast_to(green_water, (32, 32, 3)).copy()
     assert not_ground_change(before, after, scale_px=8).all()  # colour alone: "vegetation both dates"

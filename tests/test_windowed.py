@@ -45,11 +45,12 @@ def test_tile_cores_cover_the_image_once_and_margins_stay_inside() -> None:
     assert sum(t.height * t.width for t in inner) == 300 * 400
 
 
-def test_small_and_large_tiles_give_the_same_mask() -> None:
+@pytest.mark.parametrize("red_nir", [None, (0, 3)])
+def test_small_and_large_tiles_give_the_same_mask(red_nir) -> None:
     """With shared statistics and a margin wider than the detector's reach, the stitched
-    mask does not depend on the tile size: no seams."""
+    mask does not depend on the tile size: no seams (vegetation by colour, and by NDVI)."""
     pair = PairSource(open_source(BEFORE), open_source(BEFORE.with_name("naip_2015-09-26.tif")))
-    stats = change_tiled.estimate_stats(pair, change_tiled.plan(pair, 4096), (0, 1, 2))
+    stats = change_tiled.estimate_stats(pair, change_tiled.plan(pair, 4096), (0, 1, 2), red_nir)
     assert stats is not None
 
     def mosaic(tile_px: int) -> np.ndarray:

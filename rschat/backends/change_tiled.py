@@ -142,18 +142,21 @@ def _parts(
     parts = evidence(coarse_b, _coarse(a, f), SCALE_PX / f)
     # Vegetation and shadow are judged on each date's own colours, not on the after image
     # matched to the before one (as in memory).
-    own_after = _coarse(to_levels(after, stats.bands, stats.stretch_after), f)
+    own_after = to_levels(after, stats.bands, stats.stretch_after)
+    own_after[~valid] = 0  # as the matched levels, and as in memory
     ndvi = None
     if stats.red_nir is not None:
-        ndvi = (_coarse_ndvi(before, stats.red_nir, f), _coarse_ndvi(after, stats.red_nir, f))
-    return parts, coarse_valid, not_ground_change(coarse_b, own_after, SCALE_PX / f, ndvi)
+        ndvi = (_coarse_ndvi(before, valid, stats.red_nir, f), _coarse_ndvi(after, valid, stats.red_nir, f))
+    return parts, coarse_valid, not_ground_change(coarse_b, _coarse(own_after, f), SCALE_PX / f, ndvi)
 
 
-def _coarse_ndvi(block: np.ndarray, red_nir: tuple[int, int], factor: int) -> np.ndarray:
-    """NDVI of a (bands, h, w) block, block-averaged to the coarse grid (0 where undefined)."""
+def _coarse_ndvi(block: np.ndarray, valid: np.ndarray, red_nir: tuple[int, int], factor: int) -> np.ndarray:
+    """NDVI of a (bands, h, w) block, block-averaged to the coarse grid (0 where undefined
+    or without data, as in memory)."""
     red, nir = block[red_nir[0]].astype(np.float32), block[red_nir[1]].astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ndvi = np.nan_to_num((nir - red) / (nir + red))
+        ndvi = np.nan_to_num((nir - red) / (nir + red), nan=0.0, posinf=0.0, neginf=0.0)
+    ndvi[~valid] = 0.0
     h, w = (ndvi.shape[0] // factor) * factor, (ndvi.shape[1] // factor) * factor
     return ndvi[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
 

@@ -48,6 +48,7 @@ STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L
 DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
 VEG_NDVI = 0.3  # NDVI above which a pixel is vegetation (index rules)
 VEG_GREEN = 0.04  # excess green (2G - R - B) / (R + G + B) above which true colour is vegetation
+TREE_DARK_L = 40  # L* under which vegetation is canopy whatever its texture
 SHADOW_L = 25  # L* under which what is not water is shadow (RGB rules)
 FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation is canopy
 # Blue reflectance of vegetation above which a scene is hazy (clear Sentinel-2 L1C
@@ -81,7 +82,7 @@ def _superpixels(rgb: np.ndarray, valid: np.ndarray, size_px: int = 10) -> np.nd
     return labels
 
 
-def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:
+def local_std(x: np.ndarray, sigma: float) -> np.ndarray:
     mean = ndimage.gaussian_filter(x, sigma)
     return np.sqrt(np.clip(ndimage.gaussian_filter(x * x, sigma) - mean * mean, 0, None))
 
@@ -146,7 +147,7 @@ def classify(raster: Raster) -> LandCover:
     exg = (2 * rgb[..., 1] - rgb[..., 0] - rgb[..., 2]) / total
     L, chroma = per_sp(lab[..., 0]), per_sp(np.hypot(lab[..., 1], lab[..., 2]))
     a_star, b_star = per_sp(lab[..., 1]), per_sp(lab[..., 2])
-    texture = per_sp(_local_std(lab[..., 0], 1.5))
+    texture = per_sp(local_std(lab[..., 0], 1.5))
     green = per_sp(exg)
 
     used = [k for k, v in indices.items() if v is not None]
@@ -198,7 +199,7 @@ def classify(raster: Raster) -> LandCover:
             veg |= shadow & ~water & ~smooth
             shadow = np.zeros_like(shadow)
         built = grey_structure & ~veg
-    trees = veg & (textured | (L < 40))
+    trees = veg & (textured | (L < TREE_DARK_L))
     blue = band_index(raster, "blue")
     blue_sp = None  # per-superpixel blue reflectance, where the file holds reflectance
     if blue is not None and np.issubdtype(raster.data.dtype, np.floating) and np.nanmax(raster.data[blue]) <= 2.0:
