@@ -164,13 +164,9 @@ def not_ground_change(
     return same_vegetation | shadow
 
 
-def _matched(after_rgb: np.ndarray, before_rgb: np.ndarray) -> np.ndarray:
-    return np.asarray(exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1))
-
-
 def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, scale_px: float) -> np.ndarray:
     """Combined change evidence for two (H, W, 3) float RGB images in [0, 1]."""
-    after_matched = _matched(after_rgb, before_rgb)
+    after_matched = exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1)
     parts = evidence(before_rgb, after_matched, scale_px)
     score = sum(w * _robust(part, valid) for w, part in zip(WEIGHTS, parts, strict=True))
     assert isinstance(score, np.ndarray)
