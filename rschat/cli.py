@@ -255,6 +255,7 @@ PLUGGED: dict[str, dict[str, str]] = {
         "scene": "rschat.train.scene",
         "trees": "rschat.train.trees",
         "buildings": "rschat.train.buildings",
+        "change": "rschat.train.change",
     },
     "eval": {
         "vqa": "rschat.eval.vqa",

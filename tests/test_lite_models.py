@@ -171,14 +171,15 @@ def test_shipped_models_serve_a_lite_turn_without_torch(tmp_path: Path) -> None:
         "from rschat.backends import learned\n"
         "rgb = np.random.default_rng(0).integers(0, 255, (700, 900, 3)).astype(np.uint8)\n"
         "t = learned.trees(rgb, 0.1); b = learned.buildings(rgb, 0.5); s = learned.scene(rgb, 0.3)\n"
-        "assert t is not None and b is not None and s is not None\n"
+        "c = learned.change_probability(rgb, rgb[::-1], 0.5)\n"
+        "assert t is not None and b is not None and s is not None and c is not None\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'scene': s[0][0]}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "RSCHAT_LITE_MODELS": str(SHIPPED)})  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.splitlines()[-1])["torch"] is False
-    for name in ("trees", "buildings", "scene"):
+    for name in ("trees", "buildings", "scene", "change"):
         card = json.loads((SHIPPED / f"{name}.json").read_text())
         assert (SHIPPED / card["file"]).stat().st_size < 25e6
         assert card["data"] and all(d["licence"] and d["attribution"] for d in card["data"])
@@ -187,9 +188,10 @@ def test_shipped_models_serve_a_lite_turn_without_torch(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (SHIPPED / "buildings.onnx").is_file(), reason="no shipped lite models in this checkout")
 def test_change_and_land_cover_use_the_building_model_and_say_so(tmp_path: Path, lite_dir) -> None:
-    """detect_changes adds buildings that appeared or went (post-classification with the
-    building model) and segment's built-up class takes its footprints; both name it, and
-    without it they are the rules alone."""
+    """detect_changes keeps the rules' regions the change model confirms and adds buildings
+    that appeared or went (post-classification with the building model); segment's built-up
+    class takes the building footprints. Each names its model, and without them they are
+    the rules alone."""
     from rschat.config import Settings
     from rschat.tools.base import ToolContext
     from rschat.tools.detect_changes import ChangeArgs
@@ -203,12 +205,20 @@ def test_change_and_land_cover_use_the_building_model_and_say_so(tmp_path: Path,
     ctx.settings = Settings(work_dir=tmp_path)
     lite_dir(SHIPPED)
     hybrid = change(ChangeArgs(), ctx)
-    assert "buildings that appeared or went" in hybrid.method
+    assert "buildings that appeared or went" in hybrid.method and "change.onnx" in hybrid.method
     assert "buildings in built-up" in segment(SegmentArgs(), ctx).method
+    only_buildings = tmp_path / "no_change_model"
+    only_buildings.mkdir()
+    for f in SHIPPED.glob("buildings.*"):
+        (only_buildings / f.name).write_bytes(f.read_bytes())
+    lite_dir(only_buildings)
+    unconfirmed = change(ChangeArgs(), ctx)
+    assert "change.onnx" not in unconfirmed.method and "buildings that appeared or went" in unconfirmed.method
+    assert (hybrid.kept.mask <= unconfirmed.kept.mask).all()  # the change model only takes regions out
     lite_dir("none")
     rules = change(ChangeArgs(), ctx)
     assert "buildings" not in rules.method and "buildings in built-up" not in segment(SegmentArgs(), ctx).method
-    assert rules.figures.changed_pixels <= hybrid.figures.changed_pixels  # the hybrid only adds
+    assert rules.figures.changed_pixels <= unconfirmed.figures.changed_pixels  # the buildings only add
 
 
 @pytest.mark.skipif(not (SHIPPED / "trees.onnx").is_file(), reason="no shipped lite models in this checkout")
@@ -334,3 +344,79 @@ def test_the_tile_side_runs_the_fewest_pixels():
     assert best_tile((1024, 1024)) == 1024 and tiled_pixels((1024, 1024), 1024, 64) == 1024 * 1024
     assert best_tile((1125, 1125)) == 512  # just over 1024: four 1024 px tiles would run 4.2 MP
     assert best_tile((4096, 4096)) == 1024 and best_tile((200, 300)) == 1024  # one tile, padded to 16
+
+
+def _naip_and_ramp(root: Path) -> list[str]:
+    """Tiny prepared folders as ``rschat train change`` reads them: the same places on
+    several dates (urban-trees) and building footprints to paste (ramp)."""
+    rng = np.random.default_rng(0)
+    places = []
+    for city in ("chico", "claremont"):
+        for n in range(3):
+            base = rng.integers(60, 200, (96, 96, 3)).astype(np.uint8)
+            for year in ("2016", "2018"):
+                name = f"{city}_{year}_{n}"
+                (root / "trees" / "images").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.clip(base * rng.uniform(0.9, 1.1), 0, 255).astype(np.uint8)).save(
+                    root / "trees" / "images" / f"{name}.png"
+                )
+                places.append({"image": f"images/{name}.png", "split": "train", "points": []})
+    trees = _prepared(root / "trees", "points", places, 0.6)
+    manifest = json.loads((trees / "manifest.json").read_text())
+    (trees / "manifest.json").write_text(json.dumps(dict(manifest, source="urban-trees")))
+    (root / "ramp" / "images").mkdir(parents=True)
+    (root / "ramp" / "masks").mkdir()
+    items = []
+    for i, split in enumerate(("train", "val")):
+        Image.fromarray(rng.integers(0, 255, (96, 96, 3)).astype(np.uint8)).save(root / "ramp" / "images" / f"{i}.png")
+        mask = np.zeros((96, 96), np.uint8)
+        mask[20:50, 30:70] = 255
+        Image.fromarray(mask).save(root / "ramp" / "masks" / f"{i}.png")
+        items.append({"image": f"images/{i}.png", "mask": f"masks/{i}.png", "split": split})
+    return [str(trees), str(_prepared(root / "ramp", "mask", items, 0.3))]
+
+
+def test_change_training_pairs_hold_out_the_benchmark_cities() -> None:
+    from rschat.train.change import pairs_by_split
+
+    items = [{"image": f"/d/{c}_{y}_{n}.png"} for c in ("chico", "claremont", "long_beach") for y in (2016, 2018, 2020)
+             for n in range(20)]  # fmt: skip
+    splits = pairs_by_split(items)
+    assert all("claremont" in a or "long_beach" in a for a, _ in splits["test"]) and len(splits["test"]) == 120
+    assert all("chico" in a and a.split("_")[2] == b.split("_")[2] for a, b in splits["train"] + splits["val"])
+    assert len(splits["train"]) + len(splits["val"]) == 60  # three dates: three pairs per place
+
+
+def test_a_pasted_building_is_labelled_where_the_pixels_changed() -> None:
+    from rschat.train.change import paste_building
+
+    rng = np.random.default_rng(0)
+    img = np.full((64, 64, 3), 100.0, np.float32)
+    roof = np.zeros((10, 12), bool)
+    roof[1:9, 1:11] = True
+    placed = paste_building(img, (np.full((10, 12, 3), 230.0, np.float32), roof), rng)
+    assert placed.sum() == roof.sum()
+    assert img[placed].mean() > 180 and abs(img[~placed].mean() - 100) < 15  # roof bright; ground (and shadow) apart
+
+
+def test_train_change_end_to_end_exports_a_pair_model_the_app_runs(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    data = _naip_and_ramp(tmp_path)
+    out = tmp_path / "model"
+    r = rschat("train", "change", "--data", *data, "--out", str(out), "--steps", "2", "--batch", "2",
+               "--validate-every", "1", timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((out / "change.json").read_text())
+    assert card["gsd_m"] == 0.6 and {"f1", "false_alarm_share"} <= set(card["validation"])
+    assert {d["source"] for d in card["data"]} == {"urban-trees", "ramp"}
+    code = (
+        "import numpy as np\n"
+        "from rschat.backends import learned\n"
+        "rng = np.random.default_rng(1)\n"
+        "a, b = (rng.integers(0, 255, (300, 260, 3)).astype(np.uint8) for _ in range(2))\n"
+        "p = learned.change_probability(a, b, 0.5)\n"
+        "print(p.shape, float(p.min()) >= 0 and float(p.max()) <= 1)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RSCHAT_LITE_MODELS": str(out)})  # fmt: skip
+    assert run.returncode == 0 and run.stdout.strip() == "(300, 260) True", run.stderr[-2000:]

