@@ -1,8 +1,8 @@
 """How much of a nearly unchanged pair "what changed?" flags: a label-free check of the
 change detector's false alarms on real multi-date imagery.
 
-    python benchmarks/change_false_alarms.py --images DIR [--years 2016,2018] [--limit 100] [--target building]
-        [--cities claremont,long_beach]
+    python benchmarks/change_false_alarms.py --images DIR [--years 2016,2018] [--limit 1000] [--target building]
+        [--cities claremont,long_beach | all]
 
 DIR holds the NAIP tiles of jonathanventura/urban-tree-detection-data (CC BY 4.0; NAIP is
 public domain), ``images/<city>_<year>_<n>.tif``: the same 256 x 256 places at 0.6 m,
@@ -16,8 +16,8 @@ RSCHAT_LITE_MODELS=none, and prints the mean, median and 90th percentile of the 
 share per pair.
 
 The learned change model (``rschat train change``) learned "unchanged" from the other
-cities' pairs; claremont and long_beach never trained it, so score it with ``--cities
-claremont,long_beach`` (192 pairs per two dates).
+cities' pairs; claremont and long_beach never trained it, so they are the default (192
+pairs per two dates); ``--cities all`` scores every place.
 """
 
 from __future__ import annotations
@@ -52,12 +52,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--years", default="2016,2018")
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--target", choices=["any", "building"], default="any")
-    parser.add_argument("--cities", default="", help="only these places (comma-separated), e.g. claremont,long_beach")
+    parser.add_argument(
+        "--cities", default="claremont,long_beach",
+        help="only these places, comma-separated (default: the two the change model never trained on; 'all': every one)",
+    )  # fmt: skip
     args = parser.parse_args()
     first, second = args.years.split(",")
-    todo = pairs(args.images, first, second, args.limit, args.cities)
+    todo = pairs(args.images, first, second, args.limit, "" if args.cities == "all" else args.cities)
     if not todo:
         raise SystemExit(f"no {first}/{second} pairs named <place>_<year>_<n>.tif in {args.images}")
     shares = []

@@ -420,3 +420,32 @@ def test_train_change_end_to_end_exports_a_pair_model_the_app_runs(tmp_path: Pat
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "RSCHAT_LITE_MODELS": str(out)})  # fmt: skip
     assert run.returncode == 0 and run.stdout.strip() == "(300, 260) True", run.stderr[-2000:]
+
+
+@pytest.mark.skipif(not (SHIPPED / "change.onnx").is_file(), reason="no shipped lite models in this checkout")
+def test_the_change_model_keeps_whole_regions_and_its_own_parts(monkeypatch, lite_dir) -> None:
+    """A region of the rules stands whole when the model calls 30% of it changed; inside a
+    region it rejects, its own parts of at least 64 pixels stay (a new road across a field
+    whose season changed)."""
+    regions = np.zeros((100, 100), bool)
+    regions[10:30, 10:30] = True
+    regions[40:95, 40:95] = True
+    prob = np.zeros((100, 100), np.float32)
+    prob[10:20, 10:30] = 0.9  # half of the small region
+    prob[50:60, 50:60] = 0.9  # 100 px of the large one
+    prob[80:85, 80:85] = 0.9  # 25 px: too small to stand alone
+    lite_dir(SHIPPED)
+    monkeypatch.setattr(learned, "change_probability", lambda before, after, gsd: prob)
+    kept = learned.confirmed_change(regions, np.zeros((100, 100, 3), np.uint8), np.zeros((100, 100, 3), np.uint8), 0.5)
+    assert kept is not None and kept[10:30, 10:30].all() and kept[50:60, 50:60].all() and kept.sum() == 500
+
+
+def test_false_colour_pairs_are_not_read_as_rgb() -> None:
+    from rschat.geo.raster import Raster
+
+    def raster(names: tuple[str, ...]) -> Raster:
+        return Raster(np.zeros((len(names), 8, 8), np.uint8), band_names=names)
+
+    assert learned._colour(raster(("red", "green", "blue", "nir")))
+    assert learned._colour(Raster(np.zeros((3, 8, 8), np.uint8)))  # a PNG: unnamed bands are RGB
+    assert not learned._colour(raster(("nir", "red", "green")))

@@ -19,6 +19,7 @@ from rschat.backends.lite_models import model, peaks, resample, run_tiled, statu
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
 from rschat.geo.shapes import shape_of
+from rschat.geo.vector import label_regions
 
 # Network tile sides at the model's pixel size: 1024 px runs a 1024 x 1024 image at once,
 # 2.2x faster than 512 px tiles (9 runs with their overlaps), for about 300 MB more of ONNX
@@ -154,31 +155,69 @@ def _new_buildings(now: np.ndarray, then: np.ndarray, threshold: float, valid: n
     return morphology.remove_small_objects(new[labels], max_size=small)
 
 
-CHANGE_GSD_M = (0.05, 1.5)  # pixel sizes the change model reads (it saw 0.45-0.8 m; finer is averaged down)
+CHANGE_GSD_M = (0.1, 1.0)  # pixel sizes the change model judges (it saw 0.45-0.8 m; finer is averaged down)
 CONFIRMED_SHARE = 0.3  # a region stands when the change model calls at least this share of it changed
+MIN_CONFIRMED_PART_PX = 64  # the rules' smallest region
 
 
 def confirmed_change(
     regions: np.ndarray, before_rgb: np.ndarray, after_rgb: np.ndarray, gsd_m: float
 ) -> np.ndarray | None:
-    """The change regions (connected parts of ``regions``, e.g. the rules' mask) that the
-    learned change model confirms: at least CONFIRMED_SHARE of a region's pixels over the
-    model's threshold. Whole regions are kept or dropped, so the rules' outlines stay and
-    the model only judges whether a region is change on the ground; the model was trained
-    to ignore what the rules' Otsu split cannot (season, sun, a sensor's colour, a pixel of
-    misregistration). None without the model."""
-    prob = change_probability(before_rgb, after_rgb, gsd_m)
-    if prob is None:
+    """The change regions (8-connected parts of ``regions``, the rules' mask, as the answer
+    reports them) that the learned change model confirms: at least CONFIRMED_SHARE of a
+    region's pixels over the model's threshold. Whole regions are kept, so the rules'
+    outlines stay and the model judges whether a region is change on the ground; it was
+    trained to ignore what the rules' Otsu split cannot (season, sun, a sensor's colour, a
+    pixel of misregistration). Inside a region it rejects, its own parts of at least the
+    rules' smallest region size stay: a new road across a field whose season changed is one
+    large region of the rules. None without the model."""
+    m = model("change")
+    if m is None:
         return None
-    threshold = float(model("change").card["threshold"])  # type: ignore[union-attr]
-    labels, n = ndimage.label(regions)
+    labels, n = label_regions(regions)
     if n == 0:
         return regions.copy()
+    prob = change_probability(before_rgb, after_rgb, gsd_m)
+    assert prob is not None
+    over: np.ndarray = prob > float(m.card["threshold"])
     size = np.bincount(labels.ravel(), minlength=n + 1)
-    over = np.bincount(labels.ravel(), weights=(prob > threshold).ravel(), minlength=n + 1)
-    keep = over >= CONFIRMED_SHARE * size
+    hits = np.bincount(labels.ravel(), weights=over.ravel(), minlength=n + 1)
+    keep = hits >= CONFIRMED_SHARE * size
     keep[0] = False
-    return keep[labels]
+    kept = keep[labels]
+    return kept | morphology.remove_small_objects(regions & ~kept & over, max_size=MIN_CONFIRMED_PART_PX - 1)
+
+
+def confirmed_in_pair(
+    mask: np.ndarray, before: Raster, after: Raster, valid: np.ndarray, assumed_gsd_m: float
+) -> tuple[np.ndarray, list[str]] | str:
+    """``confirmed_change`` for a pair of rasters: (kept mask, notes), or why the change
+    model did not judge the regions (not colour, pixels out of its range, no model)."""
+    if not (_colour(before) and _colour(after)):
+        return "the change model reads colour (RGB) pairs"
+    gsd = before.pixel_size_m()
+    lo, hi = CHANGE_GSD_M
+    if gsd is not None and not lo <= gsd <= hi:
+        return f"the change model judges pixels of {lo}-{hi} m (these are {gsd:.2f} m)"
+    b, a = rgb_preview(before), rgb_preview(after)
+    b[~valid], a[~valid] = 0, 0  # no data on either date looks the same on both, not like change
+    kept = confirmed_change(mask, b, a, gsd or assumed_gsd_m)
+    if kept is None:
+        return f"the change model is not available ({status('change')})"
+    if gsd is None:
+        return kept, [
+            f"no pixel size: change regions were judged at {assumed_gsd_m} m pixels (say 'the pixel size is X m')"
+        ]
+    return kept, []
+
+
+def _colour(raster: Raster) -> bool:
+    """Three or more bands that are red, green and blue: named so, or unnamed (a PNG, a
+    JPEG). A false-colour image (near-infrared, red, green) is not."""
+    names = {n.lower() for n in raster.band_names}
+    if names & {"red", "green", "blue", "nir", "near-infrared"}:
+        return {"red", "green", "blue"} <= names
+    return raster.count >= 3
 
 
 def add_buildings(lc: LandCover, raster: Raster) -> str:

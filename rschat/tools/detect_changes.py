@@ -77,16 +77,25 @@ class ChangeFigures(Figures):
 
 
 LIMITS = [
-    "lite mode: a training-free detector; it responds to new structures (roofs, roads) and "
-    "to colour change. Vegetation of the same kind on both dates (growth, mowing, the season: "
+    "lite mode: the rules respond to new structures (roofs, roads) and to colour change, "
+    "whatever their cause. Vegetation of the same kind on both dates (growth, mowing, the season: "
     "canopy stays canopy, grass or crop stays herbaceous) and shadows narrower than the object "
     "scale are left out, so one crop replacing another is not reported; without a near-infrared "
-    "band, green-tinted water can pass for vegetation. Small changes (under ~64 pixels) are "
-    "dropped. On colour pairs of 0.05-1.5 m pixels a region stands only when the learned change model "
-    "confirms it (trained on synthetic change: pasted buildings and land): about 5% of a nearly unchanged "
-    "pair still comes out as changed, against a fifth without the model, at coarser pixels and on large "
-    "scenes read tile by tile",
+    "band, green-tinted water can pass for vegetation. Small changes (under ~64 pixels) are dropped",
 ]
+SHARE = round(100 * learned.CONFIRMED_SHARE)
+CONFIRMED_LIMIT = (
+    f"a region of the rules stands only where the learned change model calls at least {SHARE}% of it changed "
+    "(or keeps its own parts of it): the model learned from synthetic change (buildings and land pasted into "
+    "real NAIP pairs), so a real change unlike those can be dropped, and changes under about 10 m2 are rarely "
+    "confirmed. On held-out NAIP pairs two years apart (California, 0.6 m) about 6% of a nearly unchanged pair "
+    "still comes out as changed; other sensors are unmeasured"
+)
+UNCONFIRMED_LIMIT = (
+    "the rules' regions were not checked by the learned change model (it judges colour pairs of 0.1-1.0 m, "
+    "read whole, not tile by tile): about a fifth of a nearly unchanged pair can come out as changed"
+)
+
 BUILDING_LIMITS = [
     "the learned building model on each date: a building counts as appeared (or gone) when under 30% of its "
     "footprint was seen as building on the other date, so an extension joined to a standing building is "
@@ -268,8 +277,8 @@ def _building_change(
 
 def _detect(
     args: ChangeArgs, before: Raster, after: Raster, valid: np.ndarray
-) -> tuple[np.ndarray, str, list[str], BuildingChange | None]:
-    """(mask, method, notes, building change or None) for the call's target."""
+) -> tuple[np.ndarray, str, list[str], BuildingChange | None, list[str]]:
+    """(mask, method, notes, building change or None, limits) for the call's target."""
     notes = [*before.notes, *after.notes]
     buildings = _building_change(before, after, valid, notes, grey=args.target == "building")
     model = f"{lite_models.status('buildings')} on both dates"
@@ -279,34 +288,25 @@ def _detect(
                 f"Building change cannot be measured here: {buildings}. Ask what changed instead (any change)."
             )
         method = f"buildings that appeared or went: {model}, compared date to date (post-classification change)"
-        return buildings.mask, method, notes, buildings
+        return buildings.mask, method, notes, buildings, list(BUILDING_LIMITS)
     ndvi = spectral_index(before, "ndvi"), spectral_index(after, "ndvi")
     both = None if ndvi[0] is None or ndvi[1] is None else (ndvi[0], ndvi[1])
     out = change_classical.detect(to_float_rgb(before), to_float_rgb(after), valid=valid, ndvi=both)
-    mask, method = _confirmed(before, after, out.mask)
+    # The rules' regions that the learned change model confirms (where it serves and the pixels
+    # suit it). On the development pairs, with the buildings below, pooled F1 0.559 -> 0.571; on
+    # 192 held-out NAIP pairs two years apart (nearly unchanged) 24.1% -> 5.7% flagged.
+    confirmed = learned.confirmed_in_pair(out.mask, before, after, valid, ASSUMED_PAIR_GSD_M)
+    mask, method, limits = out.mask, change_classical.METHOD_NAME, [*LIMITS, UNCONFIRMED_LIMIT]
+    if isinstance(confirmed, str):
+        notes.append(f"change regions not checked by a learned model: {confirmed}")
+    else:
+        mask, limits = confirmed[0], [*LIMITS, CONFIRMED_LIMIT]
+        notes += confirmed[1]
+        method += f"; a region is kept where the {lite_models.status('change')} calls at least {SHARE}% of it changed"
     if isinstance(buildings, str):
-        return mask, method, notes, None
-    # hybrid: the rules' change (confirmed by the change model), plus buildings that appeared or went
-    return mask | buildings.mask, f"{method}; plus buildings that appeared or went ({model})", notes, None
-
-
-def _confirmed(before: Raster, after: Raster, mask: np.ndarray) -> tuple[np.ndarray, str]:
-    """(the rules' change regions the learned change model confirms, method) where that
-    model serves and the pixels suit it; else (the rules' mask, their method). On the
-    development pairs this raises pooled F1 from 0.559 to 0.573, and on 192 held-out NAIP
-    pairs two years apart (nearly unchanged) cuts the share flagged from 24.1% to 5.5%."""
-    gsd = before.pixel_size_m()
-    lo, hi = learned.CHANGE_GSD_M
-    if before.count < 3 or after.count < 3 or (gsd is not None and not lo <= gsd <= hi):
-        return mask, change_classical.METHOD_NAME
-    kept = learned.confirmed_change(mask, rgb_preview(before), rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M)
-    if kept is None:
-        return mask, change_classical.METHOD_NAME
-    share = round(100 * learned.CONFIRMED_SHARE)
-    return kept, (
-        f"{change_classical.METHOD_NAME}; a region is kept where the {lite_models.status('change')} "
-        f"calls at least {share}% of it changed"
-    )
+        return mask, method, notes, None, limits
+    # hybrid: the rules' change, plus buildings that appeared or went
+    return mask | buildings.mask, f"{method}; plus buildings that appeared or went ({model})", notes, None, limits
 
 
 def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
@@ -329,7 +329,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     valid = before.valid_mask() & after.valid_mask()
     if not valid.any():
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
-    mask, method, notes, buildings = _detect(args, before, after, valid)
+    mask, method, notes, buildings, limits = _detect(args, before, after, valid)
     ctx.progress(0.6, "change mask computed")
 
     # 3. Restrict to the drawn region (the whole pair is analysed first, so the result is
@@ -352,7 +352,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         figures=figures,
         artifacts=artifacts,
         method=method,
-        limits=list(BUILDING_LIMITS if buildings is not None else LIMITS),
+        limits=list(BUILDING_LIMITS if buildings is not None else limits),
         notes=notes,
         kept=Kept(
             mask=mask,
@@ -494,7 +494,7 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
         figures=figures,
         artifacts=artifacts,
         method=change_tiled.METHOD_NAME,
-        limits=list(LIMITS),
+        limits=[*LIMITS, UNCONFIRMED_LIMIT],
         notes=notes,
         kept=Kept(mask=out.shown_mask, labels=labels, regions=regions, scope=scope, target="change",
                   grid=(before.crs, before.transform) if before.georeferenced else None),

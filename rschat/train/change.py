@@ -62,6 +62,8 @@ MIN_CORRELATION = 0.3  # 0.2-8% of a city's pairs fall below (santa_monica's tal
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of the two dates' grey levels."""
+    if a.shape != b.shape:
+        return 0.0
     x, y = a.mean(axis=2).ravel(), b.mean(axis=2).ravel()
     return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
 
@@ -85,6 +87,12 @@ def building_objects(items: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
             if 25 <= own.sum() <= 4000 and not touches and not (lab[sl] == 128).any():
                 out.append((rgb[sl].copy(), own))
     return out
+
+
+def _read_mask(path: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path))
 
 
 def _soft(mask: np.ndarray) -> np.ndarray:
@@ -152,7 +160,7 @@ def _crop_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[
     """The same window of both dates (a zoom of 0.75-1.33), the same turn and flip."""
     from PIL import Image
 
-    side = min(a.shape[0], int(CROP * rng.uniform(0.75, 1.33)))
+    side = min(*a.shape[:2], int(CROP * rng.uniform(0.75, 1.33)))
     r, c = rng.integers(0, a.shape[0] - side + 1), rng.integers(0, a.shape[1] - side + 1)
     k, flip = int(rng.integers(4)), rng.random() < 0.5
     out = []
@@ -205,11 +213,20 @@ def _load(args: argparse.Namespace) -> tuple[dict, list, list, list]:
     for s in splits:  # a pair whose dates barely correlate is misregistered or much changed, not "unchanged"
         splits[s] = [(a, b) for a, b in splits[s] if correlation(images[a], images[b]) >= MIN_CORRELATION]
     objects = {s: building_objects([it for it in ramp if it["split"] == s]) for s in ("train", "val")}
-    mosaics = [resample(read_rgb(it["image"]), it["gsd_m"] / GSD_M) for it in ramp if it["split"] == "train"]
+    # land to paste: whole ramp mosaics only (a missing chip is black, not land)
+    whole = [it for it in ramp if it["split"] == "train" and not (_read_mask(it["mask"]) == 128).any()]
+    mosaics = [resample(read_rgb(it["image"]), it["gsd_m"] / GSD_M) for it in whole]
     others = [images[a] for a, _ in splits["train"]] + [m for m in mosaics if min(m.shape[:2]) >= 256]
     scenes = [it for it in items if it.get("label") and it["split"] == "train"]  # UC Merced, when given
     others += [resample(read_rgb(it["image"]), it["gsd_m"] / GSD_M) for it in scenes]
     data = {s: [(images[a], images[b]) for a, b in splits[s]] for s in ("train", "val")}
+    if not data["train"] or not objects["train"]:
+        raise SystemExit(
+            f"nothing to train on: {len(data['train'])} NAIP pairs outside {', '.join(HELD_OUT_CITIES)} and "
+            f"{len(objects['train'])} whole ramp buildings in the train split"
+        )
+    if not data["val"] or not objects["val"]:
+        print("no validation places or buildings: validation uses training pairs (the card's figures are not held out)")
     print(
         f"{len(data['train'])} training and {len(data['val'])} validation pairs of NAIP dates "
         f"({len(splits['test'])} held out), {len(objects['train'])}/{len(objects['val'])} buildings and "
