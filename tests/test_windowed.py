@@ -103,6 +103,26 @@ def test_a_large_pair_is_held_as_overviews_and_changes_are_found_tile_by_tile(tm
     assert "ha" in text and "%" in text
 
 
+def test_an_after_file_with_its_bands_in_another_order_is_read_by_name(tmp_path: Path) -> None:
+    """Tile by tile, each file's red, green and blue are its own (by band name): an after
+    file stored blue-green-red gives the same change as the original."""
+    reordered = tmp_path / "after_bgr.tif"
+    with rasterio.open(AFTER) as src:
+        profile, data, names = src.profile, src.read(), src.descriptions
+    order = [2, 1, 0, 3]
+    with rasterio.open(reordered, "w", **profile) as dst:
+        dst.write(data[order])
+        for band, i in enumerate(order, start=1):
+            dst.set_band_description(band, names[i])
+    changed = []
+    for after in (AFTER, reordered):
+        ws = Workspace(_large_settings(tmp_path / after.stem))
+        ws.load("before", BEFORE)
+        ws.load("after", after)
+        changed.append(_tiled_run(ws, {}).figures.changed_pixels)
+    assert changed[0] == changed[1] > 0
+
+
 def test_a_box_on_the_overview_is_scaled_to_the_file(tmp_path: Path) -> None:
     ws = Workspace(_large_settings(tmp_path))
     ws.load("before", BEFORE)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,12 @@ class ChangeStats:
     threshold: float
     factor: int  # the score is computed on a grid this many times coarser
     red_nir: tuple[int, int] | None = None  # band indices for NDVI, where both images have near-infrared
+    after_bands: tuple[int, int, int] | None = None  # the after file's RGB bands, where its order differs
+    after_red_nir: tuple[int, int] | None = None  # and its red and near-infrared bands
+
+    @property
+    def rgb_after(self) -> tuple[int, int, int]:
+        return self.after_bands or self.bands
 
 
 @dataclass
@@ -110,7 +116,7 @@ def _level_pair(
     """Before and matched after as (h, w, 3) uint8 levels, zero outside ``valid``.
     Everything at full resolution stays in uint8: it is most of a tile's pixels."""
     b = to_levels(before, stats.bands, stats.stretch_before)
-    levels = to_levels(after, stats.bands, stats.stretch_after)
+    levels = to_levels(after, stats.rgb_after, stats.stretch_after)
     lut = np.round(stats.lut * 255).astype(np.uint8)
     a = np.stack([lut[i][levels[..., i]] for i in range(3)], axis=-1)
     b[~valid] = 0
@@ -142,11 +148,12 @@ def _parts(
     parts = evidence(coarse_b, _coarse(a, f), SCALE_PX / f)
     # Vegetation and shadow are judged on each date's own colours, not on the after image
     # matched to the before one (as in memory).
-    own_after = to_levels(after, stats.bands, stats.stretch_after)
+    own_after = to_levels(after, stats.rgb_after, stats.stretch_after)
     own_after[~valid] = 0  # as the matched levels, and as in memory
     ndvi = None
     if stats.red_nir is not None:
-        ndvi = (_coarse_ndvi(before, valid, stats.red_nir, f), _coarse_ndvi(after, valid, stats.red_nir, f))
+        later = stats.after_red_nir or stats.red_nir
+        ndvi = (_coarse_ndvi(before, valid, stats.red_nir, f), _coarse_ndvi(after, valid, later, f))
     return parts, coarse_valid, not_ground_change(coarse_b, _coarse(own_after, f), SCALE_PX / f, ndvi)
 
 
@@ -210,9 +217,16 @@ def sample_tiles(tiles: list[Tile], count: int = SAMPLE_TILES) -> list[Tile]:
 
 
 def estimate_stats(
-    pair: PairSource, tiles: list[Tile], bands: tuple[int, int, int], red_nir: tuple[int, int] | None = None
+    pair: PairSource,
+    tiles: list[Tile],
+    bands: tuple[int, int, int],
+    red_nir: tuple[int, int] | None = None,
+    after_bands: tuple[int, int, int] | None = None,
+    after_red_nir: tuple[int, int] | None = None,
 ) -> ChangeStats | None:
-    """The shared statistics from a sample of tiles; None when no sampled pixel is valid."""
+    """The shared statistics from a sample of tiles; None when no sampled pixel is valid.
+    ``after_bands``, ``after_red_nir``: the after file's bands, where they are not
+    ``bands`` and ``red_nir`` (one file ordered blue-green-red, say)."""
     threads = map_threaded()
     reads = list(threads(lambda t: pair.read(t.read_window), sample_tiles(tiles)))
     if not any(v.any() for _, _, v in reads):  # a sparse scene or region: first tile with data
@@ -226,20 +240,21 @@ def estimate_stats(
     stretch_b = stretch_a = None
     if pair.before.dtype != "uint8":
         stretch_b = np.stack([_percentile_stretch(before_vals[i]) for i in bands])
-        stretch_a = np.stack([_percentile_stretch(after_vals[i]) for i in bands])
+        stretch_a = np.stack([_percentile_stretch(after_vals[i]) for i in after_bands or bands])
     lut = _match_lut(
-        to_levels(before_vals[:, None, :], bands, stretch_b)[0], to_levels(after_vals[:, None, :], bands, stretch_a)[0]
+        to_levels(before_vals[:, None, :], bands, stretch_b)[0],
+        to_levels(after_vals[:, None, :], after_bands or bands, stretch_a)[0],
     )
     factor = scoring_factor(int(pair.extent.width * pair.extent.height))
-    draft = ChangeStats(bands, stretch_b, stretch_a, lut, (1.0, 1.0, 1.0), np.inf, factor, red_nir)
+    draft = ChangeStats(
+        bands, stretch_b, stretch_a, lut, (1.0, 1.0, 1.0), np.inf, factor, red_nir, after_bands, after_red_nir
+    )
     sampled = list(threads(lambda r: _parts(r[0], r[1], r[2], draft), [r for r in reads if r[2].any()]))
-    medians = tuple(
-        float(np.median(np.concatenate([parts[i][cv] for parts, cv, _ in sampled]))) for i in range(3)
-    )  # fmt: skip
-    stats = ChangeStats(bands, stretch_b, stretch_a, lut, medians, np.inf, factor, red_nir)  # type: ignore[arg-type]
+    m0, m1, m2 = (float(np.median(np.concatenate([parts[i][cv] for parts, cv, _ in sampled]))) for i in range(3))
+    stats = replace(draft, medians=(m0, m1, m2))
     scores = np.concatenate([_coarse_score(parts, cv, stats)[cv] for parts, cv, _ in sampled])
     threshold = float(filters.threshold_otsu(scores)) if scores.size and np.ptp(scores) > 0 else np.inf
-    return ChangeStats(bands, stretch_b, stretch_a, lut, medians, threshold, factor, red_nir)  # type: ignore[arg-type]
+    return replace(stats, threshold=threshold)
 
 
 def plan(pair: PairSource, tile_px: int | None = None) -> list[Tile]:
@@ -278,16 +293,22 @@ def detect_to_file(
     map_tiles: MapTiles | None = None,
     tile_px: int | None = None,
     red_nir: tuple[int, int] | None = None,
+    after_bands: tuple[int, int, int] | None = None,
+    after_red_nir: tuple[int, int] | None = None,
 ) -> TiledChange | None:
     """The change mask of a pair of any size, written to ``out_path`` at full resolution
     and sampled onto the grid of the image shown (``shown_shape``, the same ground); None
     when no pixel has data in both images. ``red_nir``: the bands for NDVI, when both
-    images have them (vegetation is then judged by NDVI, as in memory)."""
+    images have them (vegetation is then judged by NDVI, as in memory). ``after_bands``:
+    the after file's RGB bands where its order differs from ``bands`` (``after_red_nir``
+    likewise)."""
     pair.check()
     tiles = plan(pair, tile_px)
     # Statistics from 1024 px samples: as good as whole tiles for a median and a
     # threshold, and a quarter of the reading on a large scene.
-    stats = estimate_stats(pair, plan(pair, min(tile_px or TILE_PX, TILE_PX)), bands, red_nir)
+    stats = estimate_stats(
+        pair, plan(pair, min(tile_px or TILE_PX, TILE_PX)), bands, red_nir, after_bands, after_red_nir
+    )
     if stats is None:
         return None
     sampler = GridSampler((pair.before.height, pair.before.width), shown_shape)

@@ -457,18 +457,11 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
     pair = PairSource(src_b, src_a, area=area, within=window)
     progress = tile_progress(ctx, "change detection")
 
-    red, green, blue = rgb_band_indices(before)
     shown = (before.height, before.width)  # the image the user sees: an overview of a large scene
     out = change_tiled.detect_to_file(
-        pair,
-        ctx.path("change_mask.tif"),
-        (red, green, blue),
-        shown,
-        progress,
-        map_tiles=ctx.map_tiles,
-        tile_px=tile_side(ctx, 0) or None,
-        red_nir=_red_nir(before, after),
-    )
+        pair, ctx.path("change_mask.tif"), shown_shape=shown, progress=progress, map_tiles=ctx.map_tiles,
+        tile_px=tile_side(ctx, 0) or None, **_bands_of(before, after),
+    )  # fmt: skip
     if out is None:
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     # Regions are traced on the shown grid, so follow-ups ("the largest one", a count inside
@@ -501,13 +494,25 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
     )  # fmt: skip
 
 
-def _red_nir(before: Raster, after: Raster) -> tuple[int, int] | None:
-    """The red and near-infrared band indices, where both images have them in the same
-    places (the tiled detector reads both files with the before image's band indices)."""
-    red, nir = band_index(before, "red"), band_index(before, "nir")
-    if red is None or nir is None or (band_index(after, "red"), band_index(after, "nir")) != (red, nir):
-        return None
-    return red, nir
+def _bands_of(before: Raster, after: Raster) -> dict:
+    """Each file's own RGB bands (one may be stored blue-green-red) and, where both files
+    have them, red and near-infrared for NDVI: the tiled detector's band arguments."""
+    rgb, after_rgb = tuple(rgb_band_indices(before)), tuple(rgb_band_indices(after))
+    red_nir, after_red_nir = _red_nir(before), _red_nir(after)
+    if red_nir is None or after_red_nir is None:
+        red_nir = after_red_nir = None
+    return {
+        "bands": rgb,
+        "after_bands": None if after_rgb == rgb else after_rgb,
+        "red_nir": red_nir,
+        "after_red_nir": None if after_red_nir == red_nir else after_red_nir,
+    }
+
+
+def _red_nir(raster: Raster) -> tuple[int, int] | None:
+    """The red and near-infrared band indices of one file, where it has both."""
+    red, nir = band_index(raster, "red"), band_index(raster, "nir")
+    return None if red is None or nir is None else (red, nir)
 
 
 def _tiled_figures(
