@@ -190,9 +190,10 @@ def confirmed_change(
 
 def confirmed_in_pair(
     mask: np.ndarray, before: Raster, after: Raster, valid: np.ndarray, assumed_gsd_m: float
-) -> tuple[np.ndarray, list[str]] | str:
-    """``confirmed_change`` for a pair of rasters: (kept mask, notes), or why the change
-    model did not judge the regions (not colour, pixels out of its range, no model)."""
+) -> np.ndarray | str:
+    """``confirmed_change`` for a pair of rasters (``assumed_gsd_m`` where they have no
+    pixel size), or why the change model did not judge the regions (not colour, pixels
+    out of its range, no model)."""
     if not (_colour(before) and _colour(after)):
         return "the change model reads colour (RGB) pairs"
     gsd = before.pixel_size_m()
@@ -202,13 +203,7 @@ def confirmed_in_pair(
     b, a = rgb_preview(before), rgb_preview(after)
     b[~valid], a[~valid] = 0, 0  # no data on either date looks the same on both, not like change
     kept = confirmed_change(mask, b, a, gsd or assumed_gsd_m)
-    if kept is None:
-        return f"the change model is not available ({status('change')})"
-    if gsd is None:
-        return kept, [
-            f"no pixel size: change regions were judged at {assumed_gsd_m} m pixels (say 'the pixel size is X m')"
-        ]
-    return kept, []
+    return f"the change model is not available ({status('change')})" if kept is None else kept
 
 
 def _colour(raster: Raster) -> bool:

@@ -248,9 +248,7 @@ class BuildingChange:
         return self.appeared | self.gone
 
 
-def _building_change(
-    before: Raster, after: Raster, valid: np.ndarray, notes: list[str], grey: bool = False
-) -> BuildingChange | str:
+def _building_change(before: Raster, after: Raster, valid: np.ndarray, grey: bool = False) -> BuildingChange | str:
     """Buildings that appeared or went (post-classification change), or why it cannot be
     judged (the model does not serve, the pixels are too coarse to see single buildings,
     or the images are not colour and ``grey`` is False: the model reads panchromatic
@@ -268,11 +266,12 @@ def _building_change(
     found = learned.building_change(rgb_preview(before), rgb_preview(after), gsd or ASSUMED_PAIR_GSD_M, valid)
     if found is None:
         return f"the building model is not available ({lite_models.status('buildings')})"
-    if gsd is None:
-        notes.append(
-            f"no pixel size: buildings were looked for at {ASSUMED_PAIR_GSD_M} m pixels (say 'the pixel size is X m')"
-        )
     return BuildingChange(*found)
+
+
+ASSUMED_NOTE = (
+    f"no pixel size: the learned models read the pair at {ASSUMED_PAIR_GSD_M} m pixels (say 'the pixel size is X m')"
+)
 
 
 def _detect(
@@ -280,7 +279,8 @@ def _detect(
 ) -> tuple[np.ndarray, str, list[str], BuildingChange | None, list[str]]:
     """(mask, method, notes, building change or None, limits) for the call's target."""
     notes = [*before.notes, *after.notes]
-    buildings = _building_change(before, after, valid, notes, grey=args.target == "building")
+    assumed = [ASSUMED_NOTE] if before.pixel_size_m() is None else []
+    buildings = _building_change(before, after, valid, grey=args.target == "building")
     model = f"{lite_models.status('buildings')} on both dates"
     if args.target == "building":
         if isinstance(buildings, str):
@@ -288,7 +288,7 @@ def _detect(
                 f"Building change cannot be measured here: {buildings}. Ask what changed instead (any change)."
             )
         method = f"buildings that appeared or went: {model}, compared date to date (post-classification change)"
-        return buildings.mask, method, notes, buildings, list(BUILDING_LIMITS)
+        return buildings.mask, method, notes + assumed, buildings, list(BUILDING_LIMITS)
     ndvi = spectral_index(before, "ndvi"), spectral_index(after, "ndvi")
     both = None if ndvi[0] is None or ndvi[1] is None else (ndvi[0], ndvi[1])
     out = change_classical.detect(to_float_rgb(before), to_float_rgb(after), valid=valid, ndvi=both)
@@ -300,9 +300,10 @@ def _detect(
     if isinstance(confirmed, str):
         notes.append(f"change regions not checked by a learned model: {confirmed}")
     else:
-        mask, limits = confirmed[0], [*LIMITS, CONFIRMED_LIMIT]
-        notes += confirmed[1]
+        mask, limits = confirmed, [*LIMITS, CONFIRMED_LIMIT]
         method += f"; a region is kept where the {lite_models.status('change')} calls at least {SHARE}% of it changed"
+    if not (isinstance(confirmed, str) and isinstance(buildings, str)):
+        notes += assumed  # a learned model ran at the assumed pixel size
     if isinstance(buildings, str):
         return mask, method, notes, None, limits
     # hybrid: the rules' change, plus buildings that appeared or went
@@ -352,7 +353,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         figures=figures,
         artifacts=artifacts,
         method=method,
-        limits=list(BUILDING_LIMITS if buildings is not None else limits),
+        limits=limits,
         notes=notes,
         kept=Kept(
             mask=mask,
