@@ -449,3 +449,92 @@ def test_false_colour_pairs_are_not_read_as_rgb() -> None:
     assert learned._colour(raster(("red", "green", "blue", "nir")))
     assert learned._colour(Raster(np.zeros((3, 8, 8), np.uint8)))  # a PNG: unnamed bands are RGB
     assert not learned._colour(raster(("nir", "red", "green")))
+
+
+def _ramp_chip(root: Path, x: int, y: int, z: int, buildings: list[tuple[int, list]]) -> None:
+    """One ramp chip: a PNG, its mask GeoTIFF (EPSG:4326, the web-Mercator tile's bounds)
+    and its footprints as GeoJSON (osm_id, lon/lat rings), as fAIr-utilities stores them."""
+    import math
+
+    from rasterio.features import rasterize
+    from rasterio.transform import from_bounds
+
+    def lon(i: float) -> float:
+        return i / 2**z * 360 - 180
+
+    def lat(j: float) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * j / 2**z))))
+
+    base = root / "ramp-data" / "TRAIN" / "HOTOSM" / "2"
+    (base / "data" / "1").mkdir(parents=True, exist_ok=True)
+    (base / "labels" / "1").mkdir(parents=True, exist_ok=True)
+    stem = f"OAM-{x}-{y}-{z}"
+    transform = from_bounds(lon(x), lat(y + 1), lon(x + 1), lat(y), 256, 256)
+    # Rings in the chip's pixels (column, row), as lon/lat.
+    features = [
+        {"type": "Feature", "properties": {"osm_id": osm},
+         "geometry": {"type": "Polygon", "coordinates": [[list(transform @ (c, r)) for c, r in ring]]}}
+        for osm, ring in buildings
+    ]  # fmt: skip
+    (base / "labels" / "1" / f"{stem}.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": features})
+    )
+    mask = (
+        rasterize([(f["geometry"], 1) for f in features], out_shape=(256, 256), transform=transform)
+        if features
+        else np.zeros((256, 256), np.uint8)
+    )
+    profile = {
+        "driver": "GTiff",
+        "width": 256,
+        "height": 256,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": transform,
+    }
+    with rasterio.open(base / "labels" / "1" / f"{stem}.tif", "w", **profile) as dst:
+        dst.write(mask.astype(np.uint8) * 255, 1)
+    Image.fromarray(np.full((256, 256, 3), 120, np.uint8)).save(base / "data" / "1" / f"{stem}.png")
+
+
+def test_prepare_ramp_marks_where_touching_buildings_meet(tmp_path: Path) -> None:
+    """Two houses sharing a wall get a CONTACT strip between them (so a model learns to
+    count them apart); a building repeated by the next chip (same osm_id) gets none at the
+    seam between the chips."""
+    from rschat.train.prepare import CONTACT
+
+    x, y, z = 1277184, 1083980, 21
+
+    def square(c0: int, r0: int, c1: int, r1: int) -> list:
+        return [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
+
+    _ramp_chip(tmp_path / "src", x, y, z, [(1, square(20, 20, 100, 100)), (2, square(100, 20, 180, 100)),
+                                           (3, square(200, 150, 256, 200))])  # fmt: skip
+    _ramp_chip(tmp_path / "src", x + 1, y, z, [(3, square(0, 150, 40, 200))])
+    r = rschat("data", "prepare", "ramp", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    item = json.loads((tmp_path / "out" / "manifest.json").read_text())["items"][0]
+    mask = np.asarray(Image.open(tmp_path / "out" / item["mask"]))
+    assert mask.shape == (256, 512)
+    contact = mask == CONTACT
+    assert contact[20:100, 95:106].any() and not contact[:, :90].any()  # between houses 1 and 2 only
+    assert not contact[:, 200:300].any()  # building 3 across the seam is one building
+    assert (mask == 255)[40:80, 30:90].all() and (mask == 255)[160:190, 210:290].all()
+
+
+def test_prepare_ramp_joins_a_building_without_an_osm_id_cut_by_the_chips(tmp_path: Path) -> None:
+    """Without an OSM id each chip holds its own clipped polygon: the halves are one building
+    (no contact strip across its roof), while two such buildings that touch keep theirs."""
+    from rschat.train.prepare import CONTACT
+
+    x, y, z = 1277184, 1083980, 21
+    _ramp_chip(tmp_path / "src", x, y, z, [(None, [(200, 150), (256, 150), (256, 200), (200, 200), (200, 150)]),
+                                           (None, [(20, 20), (100, 20), (100, 100), (20, 100), (20, 20)]),
+                                           (None, [(100, 20), (180, 20), (180, 100), (100, 100), (100, 20)])])  # fmt: skip
+    _ramp_chip(tmp_path / "src", x + 1, y, z, [(None, [(0, 150), (40, 150), (40, 200), (0, 200), (0, 150)])])
+    r = rschat("data", "prepare", "ramp", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    item = json.loads((tmp_path / "out" / "manifest.json").read_text())["items"][0]
+    contact = np.asarray(Image.open(tmp_path / "out" / item["mask"])) == CONTACT
+    assert not contact[:, 200:300].any() and contact[20:100, 95:106].any()

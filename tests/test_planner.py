@@ -42,7 +42,10 @@ def tools(p) -> list[str]:
     ],
 )
 def test_single_image_intents(settings, message, expected):
-    assert tools(plan(message, ws_with(settings, "image"))) == expected
+    ws = ws_with(settings, "image")
+    if "box" in message:  # a question about "the box" needs one (else it is told to draw one)
+        ws.add_box((2, 2, 10, 10))
+    assert tools(plan(message, ws)) == expected
 
 
 @pytest.mark.parametrize(

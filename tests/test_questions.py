@@ -29,6 +29,8 @@ def ask(settings, question, files=None):  # type: ignore[no-untyped-def]
         ("is there a road in this image?", "roads"),
         ("what kind of trees are these?", "species"),
         ("is there a place of worship?", "what a building is used for"),
+        ("how many residential areas are there?", "land use"),
+        ("what is the area covered by residential areas?", "land use"),
     ],
 )
 def test_questions_beyond_the_tools_are_refused_plainly(settings, question, cannot):
@@ -37,6 +39,23 @@ def test_questions_beyond_the_tools_are_refused_plainly(settings, question, cann
     assert not [s for s in steps if s.kind == "done"]  # no land-cover table that reads as an answer
     assert "Lite mode cannot" in answer.text and cannot in answer.text and "RSCHAT_VLM" in answer.text
     assert "built up" not in answer.text and not answer.answered
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["how many commercial buildings are there?", "How many rectangular residential buildings are there?",
+     "is there an industrial building?", "what is the area covered by commercial buildings?",
+     "how many buildings are residential?", "are the buildings commercial?", "how many buildings are schools?",
+     "how many buildings are there in the commercial area?", "how many apartment buildings are there?"],
+)  # fmt: skip
+def test_buildings_of_one_use_are_not_answered_with_all_buildings(settings, question):
+    """Footprints do not show a building's use: a count of all buildings given as the
+    number of commercial ones would be a wrong answer that reads as a right one."""
+    _, steps = ask(settings, question, [NEON])
+    answer = steps[-1]
+    assert not [s for s in steps if s.kind == "done"] and not answer.answered
+    assert "what a building is used for" in answer.text and "how many buildings?" in answer.text
+    assert answer.short_answer is None
 
 
 def test_presence_questions_get_yes_or_no_first_with_the_evidence(settings):
@@ -209,3 +228,233 @@ def test_a_change_mask_is_not_laid_on_an_after_image_of_another_grid(settings):
     ws.add_raster("after", make_pair(size=128)[1])  # the same grid: restricted as before
     count = [s for s in execute(calls, ws) if s.kind == "done"][-1].result
     assert "inside the changed area" in count.summary
+
+
+@pytest.mark.parametrize("size", ["-3 m", "0 m", "99999999999999999999999 m", "1e308 m", "20000 m", "1e-300 m"])
+def test_impossible_pixel_sizes_are_refused(settings, size):
+    """A negative, zero or absurd pixel size is refused with what is allowed, never used (it
+    printed areas of 10^19 ha) nor silently dropped (-3 m repeated the last answer)."""
+    ws, steps = ask(settings, f"the pixel size is {size}", [NEON])
+    assert "A pixel size must be at least 1 mm and at most 10 km" in steps[-1].text
+    assert not steps[-1].answered
+
+
+def test_blank_messages_export_and_a_missing_box_get_plain_replies(settings):
+    ws, steps = ask(settings, "how many trees?", [NEON])
+    for blank in ("", "   "):
+        reply = list(turn(ws, blank))[-1]
+        assert "Type a question" in reply.text and not reply.answered
+    reply = list(turn(ws, "export it"))[-1]
+    assert "**Export** button" in reply.text and "--export" in reply.text
+    for question in ("measure the box", "how many trees in the box?"):
+        reply = list(turn(ws, question))[-1]
+        assert "There is no box on the image yet" in reply.text and not reply.answered, question
+
+
+def test_a_year_after_a_time_series_reads_that_date_from_its_table(settings):
+    """'What is the NDVI in 2000?' after the trend: the 2000 row, not the land cover of the
+    last image; a year the series lacks is said, with the dates it has."""
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws, steps = ask(settings, "the bands are SWIR1, NIR, red, green. show the NDVI trend", stack)
+    rows = ws.last_result().result.kept.rows
+    reply = list(turn(ws, "what is the NDVI in 2000?"))[-1].text
+    assert reply.startswith(f"On 2000-07-01 the mean NDVI over the image was {rows[1]['mean']:.3f}")
+    reply = list(turn(ws, "what was the NDVI in 1990?"))[-1].text
+    assert "no usable date in 1990: no image of that year" in reply and "1985-07-01, 2000-07-01, 2020-07-01" in reply
+
+
+@pytest.mark.parametrize(
+    ("question", "cover", "focus"),
+    [
+        ("how much forest was lost between 1985 and 2020?", "trees", "cover_lost"),
+        ("how much deforestation happened?", "trees", "cover_lost"),
+        ("how much did the water area grow?", "water", "cover_gained"),
+        ("what changed?", None, None),
+        ("did the lake shrink?", "water", "cover_shrank"),
+        ("has the forest grown?", "trees", "cover_grew"),
+        ("what percent of the forest was lost?", "trees", "cover_share_lost"),
+        ("was forest lost?", "trees", "cover_any_lost"),
+        ("how much forest was cleared from 1985 to 2020?", "trees", "cover_lost"),
+        ("how many trees were lost?", None, None),  # a count: the trees inside the change, as before
+    ],
+)
+def test_a_class_lost_or_gained_is_asked_of_the_land_cover_on_each_date(settings, question, cover, focus):
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    p = plan(question, ws)
+    assert p.calls[0].tool == "detect_changes" and p.calls[0].args.get("target", "any") == (cover or "any")
+    if cover:
+        assert p.focus == focus
+
+
+def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(settings):
+    """'How much forest was lost?' is answered with tree cover on each date, its loss and
+    its gain (not every change), and the short answer is the loss in m2."""
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws, steps = ask(
+        settings, "the bands are SWIR1, NIR, red, green. how much forest was lost between 1985 and 2020?", stack
+    )
+    answer, result = steps[-1], ws.last_result().result
+    f = result.data
+    assert answer.text.split("\n\n")[1].startswith("**Trees lost and gained**")
+    assert answer.short_answer == f"{round(f['lost_m2'])} m2" and f["lost_m2"] > 0
+    assert f["cover_before_percent"] > f["cover_after_percent"]  # Pucallpa lost forest over 35 years
+    # The cover before, less the loss, plus the gain, is the cover after (to rounding).
+    net = f["cover_after_m2"] - f["cover_before_m2"]
+    assert abs((f["gained_m2"] - f["lost_m2"]) - net) <= 1e-6 * f["cover_before_m2"]
+    assert "the largest patch lost is in" in result.summary
+    # One GeoTIFF a GIS can style (1 = lost, 2 = gained) and GeoJSON kinds that say which.
+    files = {a.kind: a for a in result.artifacts}
+    import rasterio
+
+    with rasterio.open(files["geotiff"].path) as src:
+        coded = src.read(1)
+        assert src.crs is not None
+    px = result.data["pixel_size_m"] ** 2
+    assert {int(v) for v in np.unique(coded)} <= {0, 1, 2, 255}
+    assert "1 = trees lost, 2 = trees gained" in files["geotiff"].label
+    assert files["overlay"].label == "lost (red) and gained (blue) on the after image"
+    assert abs((coded == 1).sum() * px - f["lost_m2"]) < 0.02 * f["lost_m2"]  # projected pixel areas vary a little
+    kinds = {feat["properties"]["kind"] for feat in json.loads(files["geojson"].path.read_text())["features"]}
+    assert kinds == {"trees lost", "trees gained"}
+    assert "land cover on each date" in result.method and "ha" in answer.text
+    share = list(turn(ws, "what percent of the forest was lost between 1985 and 2020?"))[-1].text
+    lost_share = 100 * f["lost_pixels"] / f["cover_before_pixels"]
+    assert share.startswith(f"{lost_share:.1f}% of the trees on the before date: the share lost")
+    gained = list(turn(ws, "what percent of the forest was gained between 1985 and 2020?"))[-1].text
+    gained_share = 100 * f["gained_pixels"] / f["cover_before_pixels"]
+    assert gained.startswith(f"{gained_share:.1f}% of the trees on the before date: the share gained")
+    largest = list(turn(ws, "how big is the largest one?"))[-1].text
+    assert largest.startswith("The largest trees lost-or-gained region")
+
+
+def test_a_year_of_a_stack_names_the_image_a_one_image_question_reads(settings):
+    """'How much forest was there in 2000?' reads the 2000 image, not the last one."""
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws, steps = ask(settings, "the bands are SWIR1, NIR, red, green. how much forest was there in 2000?", stack)
+    assert "'2000'" in steps[-1].text and "'2020'" not in steps[-1].text
+
+
+def test_ordinary_questions_are_not_taken_for_exports_or_dates(settings):
+    """'save me a map of water' maps the water; after a time series, a question with a year
+    that names another tool or index keeps its own planner."""
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws, _ = ask(settings, "the bands are SWIR1, NIR, red, green. show the NDVI trend", stack)
+    assert plan("export it", ws).intent == "export" and plan("save the results", ws).intent == "export"
+    assert plan("save me a map of water", ws).intent != "export"
+    assert plan("what is the NDVI in 2000?", ws).focus == "date:2000"
+    for question in ("how many trees in 2020?", "is there water in 2020?", "what is the NDWI in 2000?",
+                     "how much forest was there in 2000?", "describe the image of 2020"):  # fmt: skip
+        assert not (plan(question, ws).focus or "").startswith("date:"), question
+
+
+def test_a_cover_change_the_dates_disagree_on_is_flagged():
+    """Built-up land found on neither date where it is on the other: 'all of it lost' would
+    be the classifier's disagreement, and the answer says so."""
+    from rschat.backends.cover_change import CoverChange, unreliable
+
+    before, after = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
+    before[:5, :5], after[10:15, 10:16] = True, True
+    judged = np.ones((20, 20), bool)
+    change = CoverChange("built_up", before & ~after, after & ~before, before, after, judged)
+    assert "the two dates agree on only 0% of the built up" in (unreliable(change) or "")
+    after[:5, :5] = True
+    agreed = CoverChange("built_up", before & ~after, after & ~before, before, after, judged)
+    assert unreliable(agreed) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "said"),
+    [("how many cows are in the field?", "cannot recognise 'cows'"),
+     ("how many warehouses?", "cannot recognise 'warehouses'"),
+     ("how many are there?", "What should I count?")],
+)  # fmt: skip
+def test_a_count_of_something_no_tool_sees_is_not_a_count_of_the_place_named(settings, question, said):
+    """'How many cows are in the field?' was answered with the number of grass areas."""
+    _, steps = ask(settings, question, [NEON])
+    answer = steps[-1]
+    assert said in answer.text and "RSCHAT_SAM" in answer.text and answer.short_answer is None
+    assert not [s for s in steps if s.kind == "done"]
+
+
+def test_a_stated_band_order_names_no_class(settings):
+    """'The bands are SWIR1, NIR, red, green. how much built-up land was gained?' asked about
+    vegetation: the band statement's 'green' was read as the class."""
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    p = plan("the bands are SWIR1, NIR, red, green. how much built-up land was gained?", ws)
+    assert p.calls[0].args.get("target") == "built_up"
+
+
+def test_files_without_a_question_are_loaded_and_the_reply_says_what_to_ask(settings):
+    ws, steps = ask(settings, "", [NEON])
+    assert steps[-1].text.startswith("Loaded. Ask about it") and "image" in ws.rasters
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    assert plan("where did the forest disappear?", ws).focus is None  # a place, not an area
+
+
+@pytest.mark.parametrize(
+    ("question", "tool", "target"),
+    [("the bands are SWIR1, NIR, red, green, how much built-up land was gained?", "detect_changes", "built_up"),
+     ("the bands are blue, green, red, nir - is there water?", "segment", "water"),
+     ("how many pixels are water?", "segment", "water"),
+     ("how many percent of the image is water?", "segment", "water"),
+     ("how many ha is forest?", "segment", "trees"),
+     ("how many areas are covered by water?", "segment", "water")],
+)  # fmt: skip
+def test_questions_after_a_band_list_or_in_units_keep_their_class(settings, question, tool, target):
+    """The band list ends at the last band name, and 'pixels', 'percent', 'ha' or 'areas' are
+    not things to count (the review found these refused or counted as trees)."""
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    p = plan(question, ws)
+    assert p.calls and p.calls[0].tool == tool and p.calls[0].args.get("target") == target, (p.reply, p.calls)
+
+
+def test_counts_that_point_back_and_numbers_that_are_no_years(settings):
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    for question in ("count these", "count again", "count everything"):
+        assert "cannot recognise" not in (plan(question, ws).reply or ""), question
+    assert plan("how much water within 2000 m of the river?", ws).calls[0].args["image"] == "after"
+    assert plan("how much water was there in 2000?", ws).calls[0].args["image"] == "t2"
+
+
+def test_the_unnamed_fourth_band_note_goes_once_the_bands_are_stated(settings, tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "naip_like.tif"
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 4, "dtype": "uint8", "crs": "EPSG:26914",
+               "transform": from_origin(500000, 4000000, 1.0, 1.0), "photometric": "MINISBLACK"}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (4, 64, 64), dtype=np.uint8))
+    ws = Workspace(settings)
+    ws.load_uploads([path])
+    assert any("band 4 is not used" in n for n in ws.rasters["image"].notes)
+    ws.state(bands=["red", "green", "blue", "nir"])
+    assert not any("band 4 is not used" in n for n in ws.rasters["image"].notes)
+
+
+def test_the_smallest_one_is_a_follow_up_like_the_largest(settings):
+    ws, _ = ask(settings, "how many trees?", [NEON])
+    reply = list(turn(ws, "how big is the smallest one?"))[-1].text
+    assert reply.startswith("The smallest of the") and "m2" in reply and "stored result" in reply

@@ -93,6 +93,35 @@ def test_count_in_a_box_counts_fewer(tmp_path):
     assert 0 < part < whole
 
 
+def test_counts_in_boxes_that_tile_the_image_add_up_to_the_whole(tmp_path):
+    """A box keeps the whole image's detections whose centres fall in it: four quadrants
+    give the image's count, and a box never counts more than the image (a crop detected on
+    its own found other crowns at its edges: 77 in a box against 65 in the image)."""
+    raster = read_raster(NEON / "OSBS_029.tif")
+    whole = run("count_objects", {"target": "tree"}, {"image": raster}, tmp_path).data["count"]
+    h, w = raster.height, raster.width
+    boxes = [[0, 0, w // 2, h // 2], [w // 2, 0, w, h // 2], [0, h // 2, w // 2, h], [w // 2, h // 2, w, h]]
+    parts = [run("count_objects", {"target": "tree", "box": b}, {"image": raster}, tmp_path) for b in boxes]
+    assert sum(p.data["count"] for p in parts) == whole
+    big = run("count_objects", {"target": "tree", "box": [5, 5, 99999, 99999]}, {"image": raster}, tmp_path)
+    assert big.data["count"] <= whole
+    for part in parts:  # boxes in the crop's pixels
+        assert all(0 <= d.box[0] <= d.box[2] <= w // 2 + 1 for d in part.kept.detections)
+
+
+def test_the_largest_counted_building_is_given_in_m2(tmp_path):
+    from rschat.tools.base import Reading
+
+    raster = read_raster(SPACENET / "sample_geotiff.tif")
+    result = run("count_objects", {"target": "building"}, {"image": raster}, tmp_path)
+    text = REGISTRY["count_objects"].answer(result, Reading("src", focus="largest"))
+    biggest = max(d.area_m2 for d in result.kept.detections)
+    assert text.startswith(f"The largest of the {result.data['count']} buildings covers {biggest:,.0f} m2 (footprint")
+    text = REGISTRY["count_objects"].answer(result, Reading("src", focus="smallest"))
+    least = min(d.area_m2 for d in result.kept.detections)
+    assert text.startswith(f"The smallest of the {result.data['count']} buildings covers {least:,.0f} m2 (footprint")
+
+
 def test_water_segmentation_follows_the_river(tmp_path):
     raster = read_raster(PUCALLPA / "2020.tif")
     assert raster.band_names == ("SWIR1", "NIR", "red", "green")
@@ -191,3 +220,26 @@ def test_single_band_images_are_not_classified_or_tree_counted(tmp_path):
     for tool, args in (("segment", {}), ("describe_scene", {}), ("count_objects", {"target": "tree"})):
         with pytest.raises(InputError, match="band"):
             run(tool, args, {"image": pan}, tmp_path)
+
+
+def test_a_count_on_a_pair_says_which_date_it_counted(tmp_path):
+    """LEVIR's before and after files share a name: the scope names the date instead."""
+    raster = read_raster(NEON / "OSBS_029.tif")
+    result = run("count_objects", {"target": "tree", "image": "after"}, {"before": raster, "after": raster}, tmp_path)
+    assert "in the whole after image 'OSBS_029'" in result.summary
+    boxed = run(
+        "count_objects", {"target": "tree", "image": "before", "box": [0, 0, 50, 50]}, {"before": raster}, tmp_path
+    )
+    assert "of the before image 'OSBS_029'" in boxed.summary
+    if boxed.data["count"] == 1:
+        assert boxed.summary.startswith("1 tree in")
+
+
+def test_a_river_that_cuts_a_corner_is_not_said_to_cross_from_a_place_to_itself():
+    from rschat.tools.describe_scene import river_sentence
+
+    water = np.zeros((300, 300), bool)
+    for i in range(80):  # a channel across the north-east corner, touching the north and east edges
+        water[max(0, i - 3) : i + 3, 220 + i - 3 : 220 + i + 3] = True
+    said = river_sentence(water)
+    assert said is None or "from the north-east to the north-east" not in said

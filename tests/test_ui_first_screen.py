@@ -68,6 +68,10 @@ def test_the_overlay_legend_names_its_colours(tmp_path: Path):
     list(turn(session.ws, "what changed?", uploads=pair))
     panels.refresh(session)
     assert "changed" in panels.overlay_legend(session) and "#ff0000" in panels.overlay_legend(session)
+    list(turn(session.ws, "how much vegetation was lost?"))  # a class's loss and gain: two colours
+    panels.refresh(session)
+    legend = panels.overlay_legend(session)
+    assert "vegetation lost" in legend and "vegetation gained" in legend and "#2878ff" in legend
     list(turn(session.ws, "what is the land cover?", uploads=[app.EXAMPLE_TREES]))
     panels.refresh(session)
     legend = panels.overlay_legend(session)

@@ -13,6 +13,7 @@ from typing import Any
 
 from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm
 from rschat.agent.executor import TurnControl, execute
+from rschat.agent.plans import Plan
 from rschat.agent.steps import Step
 from rschat.agent.vocabulary import STATED_GSD
 from rschat.agent.workspace import Workspace
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 
 class GroundingFigures(Figures):
     boxes: int  # places the model pointed at in its answer
+
+
+LOADED_REPLY = (
+    "Loaded. Ask about it: *describe the scene*, *how many trees?*, *how much is water?*, *what changed?* (two "
+    "images of one place), *show the NDVI trend* (three or more dates), or *help* for everything I can do."
+)
+# Coarser than any imagery rschat measures (MODIS and weather satellites are 0.25-2 km): a
+# bigger stated pixel size is a typo, and would print areas of 10^30 ha.
+MAX_STATED_GSD_M = 10_000.0
+MIN_STATED_GSD_M = 0.001  # 1 mm: finer is a typo too (areas would print as 0 m2)
 
 
 def stated_gsd(message: str) -> float | None:
@@ -144,7 +155,7 @@ def _load(ws: Workspace, uploads: list[Path] | None, named: dict[str, Path] | No
     return loaded
 
 
-def _plan(ws: Workspace, message: str) -> Generator[Step, None, tuple[planner_rules.Plan, Any]]:
+def _plan(ws: Workspace, message: str) -> Generator[Step, None, tuple[Plan, Any]]:
     """Plan with the model when one is configured and loads, else (or when it fails) by
     rules. Streams the notes; returns (plan, the model if it is still trusted)."""
     model = None
@@ -168,7 +179,7 @@ def _plan(ws: Workspace, message: str) -> Generator[Step, None, tuple[planner_ru
     return planner_rules.plan(message, ws), model
 
 
-def _reuse(ws: Workspace, plan: planner_rules.Plan) -> Generator[Step, None, str]:
+def _reuse(ws: Workspace, plan: Plan) -> Generator[Step, None, str]:
     """Answer a follow-up from a stored result, without recomputing it."""
     stored = next(s for s in ws.results if s.id == plan.use_result)
     reused = Step(
@@ -180,7 +191,7 @@ def _reuse(ws: Workspace, plan: planner_rules.Plan) -> Generator[Step, None, str
 
 
 def _run_plan(
-    ws: Workspace, message: str, plan: planner_rules.Plan, model: Any, failed: list[Step], control: TurnControl
+    ws: Workspace, message: str, plan: Plan, model: Any, failed: list[Step], control: TurnControl
 ) -> Generator[Step, None, str]:
     """Run the plan's calls and answer from their results (the model writes the answer
     when it is trusted, checked against the tools' numbers). Failed steps go to ``failed``."""
@@ -199,6 +210,32 @@ def _run_plan(
     return text
 
 
+def _unreadable(ws: Workspace, message: str, with_files: bool) -> str | None:
+    """Why a message is not read (blank, too long, an impossible pixel size), or None; the
+    history records it as the user and the app saw it."""
+    if not message.strip() and not with_files:
+        return "Type a question about your images (e.g. *what changed?*, *how many trees?*), or *help*."
+    limit = ws.settings.max_message_chars
+    if len(message) > limit:
+        ws.history.append({"role": "user", "content": message[:200] + " ..."})
+        text = (
+            f"Your message is {len(message):,} characters long; I read questions of up to {limit:,} "
+            "characters (RSCHAT_MAX_MESSAGE_CHARS). Ask in a sentence or two."
+        )
+    else:
+        ws.history.append({"role": "user", "content": message})
+        gsd = stated_gsd(message)
+        if gsd is None or MIN_STATED_GSD_M <= gsd <= MAX_STATED_GSD_M:
+            return None
+        text = (  # "the pixel size is 0 m": refused, not ignored
+            f"A pixel size must be at least {MIN_STATED_GSD_M * 1000:g} mm and at most {MAX_STATED_GSD_M / 1000:g} km "
+            f"(you said {gsd:g} m); "
+            "say it again with the right value."
+        )
+    ws.history.append({"role": "assistant", "content": text})
+    return text
+
+
 def turn(
     ws: Workspace,
     message: str,
@@ -211,23 +248,11 @@ def turn(
     to files. Points and boxes are set on the workspace beforehand (UI clicks, CLI flags).
     ``control`` stops the turn (cancel, time limit) between phases and tool progress reports."""
     control = control or TurnControl()
-    limit = ws.settings.max_message_chars
-    if len(message) > limit:
-        text = (
-            f"Your message is {len(message):,} characters long; I read questions of up to {limit:,} "
-            "characters (RSCHAT_MAX_MESSAGE_CHARS). Ask in a sentence or two."
-        )
-        ws.history.append({"role": "user", "content": message[:200] + " ..."})
-        ws.history.append({"role": "assistant", "content": text})
-        yield Step("answer", text, answered=False)
+    refused = _unreadable(ws, message, bool(uploads or named))
+    if refused is not None:
+        yield Step("answer", refused, answered=False)
         return
-    ws.history.append({"role": "user", "content": message})
     gsd = stated_gsd(message)
-    if gsd is not None and gsd <= 0:  # "the pixel size is 0 m": refused, not silently ignored
-        text = f"A pixel size must be more than 0 m (you said {gsd:g} m); say it again with the right value."
-        ws.history.append({"role": "assistant", "content": text})
-        yield Step("answer", text, answered=False)
-        return
     said = ws.state(gsd_m=gsd, bands=parse_band_order(message))
     # A region drawn over the images already here is let go if the new ones are elsewhere;
     # a region given with the images themselves (the CLI's --region) is kept, and a miss
@@ -250,6 +275,8 @@ def turn(
         yield Step("plan", "noted: " + "; ".join(said), tool="noted")
     if control.stopped():  # stopped while the files were read: no plan, no tools
         text, answered = control.message(), False
+    elif not message.strip():  # files without a question: say what to ask, not "I can't do that"
+        text, answered = LOADED_REPLY, True
     else:
         text, answered = yield from _plan_and_answer(ws, message, said, control)
     ws.history.append({"role": "assistant", "content": text})

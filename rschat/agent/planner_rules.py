@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from rschat.agent.planner_change import plan_change
+from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
-    BEFORE_WORDS,
+    BOX_WORDS,
+    BUILDING_USE,
+    BUILDING_USE_CANNOT,
     COUNTABLE,
+    EXPORT_REPLY,
     GENERATION_SLOTS,
     INDEX_WORDS,
     REFERS_BACK,
@@ -43,67 +47,10 @@ from rschat.agent.vocabulary import (
 )
 from rschat.agent.workspace import Workspace
 from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
+from rschat.geo.bands import without_band_order
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
 from rschat.tools.base import Tool
-
-
-@dataclass
-class Plan:
-    intent: str
-    calls: list[ToolCall] = field(default_factory=list)
-    focus: str | None = None  # which number the user asked about
-    reply: str | None = None  # a direct answer when no tool runs (help, not yet, missing input)
-    use_result: str | None = None  # id of a stored result a follow-up refers to
-    point: tuple[float, float] | None = None  # a clicked point the answer is about
-    answered: bool = True  # False: the reply says what is missing or out of reach (CLI exits 1)
-
-
-@dataclass
-class Request:
-    """A message with its slots filled, and the session it is about."""
-
-    message: str
-    ws: Workspace
-    intent: str | None
-    focus: str | None
-    cls: str | None  # land-cover class named in the message
-    obj: str | None  # countable object named in the message
-    image: str | None  # which raster a one-image tool should use
-
-    @property
-    def box(self) -> tuple[int, int, int, int] | None:
-        return self.ws.current_box()
-
-
-def _single_image(message: str, ws: Workspace) -> str | None:
-    """Which raster a one-image tool should use: the single image, else the after (or
-    before when asked), else the last date of a stack."""
-    if "before" in ws.rasters and BEFORE_WORDS.search(message):
-        return "before"
-    for name in ("image", "after"):
-        if name in ws.rasters:
-            return name
-    stack = stack_names(ws.rasters)
-    return stack[-1] if stack else None
-
-
-def _with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
-    """Arguments restricted to the user's current box and map region, when there are any."""
-    box = ws.current_box()
-    out = {**args, "box": list(box)} if box else dict(args)
-    if ws.region is not None:
-        out["region"] = True
-    return out
-
-
-def _where(ws: Workspace) -> str:
-    return (" in the box" if ws.current_box() else "") + (" inside the drawn region" if ws.region else "")
-
-
-def _need_image(what: str) -> Plan:
-    reply = f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again."
-    return Plan("missing", reply=reply, answered=False)
 
 
 def _tools_for(intent: str) -> list[Tool]:
@@ -162,10 +109,15 @@ def _plan_outline(req: Request) -> Plan | None:
 def _out_of_reach(req: Request) -> Plan | None:
     """A plain 'cannot tell' for a question about something no tool recognises (roads,
     harbours, species), instead of a land-cover table that reads as an answer. Change,
-    time series and counts of a known object keep their tools."""
-    if req.intent in ("change", "timeseries", "help", "clear") or (req.intent == "count" and req.obj):
+    time series and counts of a known object keep their tools, unless the question asks
+    for buildings of one use ("how many commercial buildings?", "how many new
+    residential buildings?"), which would silently be all buildings."""
+    if BUILDING_USE.search(req.message) and req.intent not in ("help", "clear"):
+        cannot: str | None = BUILDING_USE_CANNOT
+    elif req.intent in ("change", "timeseries", "help", "clear") or (req.intent == "count" and req.obj):
         return None
-    cannot = out_of_reach(req.message)
+    else:
+        cannot = out_of_reach(req.message)
     if cannot is None:
         return None
     reply = (
@@ -190,65 +142,7 @@ def _plan_timeseries(req: Request) -> Plan:
     index = m.group(1).lower() if m else "water" if req.cls == "water" else "auto"
     names = {"water": "a water index (MNDWI, else NDWI)", "auto": "NDVI (else brightness)"}
     why = names.get(index, index.upper()) + " through the dated images"
-    return Plan("timeseries", [ToolCall("analyze_timeseries", _with_box({"index": index}, req.ws), why)], req.focus)
-
-
-def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
-    """Two images of a dated stack named by their years in the message ('between 1990
-    and 2020'), earlier first; None when the message names fewer than two stack dates."""
-    stack = stack_names(ws.rasters)
-    by_year = {ws.rasters[n].date.year: n for n in stack if ws.rasters[n].date is not None}  # type: ignore[union-attr]
-    years = sorted({int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", message)} & set(by_year))
-    if len(years) < 2:
-        return None
-    return by_year[years[0]], by_year[years[-1]]
-
-
-_BUILDING_CHANGE = re.compile(
-    r"\bnew\b|appear|\bbuilt\b|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down|"
-    r"\blost\b|vanish"
-)
-
-
-_BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|torn down|knocked down|\blost\b|vanish")
-_BUILDING_NEW = re.compile(r"\bnew\b|\bbuilt\b|\bbuild\b|construct|(?<!dis)appear")
-
-
-def _plan_change(req: Request) -> Plan:
-    ws, focus = req.ws, req.focus
-    pair = _dated_pair(req.message, ws)
-    # "Which buildings are new?": only buildings that appeared or went, not every change;
-    # "what changed around the buildings?" still asks for any change.
-    building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
-    target = {"target": "building"} if building_change else {}
-    said = req.message.lower()
-    if building_change and focus == "count" and _BUILDING_GONE.search(said):
-        # "how many were demolished?": the number that went; "built or demolished?": both
-        # numbers in the answer, and no single short answer.
-        focus = None if _BUILDING_NEW.search(said) else "count_gone"
-    if pair is not None:
-        a, b = pair
-        call = ToolCall("detect_changes", _with_box({"before": a, "after": b, **target}, ws), f"compare {a} with {b}")
-        return Plan("change", [call], focus)
-    if not {"before", "after"} <= set(ws.rasters):
-        have = "one image" if "image" in ws.rasters else "no images"
-        reply = (
-            f"Change detection needs two images of the same place, and this session has {have}. Upload a before "
-            "and an after image (two files in one message, or the before/after slots), then ask again."
-        )
-        return Plan("change", focus=focus, reply=reply, answered=False)
-    args = _with_box({"before": "before", "after": "after", **target}, ws)
-    what = "buildings that appeared or went" if target else "the before and after images"
-    calls = [ToolCall("detect_changes", args, f"compare {what}" + _where(ws))]
-    if focus == "count" and req.obj is not None and not target:
-        # "how many trees appeared?": count on the after image inside the changed area (buildings
-        # are counted by detect_changes itself, date against date).
-        count_args = _with_box({"target": req.obj, "image": "after", "within_previous_mask": True}, ws)
-        calls.append(
-            ToolCall("count_objects", count_args, f"count {req.obj}s on the after image inside the changed area")
-        )
-        focus = None
-    return Plan("change", calls, focus)
+    return Plan("timeseries", [ToolCall("analyze_timeseries", with_box({"index": index}, req.ws), why)], req.focus)
 
 
 def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
@@ -265,20 +159,33 @@ def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
     # coarse, or when a size cannot be measured); where they are not resolved, whether any
     # are there is built-up land, but "large buildings" are never built-up areas.
     if obj == "building" and (resolved or focus == "count" or picked):
-        args = _with_box({"target": "building", "image": req.image, **picked}, req.ws)
-        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}buildings" + _where(req.ws))
+        args = with_box({"target": "building", "image": req.image, **picked}, req.ws)
+        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}buildings" + where(req.ws))
     if obj == "tree" and focus == "count":
-        args = _with_box({"target": "tree", "image": req.image, **picked}, req.ws)
-        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}trees" + _where(req.ws))
+        args = with_box({"target": "tree", "image": req.image, **picked}, req.ws)
+        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}trees" + where(req.ws))
     if cls is None:
         return None
-    args = _with_box({"image": req.image, "target": cls, **picked}, req.ws)
+    args = with_box({"image": req.image, "target": cls, **picked}, req.ws)
     what = f"{describe_words(size, shape)}{cls.replace('_', ' ')} areas"
-    return ToolCall("segment", args, f"find the {what}" + _where(req.ws))
+    return ToolCall("segment", args, f"find the {what}" + where(req.ws))
 
 
 def describe_words(size: str | None, shape: str | None) -> str:
     return "".join(f"{w} " for w in (size, shape) if w)
+
+
+def _asked_head(message: str) -> str | None:
+    """The thing a closed question counts, without the place named after it: 'how many cows
+    are in the field?' asks for cows, not fields."""
+    thing = asked_thing(message)
+    if thing is None or re.match(
+        r"(square|sq\b|hectares?|ha\b|acres?|m2|km2|metres?|meters?|pixels?|per ?cent|%|areas?\b|regions?\b|"
+        r"patches|parts?\b|of\b)",
+        thing,
+    ):
+        return None  # "how many square metres are covered by water?": an area, of the message's class
+    return re.split(r"\s+(?:are|is|were|was|in|on|at|near|along|inside|within|by|around)\b", thing)[0]
 
 
 def _plan_closed(req: Request) -> Plan | None:
@@ -290,7 +197,7 @@ def _plan_closed(req: Request) -> Plan | None:
         return None
     if RELATION.search(req.message):
         return _relation_reply()
-    call = _counting_call(req, req.message, req.focus)
+    call = _counting_call(req, _asked_head(req.message) or req.message, req.focus)
     if call is None or (req.focus == "area" and call.tool == "count_objects" and call.args["target"] == "tree"):
         return None
     return Plan("count" if call.tool == "count_objects" else "segment", [call], req.focus)
@@ -335,6 +242,24 @@ def _plan_compare(req: Request) -> Plan | None:
     return Plan("compare", [c for c in calls if c is not None], f"compare_{relation}")
 
 
+_ONE_YEAR = re.compile(r"\b(?:in|on|for|of|at|about)\s+(19\d\d|20\d\d)\b")
+
+
+def _plan_date_followup(req: Request) -> Plan | None:
+    """'What is the NDVI in 2005?' after a time series: that date's row of its table, not
+    the land cover of the last image. Change between years ('between 1990 and 2020') and a
+    new series keep their own planners."""
+    last = req.ws.last_result()
+    m = _ONE_YEAR.search(req.message)
+    if last is None or last.tool != "analyze_timeseries" or m is None or req.intent is not None or req.obj:
+        return None  # "how many trees in 2020?", "describe the image of 2020": their own tools
+    index = INDEX_WORDS.search(req.message)
+    series = last.result.kept.target or ""
+    if (index and index.group(1).lower() != series) or req.cls not in (None, "vegetation"):
+        return None  # "the NDWI in 2005" after an NDVI series, "how much forest in 2000?"
+    return Plan("followup", focus=f"date:{m.group(1)}", use_result=last.id)
+
+
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
@@ -351,14 +276,18 @@ def _plan_followup(req: Request) -> Plan | None:
 def _plan_count(req: Request) -> Plan:
     target = req.obj or ("tree" if req.cls == "trees" else None)
     if target is None:
+        thing = _asked_head(req.message) if names_new_thing(req.message) else None
+        if thing and re.match(r"(are|is|were|was|there)\b", thing):  # "how many are there?"
+            thing = None
+        what = f"Lite mode cannot recognise {thing!r}, so I won't guess. " if thing else "What should I count? "
         return Plan(
             "count",
-            reply="What should I count? Lite mode counts trees and buildings: "
-            "ask e.g. *how many trees are in this box?*",
+            reply=f"{what}Lite mode counts trees and buildings (ask e.g. *how many trees are in this box?*); full "
+            "mode counts other objects named in text (SAM + CLIP: set RSCHAT_SAM and RSCHAT_CLIP, see the README).",
             answered=False,
         )
-    args = _with_box({"target": target, "image": req.image}, req.ws)
-    return Plan("count", [ToolCall("count_objects", args, f"count {target}s" + _where(req.ws))], "count")
+    args = with_box({"target": target, "image": req.image}, req.ws)
+    return Plan("count", [ToolCall("count_objects", args, f"count {target}s" + where(req.ws))], "count")
 
 
 def _plan_measure(req: Request) -> Plan:
@@ -384,17 +313,17 @@ def _plan_measure(req: Request) -> Plan:
 def _plan_assess(req: Request) -> Plan:
     ws, image, target = req.ws, req.image, req.cls or "all"
     segment_why = f"segment {target.replace('_', ' ')}" + (" in the box" if req.box else "")
-    calls = [ToolCall("segment", _with_box({"image": image, "target": target}, ws), segment_why)]
+    calls = [ToolCall("segment", with_box({"image": image, "target": target}, ws), segment_why)]
     if target != "all" and req.box is None:
         calls.append(
             ToolCall("measure", {"image": image, "what": "largest_region"}, f"measure the largest {target} area")
         )
-    calls.append(ToolCall("describe_scene", _with_box({"image": image}, ws), "describe the area"))
+    calls.append(ToolCall("describe_scene", with_box({"image": image}, ws), "describe the area"))
     return Plan("assess", calls)
 
 
 def _plan_describe(req: Request) -> Plan:
-    return Plan("describe", [ToolCall("describe_scene", _with_box({"image": req.image}, req.ws), "describe the scene")])
+    return Plan("describe", [ToolCall("describe_scene", with_box({"image": req.image}, req.ws), "describe the scene")])
 
 
 def _plan_segment(req: Request) -> Plan:
@@ -404,7 +333,7 @@ def _plan_segment(req: Request) -> Plan:
         # A question about a clicked point: classify the whole image, read the point.
         call = ToolCall("segment", {"image": req.image, "target": target}, f"land cover at the point {point}")
         return Plan("segment", [call], focus="point", point=point)
-    args = _with_box({"image": req.image, "target": target}, req.ws)
+    args = with_box({"image": req.image, "target": target}, req.ws)
     return Plan("segment", [ToolCall("segment", args, f"land cover ({target.replace('_', ' ')})")], focus=req.focus)
 
 
@@ -423,11 +352,11 @@ def _plan_tool(req: Request) -> Plan | None:
         args["box"] = list(req.box)
     if "region" in takes and req.ws.region is not None:
         args["region"] = True
-    return Plan(req.intent or tool.name, [ToolCall(tool.name, args, f"{tool.name.replace('_', ' ')}{_where(req.ws)}")])
+    return Plan(req.intent or tool.name, [ToolCall(tool.name, args, f"{tool.name.replace('_', ' ')}{where(req.ws)}")])
 
 
 # Planners that need no image of their own check (they say what is missing themselves).
-_SESSION_PLANNERS: dict[str, Callable[[Request], Plan]] = {"timeseries": _plan_timeseries, "change": _plan_change}
+_SESSION_PLANNERS: dict[str, Callable[[Request], Plan]] = {"timeseries": _plan_timeseries, "change": plan_change}
 # Planners for one image ("image", "after" or the last date).
 _IMAGE_PLANNERS: dict[str, Callable[[Request], Plan]] = {
     "count": _plan_count,
@@ -439,11 +368,14 @@ _IMAGE_PLANNERS: dict[str, Callable[[Request], Plan]] = {
 
 
 def _request(message: str, ws: Workspace) -> Request:
-    intent = intent_of(message)
-    cls = class_of(message)
+    # What the message asks, without what it states about the image ("the bands are SWIR1,
+    # NIR, red, green": its "green" is no vegetation).
+    asked = without_band_order(message)
+    intent = intent_of(asked)
+    cls = class_of(asked)
     if intent == "outline" and not ws.settings.sam and cls is not None:
         intent = "segment"  # "outline the lake" without SAM: the lake from the land cover
-    return Request(message, ws, intent, focus_of(message), cls, object_of(message), _single_image(message, ws))
+    return Request(asked, ws, intent, focus_of(asked), cls, object_of(asked), single_image(asked, ws))
 
 
 def plan(message: str, ws: Workspace) -> Plan:
@@ -452,6 +384,14 @@ def plan(message: str, ws: Workspace) -> Plan:
         return Plan("help", reply=f"Here is what I can do:\n\n{capabilities(req.ws.settings)}")
     if req.intent == "clear":
         return Plan("clear", reply="The points and boxes are cleared.")
+    if req.intent == "export":
+        return Plan("export", reply=EXPORT_REPLY)
+    if BOX_WORDS.search(message) and req.box is None and ws.rasters:
+        reply = (
+            "There is no box on the image yet: drag one on the image (or give `--box X0,Y0,X1,Y1` in the CLI), "
+            "then ask again."
+        )
+        return Plan(req.intent or "box", reply=reply, answered=False)
     full = _plan_generate(req) if req.intent == "generate" and ws.settings.generator else None
     if full is None and req.intent in ("outline", "segment", None):
         full = _plan_outline(req)
@@ -465,7 +405,7 @@ def plan(message: str, ws: Workspace) -> Plan:
         return beyond
     if req.intent in _SESSION_PLANNERS:
         return _SESSION_PLANNERS[req.intent](req)
-    followup = _plan_followup(req)
+    followup = _plan_date_followup(req) or _plan_followup(req)
     if followup is not None:
         return followup
     closed = _plan_compare(req) if req.focus == "compare" else _plan_closed(req)
@@ -474,7 +414,7 @@ def plan(message: str, ws: Workspace) -> Plan:
     if req.intent is None and req.cls is not None:
         req.intent = "segment"  # a class named with no task: its land cover
     if req.intent is not None and req.image is None and (req.intent in _IMAGE_PLANNERS or _tools_for(req.intent)):
-        return _need_image("That")
+        return need_image("That")
     if req.intent in _IMAGE_PLANNERS:
         return _IMAGE_PLANNERS[req.intent](req)
     generic = _plan_tool(req) if req.intent else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rschat.agent import planner_rules
-from rschat.agent.planner_rules import Plan
+from rschat.agent.plans import Plan
 from rschat.agent.prompts import fill
 from rschat.agent.steps import ToolCall
 from rschat.agent.workspace import Workspace

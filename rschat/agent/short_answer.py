@@ -99,6 +99,17 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if gone is None else str(int(gone))
     if focus == "area":
         return _area(result, target)
+    if focus in ("cover_lost", "cover_gained"):  # "how much forest was lost?"
+        m2 = result.data.get("lost_m2" if focus == "cover_lost" else "gained_m2")
+        return None if m2 is None else f"{round(float(m2))} m2"
+    if focus in ("cover_shrank", "cover_grew"):  # "did the lake shrink?": its net change, in pixels
+        lost, gained = result.data.get("lost_pixels"), result.data.get("gained_pixels")
+        if lost is None or gained is None:
+            return None
+        return "yes" if (lost > gained if focus == "cover_shrank" else gained > lost) else "no"
+    if focus in ("cover_any_lost", "cover_any_gained"):  # "was forest lost?": any of it
+        px = result.data.get("lost_pixels" if focus == "cover_any_lost" else "gained_pixels")
+        return None if px is None else ("yes" if px > 0 else "no")
     if focus == "rural_urban":
         return _rural_urban(result)
     return None

@@ -41,9 +41,7 @@ CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
     ("vegetation", re.compile(r"\b(vegetation|green\w*|plants?|ndvi)\b", re.I)),
     (
         "built_up",
-        re.compile(
-            r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|settlements?|residential areas?)\b", re.I
-        ),
+        re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|settlements?)\b", re.I),
     ),
     ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
     ("cloud", re.compile(r"\bclouds?\b", re.I)),
@@ -69,7 +67,25 @@ AGENT_INTENTS: tuple[Phrase, ...] = (
         "help", re.compile(r"^\s*(help|\?|hi|hello|hey)\b|what can you do|how do (i|you) use|\bcommands?\b", re.I), 10
     ),
     Phrase("assess", re.compile(r"\b(assess|analy[sz]e|evaluate|inspect|examine|look at)\b", re.I), 60),
+    # "export it", "save the results", "download everything": not "save me a map of water"
+    # (the water's own files come with its answer) nor "download the Sentinel-2 image".
+    Phrase(
+        "export",
+        re.compile(
+            r"\b(export|download|save)\s+(it|them|this|that|these|those|everything|all|the (results?|session|"
+            r"layers?|answers?|vectors?|outputs?|files?|chat))\b|^\W*export\W*$",
+            re.I,
+        ),
+        12,
+    ),
 )
+EXPORT_REPLY = (
+    "The **Export** button under the chat writes the session's results: a GeoPackage and GeoJSON of every "
+    "layer (in their CRS), an HTML map and the transcript; each answer's own files (GeoTIFF, GeoJSON, PNG) are "
+    "in the downloads. In the CLI, add `--export` to `rschat ask`."
+)
+# "the box", "this box": a question about a box the user has not drawn.
+BOX_WORDS = re.compile(r"\b(the|this|my|that) box\b", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -95,6 +111,7 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("presence", _PRESENCE_QUESTION),
     # "largest", not "large": "the area covered by large buildings" asks for an area.
     ("largest", re.compile(r"\blargest\b|\bbiggest\b|\bmain\b|\bmajor\b", re.I)),
+    ("smallest", re.compile(r"\bsmallest\b|\btiniest\b", re.I)),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
     (
         "fraction",
@@ -136,6 +153,14 @@ OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
         "tell what a building is used for",
     ),
     (
+        # Land use, not land cover: a "residential area" is houses with their gardens and
+        # streets, which the built-up pixels are not (an RSVQA image: 605 m2 built up, 9,196 m2
+        # of residential land).
+        re.compile(r"\b(residential|commercial|industrial|retail)\s+(areas?|zones?|districts?|land)\b", re.I),
+        "tell land use (residential, commercial or industrial areas) from what covers the ground (ask how much of it is built-up land, "
+        "or 'classify this scene' for the land-use class of the whole image)",
+    ),
+    (
         re.compile(r"\b(tennis|basketball|baseball|soccer|football) (courts?|fields?)\b|\bcourts?\b", re.I),
         "recognise sports fields and courts",
     ),
@@ -152,6 +177,7 @@ _ASKED_THING = [
     re.compile(
         r"\b(?:how many|number of|amount of) (?P<thing>[a-z][\w -]*?)(?: are there| in the image| here)?\W*$", re.I
     ),
+    re.compile(r"^\W*count (?:the |all (?:the )?)?(?P<thing>[a-z][\w -]*?)(?: in the image| here)?\W*$", re.I),
 ]
 # Words that qualify or point back rather than name a thing: "are there any large?",
 # "are there many?", "are there others nearby?", "are there any in the box?".
@@ -161,7 +187,8 @@ _QUALIFIER = re.compile(
 )
 _NOT_A_THING = re.compile(
     r"^(?:$|any(?:thing)?\b|some(?:thing)?\b|many\b|several\b|more\b|others?\b|second\b|ones?\b|than\b|in\b|"
-    r"near\b|nearby\b|inside\b|within\b|left\b|else\b)",
+    r"near\b|nearby\b|inside\b|within\b|left\b|else\b|these\b|this\b|those\b|them\b|it\b|again\b|"
+    r"everything\b|all\b|rest\b|each\b)",
     re.I,
 )
 
@@ -182,6 +209,23 @@ def names_new_thing(message: str) -> bool:
     if thing is None or REFERS_BACK.search(message):
         return False
     return not _NOT_A_THING.match(_QUALIFIER.sub("", thing))
+
+
+# Buildings of a named use: a count, presence or area of "commercial buildings" would be
+# one of all buildings (footprints do not show use), so it is refused even where buildings
+# are counted; so are buildings within a land use ("in the commercial area").
+_USES = (
+    r"(commercial|residential|industrial|religious|office|offices|retail|public|agricultural|schools?|hospitals?|"
+    r"shops?|stores?|churches|warehouses?|factories|homes?|apartments?)"
+)
+BUILDING_USE = re.compile(
+    rf"\b{_USES}\s+buildings?\b|\bbuildings?\s+(?:that\s+)?(?:are|is|were)\s+(?:used\s+(?:as|for)\s+)?"
+    rf"(?:\w+\s+)?{_USES}\b|\b(?:are|is)\s+(?:the\s+|these\s+|those\s+|any\s+)?buildings?\s+{_USES}\b|"
+    r"\bbuildings?\b.*\b(?:in|inside|within) (?:the |a |an )?(?:residential|commercial|industrial|retail) "
+    r"(?:area|zone|district)",
+    re.I,
+)
+BUILDING_USE_CANNOT = "tell what a building is used for (ask 'how many buildings?' for all of them, whatever their use)"
 
 
 def out_of_reach(message: str) -> str | None:
@@ -207,7 +251,7 @@ def intent_of(message: str) -> str | None:
 # "the pixel size is 0.5 m", "GSD 30 cm": a statement about the image, not the question.
 STATED_GSD = re.compile(
     r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
-    r"(\d+(?:\.\d+)?)\s*(cm|m|metres?|meters?)\b",
+    r"(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(cm|m|metres?|meters?)\b",  # signed and 1e3 too: refused, not missed
     re.I,
 )
 

@@ -89,6 +89,8 @@ class Workspace:
             raster.gsd_m = self.stated_gsd_m * scale
         if self.stated_bands and len(self.stated_bands) == raster.count:
             raster.band_names = self.stated_bands
+            # the loader's advice to state the band order has been followed
+            raster.notes = [n for n in raster.notes if "say 'the bands are" not in n and "Say the band order" not in n]
 
     def state(self, gsd_m: float | None = None, bands: list[str] | None = None) -> list[str]:
         """Record what the user said about the images and apply it to those loaded.

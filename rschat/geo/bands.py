@@ -44,16 +44,37 @@ def band_index(raster: Raster, band: str) -> int | None:
     return None
 
 
-def parse_band_order(text: str) -> list[str] | None:
-    """Band names stated in a message: 'the bands are SWIR1, NIR, red, green' -> list."""
-    match = re.search(r"bands?\s+(?:are|is|order(?:\s+is)?)\s*:?\s*([a-z0-9 ,\-/]+)", text, re.I)
+# "the bands are SWIR1, NIR, red, green": a statement about the image, not the question.
+BAND_STATEMENT = re.compile(r"bands?\s+(?:are|is|order(?:\s+is)?)\s*:?\s*([a-z0-9 ,\-/]+)", re.I)
+
+
+def _band_list(text: str) -> tuple[list[str], int, int] | None:
+    """(band names, start, end) of a statement of at least two band names in a message
+    ('the bands are SWIR1, NIR, red, green'): the names run while they are band names, so
+    a question after them ('..., green, how much is water?') is not part of the list."""
+    match = BAND_STATEMENT.search(text)
     if not match:
         return None
-    parts = [p for p in re.split(r"\s*(?:,|/|\band\b)\s*", match.group(1).strip()) if p]
-    names = [normalise_band_name(p) for p in parts]
-    if len(names) < 2 or any(n is None for n in names):
-        return None
-    return [n for n in names if n is not None]
+    names, end = [], match.start(1)
+    for token in re.finditer(r"\s*(?:,|/|\band\b)?\s*([a-z0-9\-]+)", text[match.start(1) : match.end(1)], re.I):
+        name = normalise_band_name(token.group(1))
+        if name is None:
+            break
+        names.append(name)
+        end = match.start(1) + token.end()
+    return (names, match.start(), end) if len(names) >= 2 else None
+
+
+def parse_band_order(text: str) -> list[str] | None:
+    """Band names stated in a message: 'the bands are SWIR1, NIR, red, green' -> list."""
+    found = _band_list(text)
+    return None if found is None else found[0]
+
+
+def without_band_order(text: str) -> str:
+    """The message without its statement of the band order (the question that remains)."""
+    found = _band_list(text)
+    return text if found is None else text[: found[1]] + " " + text[found[2] :]
 
 
 def spectral_index(raster: Raster, index: str) -> np.ndarray | None:

@@ -148,8 +148,16 @@ def _georef_notes(path: Path, crs: CRS | None, transform: Affine) -> tuple[bool,
 
 def _band_notes(name: str, names: tuple[str, ...]) -> list[str]:
     """A note when the picture shown is a guess: more than four bands, none named red,
-    green and blue, are previewed as bands 1-3 (on Sentinel-2's order, coastal, blue, green)."""
+    green and blue, are previewed as bands 1-3 (on Sentinel-2's order, coastal, blue, green);
+    a fourth band without a name is left unused."""
     lower = {n.lower() for n in names}
+    if len(names) == 4 and names[3].startswith("band ") and "nir" not in lower:
+        # NAIP and most 4-band aerial imagery: its fourth band is near-infrared, unnamed in the file.
+        return [
+            f"'{name}' has 4 bands and the fourth has no name: bands 1-3 are read as red, green and blue and "
+            "band 4 is not used. If it is near-infrared (NAIP: red, green, blue, NIR), say 'the bands are red, "
+            "green, blue, NIR' so that NDVI and water use it."
+        ]
     if len(names) <= 4 or {"red", "green", "blue"} <= lower:
         return []
     return [

@@ -23,6 +23,7 @@ from rschat.tools.base import (
     Figures,
     Kept,
     Phrase,
+    Reading,
     Tool,
     ToolContext,
     ToolResult,
@@ -223,6 +224,27 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
+def answer(result: ToolResult, reading: Reading) -> str:
+    """The series in one line, or one date's row when the question names its year
+    (focus 'date:2005', a follow-up on the stored table)."""
+    if reading.focus and reading.focus.startswith("date:"):
+        year = reading.focus.split(":", 1)[1]
+        rows = [r for r in result.kept.rows if str(r["date"]).startswith(year) or year in str(r["image"])]
+        label = (result.kept.target or "index").upper()
+        if not rows:
+            dates = ", ".join(str(r["date"] or r["image"]) for r in result.kept.rows)
+            skipped = [n for n in result.notes if n.startswith("no valid pixels on") and year in n]
+            why = "its image there had no valid pixel (cloud or no data)" if skipped else "no image of that year"
+            return f"The series has no usable date in {year}: {why} (dates used: {dates}) ({reading.source})."
+        said = "; ".join(
+            f"on {r['date'] or r['image']} the mean {label} over {result.kept.scope} was {r['mean']:.3f} "
+            f"(median {r['median']:.3f}, std {r['std']:.3f}; {r['valid_percent']:.0f}% of the pixels valid)"
+            for r in rows
+        )
+        return f"{said[0].upper()}{said[1:]} ({reading.source})."
+    return plain_answer("Time series")(result, reading)
+
+
 def _plot(years, means, stds, fit, index: str, path) -> None:  # type: ignore[no-untyped-def]
     import matplotlib
 
@@ -253,7 +275,7 @@ TOOL = Tool(
     args=TimeseriesArgs,
     figures=TimeseriesFigures,
     function=run,
-    answer=plain_answer("Time series"),
+    answer=answer,
     phrases=PHRASES,
     layer=None,
     help=HELP,

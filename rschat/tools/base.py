@@ -261,19 +261,22 @@ class Tool:
 # -- helpers shared by several tools -------------------------------------------------------
 
 
-def largest_region_text(result: ToolResult, what: str, source: str) -> str:
-    """'The largest <what> region covers ... in the north-west of the image ...'."""
+def largest_region_text(result: ToolResult, what: str, source: str, smallest: bool = False) -> str:
+    """'The largest <what> region covers ... in the north-west of the image ...' (or the
+    smallest: regions are kept largest first)."""
     from rschat.geo.places import place
 
+    word = "smallest" if smallest else "largest"
     regions, mask = result.kept.regions, result.kept.mask
     if not regions or mask is None:
-        return f"No {what} region was found, so there is no largest one ({source})."
-    big = regions[0]
+        return f"No {what} region was found, so there is no {word} one ({source})."
+    big = regions[-1] if smallest else regions[0]
     where = place(big.centroid[0], big.centroid[1], mask.shape[1], mask.shape[0])
     x0, y0, x1, y1 = big.bbox
     return (
-        f"The largest {what} region covers {area_text(big.area_m2)}, {big.pixels:,} pixels, in {where} of the "
-        f"image (pixel box x {x0}-{x1}, y {y0}-{y1}); it is the biggest of {len(regions)} ({source})."
+        f"The {word} {what} region covers {area_text(big.area_m2)}, {big.pixels:,} pixels, in {where} of the "
+        f"image (pixel box x {x0}-{x1}, y {y0}-{y1}); it is the {'smallest' if smallest else 'biggest'} of "
+        f"{len(regions)} ({source})."
     )
 
 
@@ -312,10 +315,12 @@ def scoped_raster(image: str, box: list[int] | None, ctx: ToolContext) -> tuple[
     """The raster a tool works on, cropped to the box when one is given, and the scope
     text for answers."""
     raster = ctx.raster(image)
+    # A pair's files often share a name (LEVIR's A/ and B/ folders): the role says which date.
+    role = f"{image} image " if image in ("before", "after") else ""
     if not box:
-        return raster, f"the whole image '{raster.name}'"
+        return raster, f"the whole {role or 'image '}'{raster.name}'"
     cropped = crop_to_box(raster, box)
-    return cropped, f"{box_scope(clipped_box(box, raster))} of '{raster.name}'"
+    return cropped, f"{box_scope(clipped_box(box, raster))} of {'the ' + role if role else ''}'{raster.name}'"
 
 
 def region_mask_of(use_region: bool, ctx: ToolContext, raster: Raster) -> np.ndarray | None:

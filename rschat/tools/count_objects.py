@@ -15,8 +15,6 @@ from pydantic import Field
 from rasterio import windows
 
 from rschat.backends import counting_classical as cc
-from rschat.backends import learned, lite_models
-from rschat.geo import memo
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
@@ -42,20 +40,10 @@ from rschat.tools.base import (
     region_mask_of,
     scoped_raster,
 )
+from rschat.tools.count_detect import ASSUMED_GSD_M, SUPPORTED, UNRELIABLE, detect_lite, detected
 from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
-SUPPORTED = {"tree": "trees", "building": "buildings"}
-# Targets the planner knows but lite mode cannot count reliably, with why.
-UNRELIABLE = {
-    "vehicle": "vehicles are a few pixels across and need a trained detector",
-    "ship": "ships need a trained detector (wakes and waves fool simple rules)",
-    "pool": "swimming pools need a trained detector",
-    "solar_panel": "solar panels need a trained detector",
-}
-ASSUMED_GSD_M = 0.1  # NEON / drone-like imagery, used only when nothing else is known
 TILE_PX = 2048  # tiles of a large scene (each counted as an image of its own)
-TREE_MODEL = "learned tree detector (crown-centre heatmap and crown diameter, small U-Net)"
-BUILDING_MODEL = "learned building segmenter (small U-Net; footprints are its connected parts)"
 PHRASES = (Phrase("count", re.compile(r"\bhow many\b|\bcount|\bnumber of\b", re.I), 50),)
 
 
@@ -139,90 +127,6 @@ def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) 
     return out
 
 
-def _detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, list[str], list[str], float]:
-    """(detections, method, limits, notes, pixel size) from the lite detectors."""
-    if target in UNRELIABLE:
-        raise InputError(
-            f"Counting {target}s is not reliable in lite mode ({UNRELIABLE[target]}). Lite mode counts trees "
-            "and buildings (learned lite models, checked on NEON and SpaceNet tiles). Full mode (SAM + CLIP: set RSCHAT_SAM "
-            "and RSCHAT_CLIP) counts others."
-        )
-    gsd, notes = raster.pixel_size_m(), []
-    if gsd is None:
-        gsd = ASSUMED_GSD_M
-        notes.append(
-            f"the image has no georeference and no stated pixel size; {gsd} m pixels were assumed "
-            "(say 'the pixel size is X m' for a better count)"
-        )
-    limit = cc.MAX_TREE_GSD_M if target == "tree" else cc.MAX_BUILDING_GSD_M
-    if gsd > limit:
-        raise InputError(
-            f"The pixels are {gsd:.2f} m: too coarse to count single {SUPPORTED[target]} (needs {limit} m or finer). "
-            "Ask for the land cover instead (e.g. 'how much is covered by trees?')."
-        )
-    if target == "tree" and raster.count < 3:
-        raise InputError(
-            f"'{raster.name}' has {raster.count} band(s): tree crowns are found by their colour, so counting trees "
-            "needs an RGB image (buildings can be counted on panchromatic images)."
-        )
-    rgb = rgb_preview(raster)
-    cc.refuse_blank(rgb)  # before the float copies: a blank 64 MP image would take 2 GB to find nothing
-    if target == "tree":
-        return (*_trees_lite(rgb, gsd, notes), notes, gsd)
-    found = learned.buildings(rgb, gsd)  # panchromatic too: it was trained with pan look-alikes
-    if found is not None:
-        limits = [
-            "learned lite model (trained on OpenAerialMap imagery with OpenStreetMap footprints): touching roofs "
-            "may be found as one building"
-        ]
-        return found, f"{BUILDING_MODEL}: {lite_models.status('buildings')}", limits, notes, gsd
-    notes.append(_fallback_note("buildings"))
-    dets = cc.count_buildings(rgb.mean(axis=-1).astype(np.float32) / 255.0, gsd)
-    limits = [
-        "experimental in lite mode: on the SpaceNet test tile the total is close but many single detections "
-        "are wrong (lawns, shaded ground); treat the number as rough"
-    ]
-    return dets, cc.BUILDING_METHOD, limits, notes, gsd
-
-
-def _detected(target: str, raster: Raster) -> tuple[list[cc.Detection], str, list[str], list[str], float]:
-    """``_detect_lite``, run once per image, pixel size and target while the image lives
-    (several questions about one image: all, large, square buildings), as copies."""
-    models = (lite_models.status("trees"), lite_models.status("buildings"))
-    key = ("detections", target, raster.pixel_size_m(), raster.band_names, raster.nodata, models)
-    dets, method, limits, notes, gsd = memo.per_image(raster.data, key, lambda: _detect_lite(target, raster))
-    return list(dets), method, list(limits), list(notes), gsd
-
-
-def _trees_lite(rgb: np.ndarray, gsd: float, notes: list[str]) -> tuple[list[cc.Detection], str, list[str]]:
-    """(detections, method, limits) for trees: the learned model, or the rules."""
-    found = learned.trees(rgb, gsd)
-    if found is None:
-        notes.append(_fallback_note("trees"))
-        dets = cc.count_trees(rgb.astype(np.float32) / 255.0, gsd)
-        limits = ["lite mode: crowns that touch may be counted as one, and bright grey ground can pass for dead crowns"]
-        return dets, cc.TREE_METHOD, limits
-    # The model never saw leafless or dead snags (its data has none), so the rules'
-    # dead-crown finder adds those outside the model's crowns: on the NEON SOAP tile
-    # (28 of 37 trees dead) this lifts recall from 0.05 to 0.22.
-    dead = cc.count_trees(rgb.astype(np.float32) / 255.0, gsd, green=False)
-    found += [d for d in dead if not _in_any(d, found)]
-    limits = [
-        "learned lite model (trained on NAIP urban trees and NEON plots) for crowns, the rules for leafless or "
-        "dead ones: crowns that touch may be found as one, and crown boxes are squares of the predicted diameter"
-    ]
-    return found, f"{TREE_MODEL}, plus the rules' dead-crown finder: {lite_models.status('trees')}", limits
-
-
-def _in_any(d: cc.Detection, others: list[cc.Detection]) -> bool:
-    cx, cy = d.center
-    return any(o.box[0] <= cx <= o.box[2] and o.box[1] <= cy <= o.box[3] for o in others)
-
-
-def _fallback_note(name: str) -> str:
-    return f"the rules counted instead of the learned model: {lite_models.status(name)}"
-
-
 def _detect_with_sam_clip(target: str, raster: Raster, ctx: ToolContext) -> tuple[list[cc.Detection], str, list[str]]:
     """Full mode: SAM's masks that CLIP names as the target, as detections (boxes)."""
     from rschat.backends.loading import load_clip, load_sam
@@ -236,6 +140,29 @@ def _detect_with_sam_clip(target: str, raster: Raster, ctx: ToolContext) -> tupl
     dets = [cc.Detection(tuple(float(v) for v in m.box), p, target) for m, p in zip(found, probs, strict=True)]  # type: ignore[arg-type]
     method = f"segment-anything ({sam.name}) masks that CLIP ({clip.name}) names '{label}'"
     return dets, method, ["counted as SAM masks named by CLIP: touching objects merge and small ones are missed"]
+
+
+def _singular(plural: str) -> str:
+    """'1 tree', '1 large building', not '1 trees'."""
+    return plural[:-1] if plural.endswith("s") else plural
+
+
+def _in_box(dets: list[cc.Detection], offset: tuple[int, int], crop: Raster) -> list[cc.Detection]:
+    """Detections of the whole image whose centres lie in the crop, in the crop's pixels."""
+    ox, oy = offset
+    out = []
+    for d in dets:
+        cx, cy = d.center[0] - ox, d.center[1] - oy
+        if 0 <= cx < crop.width and 0 <= cy < crop.height:
+            x0, y0, x1, y1 = d.box
+            box = (
+                max(0.0, x0 - ox),
+                max(0.0, y0 - oy),
+                min(float(crop.width), x1 - ox),
+                min(float(crop.height), y1 - oy),
+            )
+            out.append(replace(d, box=box))
+    return out
 
 
 def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
@@ -287,7 +214,7 @@ def _tile_detections(
     if not raster.georeferenced and image.gsd_m:  # a stated pixel size, scaled to the file's pixels
         raster.gsd_m = image.gsd_m * image.width / source.width
     try:
-        dets = _detect_lite(target, raster)[0]
+        dets = detect_lite(target, raster)[0]
     except InputError:  # a blank tile (no data, one value): nothing to count there
         return []
     inside = area_mask(area, source, tile.read_window, (raster.height, raster.width))
@@ -322,7 +249,7 @@ def _count_tiles(
     gsd = first.pixel_size_m() or ASSUMED_GSD_M
     margin = min(256, int(np.ceil(30.0 / gsd)))  # wider than a crown or a house, in pixels
     tiles = tile_grid(src.height, src.width, tile_side(ctx, TILE_PX), margin, within=window)
-    _, method, limits, notes, _ = _detect_lite(args.target, _probe(first))
+    _, method, limits, notes, _ = detect_lite(args.target, _probe(first))
     progress, dets = tile_progress(ctx, f"counting {SUPPORTED[args.target]}"), []
     start = time.perf_counter()
     for done, found in enumerate(
@@ -404,7 +331,7 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
     boxes = [replace(d, box=tuple(v / step for v in d.box)) for d in shown]  # type: ignore[arg-type]
     overlay = write_png(ctx.path(f"count_{args.target}.png"), _draw(rgb_preview(preview), boxes))
     return ToolResult(
-        summary=f"{len(found)} {plural} in {scope}",
+        summary=f"{len(found)} {_singular(plural) if len(found) == 1 else plural} in {scope}",
         figures=figures,
         artifacts=[Artifact("overlay", overlay, f"{plural} (boxes, on an overview)"),
                    Artifact("geojson", path_geo, f"{plural} as points with boxes (GeoJSON)")],
@@ -413,6 +340,23 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         notes=[*image.notes, *notes],
         kept=Kept(detections=shown, offset=(0, 0), target=args.target, scope=scope),
     )  # fmt: skip
+
+
+def _detections(
+    args: CountArgs, ctx: ToolContext, full: Raster, raster: Raster, offset: tuple[int, int]
+) -> tuple[list[cc.Detection], str, list[str], list[str], float | None, str]:
+    """(detections on the counted raster, method, limits, notes, pixel size, how) from SAM +
+    CLIP where they serve the target, else the lite detectors."""
+    st = ctx.settings
+    if args.target in UNRELIABLE and st is not None and st.sam and st.clip:
+        dets, method, limits = _detect_with_sam_clip(args.target, raster, ctx)
+        return dets, method, limits, [], raster.pixel_size_m(), " (SAM masks named by CLIP)"
+    if args.box:
+        # Found on the whole image and kept where their centres fall in the box: a crop run
+        # on its own finds other crowns at its edges, and a box could count more than the image.
+        dets, method, limits, notes, gsd = detected(args.target, full)
+        return _in_box(dets, offset, raster), method, limits, notes, gsd, ""
+    return (*detected(args.target, raster), "")
 
 
 def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
@@ -424,14 +368,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
     full = ctx.raster(args.image)
     raster, scope = scoped_raster(args.image, args.box, ctx)
     offset = clip_box(args.box, full.width, full.height)[:2] if args.box else (0, 0)
-    st = ctx.settings
-    if target in UNRELIABLE and st is not None and st.sam and st.clip:
-        dets, method, limits = _detect_with_sam_clip(target, raster, ctx)
-        notes: list[str] = []
-        gsd, how = raster.pixel_size_m(), " (SAM masks named by CLIP)"
-    else:
-        dets, method, limits, notes, gsd = _detected(target, raster)
-        how = ""
+    dets, method, limits, notes, gsd, how = _detections(args, ctx, full, raster, offset)
     plural = SUPPORTED.get(target, target.replace("_", " ") + "s")
     ctx.progress(0.7, f"{len(dets)} {plural} found")
 
@@ -462,7 +399,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
     path_geo.write_text(json.dumps(_geojson(dets, raster, offset)))
     overlay = write_png(ctx.path(f"count_{target}.png"), _draw(rgb_preview(raster), dets))
     return ToolResult(
-        summary=f"{len(dets)} {plural} in {scope}{how}",
+        summary=f"{len(dets)} {_singular(plural) if len(dets) == 1 else plural} in {scope}{how}",
         figures=figures,
         artifacts=[
             Artifact("overlay", overlay, f"{plural} (boxes)"),
@@ -475,12 +412,35 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
+def _largest_text(result: ToolResult, f: CountFigures, source: str, smallest: bool = False) -> str:
+    """'The largest of the 36 buildings covers 377 m2 ...' (or the smallest): by footprint,
+    or by crown box."""
+    dets, target = result.kept.detections, result.kept.target or "object"
+    word = "smallest" if smallest else "largest"
+    if not dets:
+        return f"No {SUPPORTED.get(target, target + 's')} were found, so there is no {word} one ({source})."
+    sized = [(a, d) for d in dets if (a := _area(d, f.pixel_size_m)) is not None]
+    if not sized:
+        return f"The sizes are unknown: the image has no pixel size (say 'the pixel size is X m') ({source})."
+    m2, big = (min if smallest else max)(sized, key=lambda t: t[0])
+    x0, y0, x1, y1 = (round(v) for v in big.box)
+    what = "footprint" if big.area_m2 is not None else "crown, from its box" if target == "tree" else "box"
+    if any("were assumed" in n for n in result.notes):
+        what += ", with the assumed pixel size"
+    return (
+        f"The {word} of the {len(dets)} {SUPPORTED.get(target, target + 's')} covers {m2:,.0f} m2 ({what}; "
+        f"pixel box x {x0}-{x1}, y {y0}-{y1}) ({source})."
+    )
+
+
 def answer(result: ToolResult, reading: Reading) -> str:
     f = result.figures
     assert isinstance(f, CountFigures)
+    if reading.focus in ("largest", "smallest"):
+        return _largest_text(result, f, reading.source, smallest=reading.focus == "smallest")
     text = f"**{result.summary}** ({reading.source})."
     if f.dead_or_leafless:
-        text += f" {f.dead_or_leafless} of them look leafless or dead."
+        text += f" {f.dead_or_leafless} of them {'looks' if f.dead_or_leafless == 1 else 'look'} leafless or dead."
     if f.density_per_ha is not None:
         text += f" That is {f.density_per_ha:,.1f} per ha."
     if f.area_m2 is not None and f.count:

@@ -99,7 +99,10 @@ def river_sentence(water: np.ndarray) -> str | None:
     d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
     i, j = np.unravel_index(np.argmax(d), d.shape)
     a, b = sorted([pts[i], pts[j]], key=lambda p: (p[1], p[0]))
-    return f"a river or channel crosses the image from {place(a[0], a[1], w, h)} to {place(b[0], b[1], w, h)}"
+    start, end = place(a[0], a[1], w, h), place(b[0], b[1], w, h)
+    if start == end:  # both ends in one ninth of the image (a corner): it cuts across that corner
+        return f"a river or channel cuts across {start} of the image"
+    return f"a river or channel crosses the image from {start} to {end}"
 
 
 def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:

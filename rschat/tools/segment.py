@@ -383,8 +383,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return _selected_text(result, target, source)
     if reading.focus == "presence" and target != "all":
         return _presence(result, target, source)
-    if reading.focus == "largest" and target != "all":
-        return largest_region_text(result, target.replace("_", " "), source)
+    if reading.focus in ("largest", "smallest") and target != "all":
+        return largest_region_text(result, target.replace("_", " "), source, smallest=reading.focus == "smallest")
     if target != "all":
         pct, ha, m2 = d.get(f"{target}_percent") or 0.0, d.get(f"{target}_area_ha"), d.get(f"{target}_area_m2")
         where = f" in {result.kept.scope}" if result.kept.scope else ""

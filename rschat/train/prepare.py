@@ -192,13 +192,18 @@ def _ramp(root: Path, out: Path) -> Iterator[dict]:
             x0, y0 = min(xs), min(ys)
             w, h = (max(xs) - x0 + 1) * 256, (max(ys) - y0 + 1) * 256
             rgb, mask = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8)
-            seen = np.zeros((h, w), bool)
+            seen, footprints = np.zeros((h, w), bool), np.zeros((h, w), np.int32)
+            ids: dict[str, int] = {}  # a building's id across the chips that repeat its polygon
             for (x, y), (png, tif) in block.items():
                 r, c = (y - y0) * 256, (x - x0) * 256
                 rgb[r : r + 256, c : c + 256] = np.asarray(Image.open(png).convert("RGB"))[:256, :256]
                 with rasterio.open(tif) as src:
                     mask[r : r + 256, c : c + 256] = (src.read(1)[:256, :256] > 0).astype(np.uint8) * 255
+                    footprints[r : r + 256, c : c + 256] = _footprint_ids(tif.with_suffix(".geojson"), src, ids)
                 seen[r : r + 256, c : c + 256] = True
+            gsd = tile_gsd_m(x0, y0, z)
+            footprints = join_at_seams(footprints, {i for k, i in ids.items() if k.startswith("{")})
+            mask[contact_pixels(footprints, max(1, round(CONTACT_M / 2 / gsd)))] = CONTACT
             mask[~seen] = 128  # chips missing from the mosaic: ignored by the trainer
             key = f"ramp{part}_z{z}_{x0}_{y0}"
             yield {
@@ -207,6 +212,66 @@ def _ramp(root: Path, out: Path) -> Iterator[dict]:
                 "split": split_of(key),
                 "gsd_m": round(tile_gsd_m(x0, y0, z), 4),
             }
+
+
+# Buildings that touch are one blob in the footprint mask, and one building to a model
+# trained on it. The strip where two footprints meet is marked CONTACT (background, weighted
+# up in training: U-Net's weight map, ramp's "contact" class), so the model learns to leave a
+# gap there and the app's connected parts count them apart.
+CONTACT = 64
+CONTACT_M = 1.0  # width of the strip: about two pixels of the building model's 0.4 m
+
+
+def contact_pixels(footprints: np.ndarray, reach_px: int) -> np.ndarray:
+    """Pixels within ``reach_px`` of two different footprints (ids > 0)."""
+    from scipy import ndimage
+
+    size = 2 * reach_px + 1
+    top = ndimage.maximum_filter(footprints, size=size)
+    big = np.iinfo(np.int32).max
+    low = ndimage.minimum_filter(np.where(footprints > 0, footprints, big), size=size)
+    return (top > 0) & (low < big) & (top != low)
+
+
+def join_at_seams(footprints: np.ndarray, loose: set[int], chip: int = 256) -> np.ndarray:
+    """One id for a building without an OSM id that the chips cut at their seams: each chip
+    holds its own clipped polygon, so the halves would meet as two buildings and get a
+    contact strip across the roof. Halves of such buildings touching across a seam join."""
+    parent = np.arange(int(footprints.max()) + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    h, w = footprints.shape
+    seams = [(footprints[:, c - 1], footprints[:, c]) for c in range(chip, w, chip)]
+    seams += [(footprints[r - 1], footprints[r]) for r in range(chip, h, chip)]
+    for a, b in seams:
+        for i, j in set(zip(a.tolist(), b.tolist(), strict=True)):
+            if i != j and i in loose and j in loose:
+                parent[root(i)] = root(j)
+    return np.asarray([root(i) for i in range(len(parent))], np.int32)[footprints]
+
+
+def _footprint_ids(geojson: Path, src: object, ids: dict[str, int]) -> np.ndarray:
+    """The chip's OpenStreetMap footprints burnt in with one id per building (256 x 256)."""
+    from rasterio import features
+
+    if not geojson.is_file():
+        return np.zeros((256, 256), np.int32)
+    shapes = []
+    for feature in json.loads(geojson.read_text()).get("features", []):
+        geometry = feature.get("geometry")
+        if not geometry:
+            continue
+        key = str((feature.get("properties") or {}).get("osm_id") or json.dumps(geometry, sort_keys=True))
+        shapes.append((geometry, ids.setdefault(key, len(ids) + 1)))
+    if not shapes:
+        return np.zeros((256, 256), np.int32)
+    burnt = features.rasterize(shapes, out_shape=(256, 256), transform=src.transform, fill=0, dtype="int32")  # type: ignore[attr-defined]
+    return np.asarray(burnt, np.int32)
 
 
 def _blocks(chips: dict[tuple[int, int], tuple[Path, Path]], side: int) -> Iterator[dict]:

@@ -95,6 +95,15 @@ def overlay_legend(session: UiSession) -> str:
     def swatch(color: str, text: str) -> str:
         return f'<i style="background:{color}"></i>{text}'
 
+    cover = last.result.kept.target
+    if last.tool == "detect_changes" and cover not in (None, "change"):  # a land-cover class lost and gained
+        name = cover.replace("_", " ")
+        return (
+            "Overlay: "
+            + swatch(CHANGE_COLOR, f"{name} lost")
+            + swatch("#2878ff", f"{name} gained")
+            + " (on the after image)"
+        )
     if last.tool == "detect_changes":
         return "Overlay: " + swatch(CHANGE_COLOR, "changed") + " (on the after image)"
     layer = REGISTRY[last.tool].layer if last.tool in REGISTRY else None

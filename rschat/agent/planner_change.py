@@ -1,0 +1,113 @@
+"""The rule planner for change questions: which pair (two uploads, or two years of a dated
+stack), and what change: any, buildings that appeared or went, or a land-cover class lost
+and gained ("how much forest was lost between 1985 and 2020?"), with the figure asked for."""
+
+from __future__ import annotations
+
+import re
+
+from rschat.agent.plans import Plan, Request, where, with_box
+from rschat.agent.steps import ToolCall
+from rschat.agent.workspace import Workspace
+from rschat.backends.cover_change import COVER_CLASSES
+from rschat.geo.stack import stack_names
+
+
+def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
+    """Two images of a dated stack named by their years in the message ('between 1990
+    and 2020'), earlier first; None when the message names fewer than two stack dates."""
+    stack = stack_names(ws.rasters)
+    by_year = {ws.rasters[n].date.year: n for n in stack if ws.rasters[n].date is not None}  # type: ignore[union-attr]
+    years = sorted({int(y) for y in re.findall(r"\b(19\d\d|20\d\d)\b", message)} & set(by_year))
+    if len(years) < 2:
+        return None
+    return by_year[years[0]], by_year[years[-1]]
+
+
+_BUILDING_CHANGE = re.compile(
+    r"\bnew\b|appear|\bbuilt\b|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down|"
+    r"\blost\b|vanish"
+)
+
+
+_BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|torn down|knocked down|\blost\b|vanish")
+_BUILDING_NEW = re.compile(r"\bnew\b|\bbuilt\b|\bbuild\b|construct|(?<!dis)appear")
+
+
+_COVER_LOST = re.compile(r"\blost\b|\bloss\b|shr[iu]nk|clear(ed|ing)|deforest|declin|decreas|reced|retreat|disappear")
+_COVER_GAINED = re.compile(r"\bgain|\bgr[eo]w\b|\bgrown\b|expand|increas|spread")
+
+
+def _cover_focus(focus: str | None, said: str) -> str | None:
+    """Which figure of a class's change is asked: its loss or gain (an area), whether it
+    shrank or grew overall (yes/no), or a share (the answer's text, no short answer)."""
+    if focus == "fraction":  # "what percent of the forest was lost?": the share of the first date's cover
+        return "cover_share_lost" if _COVER_LOST.search(said) else "cover_share_gained"
+    if said.lstrip().startswith("where"):  # "where did the forest disappear?": the places, no figure
+        return None
+    lost = bool(_COVER_LOST.search(said))
+    if re.match(r"\W*(did|has|have|is|are|was|were)\b", said):
+        if re.search(r"\blost\b|\bgained\b|clear(ed|ing)|disappear", said):  # "was forest lost?": any loss
+            return "cover_any_lost" if lost else "cover_any_gained"
+        return "cover_shrank" if lost else "cover_grew"  # "did the lake shrink?": its net change
+    return "cover_lost" if lost else "cover_gained"
+
+
+def _cover_target(cls: str | None, said: str) -> str | None:
+    """The land-cover class whose loss or gain a change question asks about ("how much
+    forest was lost?", "did the lake shrink?"), or None for any change."""
+    if "deforest" in said:
+        cls = "trees"
+    if cls in COVER_CLASSES and (_COVER_LOST.search(said) or _COVER_GAINED.search(said)):
+        return cls
+    return None
+
+
+def plan_change(req: Request) -> Plan:
+    ws, focus = req.ws, req.focus
+    pair = _dated_pair(req.message, ws)
+    # "Which buildings are new?": only buildings that appeared or went, not every change;
+    # "what changed around the buildings?" still asks for any change.
+    building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
+    said = req.message.lower()
+    cover = None if building_change or focus == "count" else _cover_target(req.cls, said)
+    target = {"target": "building"} if building_change else {"target": cover} if cover else {}
+    if cover is not None:  # "how much forest was lost?": the class's loss (or gain) is the figure asked for
+        focus = _cover_focus(focus, said)
+    if building_change and focus == "count" and _BUILDING_GONE.search(said):
+        # "how many were demolished?": the number that went; "built or demolished?": both
+        # numbers in the answer, and no single short answer.
+        focus = None if _BUILDING_NEW.search(said) else "count_gone"
+    if pair is not None:
+        a, b = pair
+        call = ToolCall(
+            "detect_changes",
+            with_box({"before": a, "after": b, **target}, ws),
+            f"compare {a} with {b}" + (f" ({cover.replace('_', ' ')} lost and gained)" if cover else ""),
+        )
+        return Plan("change", [call], focus)
+    if not {"before", "after"} <= set(ws.rasters):
+        have = "one image" if "image" in ws.rasters else "no images"
+        reply = (
+            f"Change detection needs two images of the same place, and this session has {have}. Upload a before "
+            "and an after image (two files in one message, or the before/after slots), then ask again."
+        )
+        return Plan("change", focus=focus, reply=reply, answered=False)
+    args = with_box({"before": "before", "after": "after", **target}, ws)
+    what = (
+        f"where {cover.replace('_', ' ')} was lost and gained on the before and after images"
+        if cover
+        else "buildings that appeared or went"
+        if target
+        else "the before and after images"
+    )
+    calls = [ToolCall("detect_changes", args, f"compare {what}" + where(ws))]
+    if focus == "count" and req.obj is not None and not target:
+        # "how many trees appeared?": count on the after image inside the changed area (buildings
+        # are counted by detect_changes itself, date against date).
+        count_args = with_box({"target": req.obj, "image": "after", "within_previous_mask": True}, ws)
+        calls.append(
+            ToolCall("count_objects", count_args, f"count {req.obj}s on the after image inside the changed area")
+        )
+        focus = None
+    return Plan("change", calls, focus)

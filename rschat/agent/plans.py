@@ -1,0 +1,81 @@
+"""What the rule planner makes of a message: the ``Request`` (the message with its slots
+filled) and the ``Plan`` (tool calls, or a direct reply), with the helpers every intent's
+planner shares (which image, the user's box and region)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rschat.agent.steps import ToolCall
+from rschat.agent.vocabulary import BEFORE_WORDS
+from rschat.agent.workspace import Workspace
+from rschat.geo.stack import stack_names
+
+
+@dataclass
+class Plan:
+    intent: str
+    calls: list[ToolCall] = field(default_factory=list)
+    focus: str | None = None  # which number the user asked about
+    reply: str | None = None  # a direct answer when no tool runs (help, not yet, missing input)
+    use_result: str | None = None  # id of a stored result a follow-up refers to
+    point: tuple[float, float] | None = None  # a clicked point the answer is about
+    answered: bool = True  # False: the reply says what is missing or out of reach (CLI exits 1)
+
+
+@dataclass
+class Request:
+    """A message with its slots filled, and the session it is about."""
+
+    message: str
+    ws: Workspace
+    intent: str | None
+    focus: str | None
+    cls: str | None  # land-cover class named in the message
+    obj: str | None  # countable object named in the message
+    image: str | None  # which raster a one-image tool should use
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        return self.ws.current_box()
+
+
+def single_image(message: str, ws: Workspace) -> str | None:
+    """Which raster a one-image tool should use: the single image, else the after (or
+    before when asked), else the date of a stack the message names ("how much forest was
+    there in 1995?"), else its last date."""
+    if "before" in ws.rasters and BEFORE_WORDS.search(message):
+        return "before"
+    stack = stack_names(ws.rasters)
+    dated = stack or [n for n in ("before", "after") if n in ws.rasters]
+    years = {str(ws.rasters[n].date.year): n for n in dated if ws.rasters[n].date is not None}  # type: ignore[union-attr]
+    said = re.findall(
+        r"\b(?:in|of|for|from|on|at|about|image)\s+((?:19|20)\d\d)\b(?!\s*(?:m2|m\b|km|ha\b|px))", message
+    )
+    named = {years[y] for y in said if y in years}
+    if len(named) == 1:
+        return named.pop()
+    for name in ("image", "after"):
+        if name in ws.rasters:
+            return name
+    return stack[-1] if stack else None
+
+
+def with_box(args: dict[str, Any], ws: Workspace) -> dict[str, Any]:
+    """Arguments restricted to the user's current box and map region, when there are any."""
+    box = ws.current_box()
+    out = {**args, "box": list(box)} if box else dict(args)
+    if ws.region is not None:
+        out["region"] = True
+    return out
+
+
+def where(ws: Workspace) -> str:
+    return (" in the box" if ws.current_box() else "") + (" inside the drawn region" if ws.region else "")
+
+
+def need_image(what: str) -> Plan:
+    reply = f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again."
+    return Plan("missing", reply=reply, answered=False)
