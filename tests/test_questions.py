@@ -275,7 +275,10 @@ def test_a_year_after_a_time_series_reads_that_date_from_its_table(settings):
         ("what percent of the forest was lost?", "trees", "cover_share_lost"),
         ("was forest lost?", "trees", "cover_any_lost"),
         ("how much forest was cleared from 1985 to 2020?", "trees", "cover_lost"),
-        ("how many trees were lost?", None, None),  # a count: the trees inside the change, as before
+        ("how many trees were lost?", "trees", None),  # trees counted on the first date inside the loss
+        ("how many trees were cut down?", "trees", None),
+        ("how many patches of forest were lost?", "trees", "cover_lost_count"),
+        ("how many areas of water were gained?", "water", "cover_gained_count"),
     ],
 )
 def test_a_class_lost_or_gained_is_asked_of_the_land_cover_on_each_date(settings, question, cover, focus):
@@ -288,6 +291,8 @@ def test_a_class_lost_or_gained_is_asked_of_the_land_cover_on_each_date(settings
     assert p.calls[0].tool == "detect_changes" and p.calls[0].args.get("target", "any") == (cover or "any")
     if cover:
         assert p.focus == focus
+    if "trees were" in question:  # counted on the first date, where they still stand
+        assert p.calls[1].tool == "count_objects" and p.calls[1].args["image"] == "before"
 
 
 def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(settings):
@@ -320,6 +325,11 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     assert abs((coded == 1).sum() * px - f["lost_m2"]) < 0.02 * f["lost_m2"]  # projected pixel areas vary a little
     kinds = {feat["properties"]["kind"] for feat in json.loads(files["geojson"].path.read_text())["features"]}
     assert kinds == {"trees lost", "trees gained"}
+    features = json.loads(files["geojson"].path.read_text())["features"]
+    lost_features = [g for g in features if g["properties"]["kind"] == "trees lost"]
+    patches = list(turn(ws, "how many patches of forest were lost between 1985 and 2020?"))[-1]
+    assert patches.short_answer == str(f["lost_patches"]) == str(len(lost_features))
+    assert patches.text.startswith(f"{f['lost_patches']:,} separate patches of trees were lost (")
     assert "land cover on each date" in result.method and "ha" in answer.text
     share = list(turn(ws, "what percent of the forest was lost between 1985 and 2020?"))[-1].text
     lost_share = 100 * f["lost_pixels"] / f["cover_before_pixels"]

@@ -34,13 +34,22 @@ _BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|
 _BUILDING_NEW = re.compile(r"\bnew\b|\bbuilt\b|\bbuild\b|construct|(?<!dis)appear")
 
 
-_COVER_LOST = re.compile(r"\blost\b|\bloss\b|shr[iu]nk|clear(ed|ing)|deforest|declin|decreas|reced|retreat|disappear")
+_COVER_LOST = re.compile(
+    r"\blost\b|\bloss\b|shr[iu]nk|clear(ed|ing)|cut\s+down|\bfell(ed)?\b|\blogged\b|deforest|declin|decreas|reced|"
+    r"retreat|disappear"
+)
 _COVER_GAINED = re.compile(r"\bgain|\bgr[eo]w\b|\bgrown\b|expand|increas|spread")
+
+
+_PATCHES = re.compile(r"\b(patch|area|region|part|place|stand|clearing|block|spot)(e?s)?\b")
 
 
 def _cover_focus(focus: str | None, said: str) -> str | None:
     """Which figure of a class's change is asked: its loss or gain (an area), whether it
-    shrank or grew overall (yes/no), or a share (the answer's text, no short answer)."""
+    shrank or grew overall (yes/no), a share (the answer's text, no short answer), or how
+    many patches were lost or gained."""
+    if focus == "count":  # "how many patches of forest were cleared?"
+        return "cover_lost_count" if _COVER_LOST.search(said) else "cover_gained_count"
     if focus == "fraction":  # "what percent of the forest was lost?": the share of the first date's cover
         return "cover_share_lost" if _COVER_LOST.search(said) else "cover_share_gained"
     if said.lstrip().startswith("where"):  # "where did the forest disappear?": the places, no figure
@@ -70,8 +79,13 @@ def plan_change(req: Request) -> Plan:
     # "what changed around the buildings?" still asks for any change.
     building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
     said = req.message.lower()
-    cover = None if building_change or focus == "count" else _cover_target(req.cls, said)
+    # A count is of the class's patches ("how many patches of forest were lost?"), unless it
+    # counts objects ("how many trees were cut down?": trees counted in the changed area).
+    counts_objects = focus == "count" and req.obj is not None and not _PATCHES.search(said)
+    cover = None if building_change else _cover_target(req.cls, said)
     target = {"target": "building"} if building_change else {"target": cover} if cover else {}
+    if counts_objects and cover is not None:  # "how many trees were cut down?": trees in the trees' loss
+        cover = None
     if cover is not None:  # "how much forest was lost?": the class's loss (or gain) is the figure asked for
         focus = _cover_focus(focus, said)
     if building_change and focus == "count" and _BUILDING_GONE.search(said):
@@ -83,7 +97,7 @@ def plan_change(req: Request) -> Plan:
         call = ToolCall(
             "detect_changes",
             with_box({"before": a, "after": b, **target}, ws),
-            f"compare {a} with {b}" + (f" ({cover.replace('_', ' ')} lost and gained)" if cover else ""),
+            f"compare {a} with {b}" + (f" ({target['target'].replace('_', ' ')} lost and gained)" if cover else ""),
         )
         return Plan("change", [call], focus)
     if not {"before", "after"} <= set(ws.rasters):
@@ -94,20 +108,23 @@ def plan_change(req: Request) -> Plan:
         )
         return Plan("change", focus=focus, reply=reply, answered=False)
     args = with_box({"before": "before", "after": "after", **target}, ws)
+    kind = target.get("target")
     what = (
-        f"where {cover.replace('_', ' ')} was lost and gained on the before and after images"
-        if cover
-        else "buildings that appeared or went"
-        if target
+        "buildings that appeared or went"
+        if kind == "building"
+        else f"{kind.replace('_', ' ')} lost and gained on the before and after images"
+        if kind
         else "the before and after images"
     )
     calls = [ToolCall("detect_changes", args, f"compare {what}" + where(ws))]
-    if focus == "count" and req.obj is not None and not target:
-        # "how many trees appeared?": count on the after image inside the changed area (buildings
-        # are counted by detect_changes itself, date against date).
-        count_args = with_box({"target": req.obj, "image": "after", "within_previous_mask": True}, ws)
+    if focus == "count" and req.obj is not None and not building_change:
+        # "how many trees appeared?": count on the after image inside the changed area; "how
+        # many trees were cut down?" on the before image, where they still stand (buildings are
+        # counted by detect_changes itself, date against date).
+        side = "before" if _COVER_LOST.search(said) or _BUILDING_GONE.search(said) else "after"
+        count_args = with_box({"target": req.obj, "image": side, "within_previous_mask": True}, ws)
         calls.append(
-            ToolCall("count_objects", count_args, f"count {req.obj}s on the after image inside the changed area")
+            ToolCall("count_objects", count_args, f"count {req.obj}s on the {side} image inside the changed area")
         )
         focus = None
     return Plan("change", calls, focus)

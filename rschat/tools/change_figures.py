@@ -4,6 +4,8 @@ tool's file so the tool reads as inputs -> mask -> figures -> answer."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import ndimage
 
@@ -43,6 +45,12 @@ class ChangeFigures(Figures):
     gained_m2: float | None = None
     lost_pixels: int | None = None
     gained_pixels: int | None = None
+    lost_patches: int | None = None  # connected patches of the loss ("how many patches of forest were lost?")
+    gained_patches: int | None = None
+    lost_specks: int | None = None  # patches of one pixel: at the classifier's limit, often noise
+    gained_specks: int | None = None
+    lost_largest_m2: float | None = None
+    gained_largest_m2: float | None = None
 
 
 def fmt_area(m2: float | None) -> str:
@@ -130,12 +138,43 @@ def cover_text(f: ChangeFigures, cover: str) -> str:
     )
 
 
-def with_cover(f: ChangeFigures, before: Raster, c: CoverChange, mask: np.ndarray, valid: np.ndarray) -> ChangeFigures:
+class CoverParts(NamedTuple):
+    """A class's loss and gain inside the analysed pixels, as connected patches (computed
+    once: the figures count them, the GeoJSON outlines them)."""
+
+    change: CoverChange
+    lost: np.ndarray
+    gained: np.ndarray
+    lost_patches: tuple[np.ndarray, list[Region]]
+    gained_patches: tuple[np.ndarray, list[Region]]
+
+
+def cover_parts(c: CoverChange, mask: np.ndarray, before: Raster) -> CoverParts:
+    lost, gained = c.lost & mask, c.gained & mask
+    return CoverParts(c, lost, gained, regions_of(lost, before), regions_of(gained, before))
+
+
+def cover_count_text(f: ChangeFigures, cover: str, lost: bool) -> str:
+    """'1,234 separate patches of trees were lost (39,427 ha in all; the largest 812 ha);
+    903 of them are single pixels, at the classifier's limit'."""
+    what = "lost" if lost else "gained"
+    n, specks = (f.lost_patches, f.lost_specks) if lost else (f.gained_patches, f.gained_specks)
+    m2, largest = (f.lost_m2, f.lost_largest_m2) if lost else (f.gained_m2, f.gained_largest_m2)
+    text = f"{n or 0:,} separate patch{'' if n == 1 else 'es'} of {cover} {'was' if n == 1 else 'were'} {what}"
+    if n and m2 is not None:
+        text += f" ({fmt_area(m2)} in all; the largest {fmt_area(largest)})"
+    if specks:
+        text += f"; {specks:,} of them are single pixels, at the limit of what the classifier tells apart"
+    return text
+
+
+def with_cover(f: ChangeFigures, before: Raster, parts: CoverParts, valid: np.ndarray) -> ChangeFigures:
     """The figures with the class on each date, its loss and its gain, over the judged
-    pixels inside the analysed ones (``valid`` and ``mask`` are clipped to a drawn region)."""
+    pixels inside the analysed ones (``valid`` and ``parts`` are clipped to a drawn region)."""
+    c = parts.change
     judged = c.judged & valid
     n = max(1, int(judged.sum()))
-    lost, gained = c.lost & mask, c.gained & mask
+    lost, gained = parts.lost, parts.gained
     return f.model_copy(
         update={
             "cover_before_percent": 100.0 * int((c.before & judged).sum()) / n,
@@ -147,6 +186,12 @@ def with_cover(f: ChangeFigures, before: Raster, c: CoverChange, mask: np.ndarra
             "gained_m2": before.area_m2(gained),
             "lost_pixels": int(lost.sum()),
             "gained_pixels": int(gained.sum()),
+            "lost_patches": len(parts.lost_patches[1]),
+            "gained_patches": len(parts.gained_patches[1]),
+            "lost_specks": sum(r.pixels == 1 for r in parts.lost_patches[1]),
+            "gained_specks": sum(r.pixels == 1 for r in parts.gained_patches[1]),
+            "lost_largest_m2": parts.lost_patches[1][0].area_m2 if parts.lost_patches[1] else None,
+            "gained_largest_m2": parts.gained_patches[1][0].area_m2 if parts.gained_patches[1] else None,
         }
     )
 
@@ -182,15 +227,15 @@ def change_figures(
     )
 
 
-def cover_layers(c: CoverChange, mask: np.ndarray, before: Raster) -> tuple[np.ndarray, str, dict, str]:
+def cover_layers(parts: CoverParts, mask: np.ndarray, before: Raster) -> tuple[np.ndarray, str, dict, str]:
     """What a class's change writes and says apart from any change: the mask coded 1 = lost,
     2 = gained (one file a GIS can style), its regions as GeoJSON with kind 'trees lost' /
     'trees gained', and where the largest loss and gain lie ('in the south-east')."""
+    c = parts.change
     name = c.target.replace("_", " ")
-    lost, gained = c.lost & mask, c.gained & mask
+    lost, gained = parts.lost, parts.gained
     collections, where = [], []
-    for part, what in ((lost, "lost"), (gained, "gained")):
-        labels, regions = regions_of(part, before)
+    for (labels, regions), what in ((parts.lost_patches, "lost"), (parts.gained_patches, "gained")):
         collections.append(regions_geojson(labels, regions, before, f"{name} {what}"))
         if regions:
             x, y = regions[0].centroid

@@ -44,13 +44,15 @@ from rschat.tools.change_figures import (
     ChangeFigures,
     buildings_text,
     change_figures,
+    cover_count_text,
     cover_layers,
+    cover_parts,
     figures_of,
     summary,
     with_buildings,
     with_cover,
 )
-from rschat.tools.change_mask import LIMITS, UNCONFIRMED_LIMIT, detect, tiled_bands
+from rschat.tools.change_mask import LIMITS, UNCONFIRMED_LIMIT, BuildingChange, detect, tiled_bands
 from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
 
@@ -78,7 +80,7 @@ PHRASES = (
             r"\b(?:is|are|were|was) (?:the |these |those |any )?(?:buildings?|houses?|roads?) (?:new|gone|removed)\b|"
             r"torn down|knocked down|\bvanish|"
             r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b|\bloss\b|"
-            r"shr[iu]nk|expand|deforest|\bdid\b[\w\s]*\bgrow\b|\bcleared\b",
+            r"shr[iu]nk|expand|deforest|\bdid\b[\w\s]*\bgrow\b|\bcleared\b|\bcut down\b|\bfelled\b|\blogged\b",
             re.I,
         ),
         40,
@@ -164,17 +166,19 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         scope = "the region drawn on the map" + ("" if scope == "the whole image" else f" and {scope}")
     labels, regions = regions_of(mask, before)
     figures = figures_of(before, valid, mask, regions)
-    if isinstance(split, CoverChange):
-        figures = with_cover(figures, before, split, mask, valid)
-    elif split is not None:
+    parts = cover_parts(split, mask, before) if isinstance(split, CoverChange) else None
+    if parts is not None:
+        figures = with_cover(figures, before, parts, valid)
+    elif isinstance(split, BuildingChange):
         figures = with_buildings(figures, before, split, mask)
 
     # 4. Artifacts: overlay, previews, GeoTIFF mask, GeoJSON regions (a class's loss and
     #    gain apart, with where they lie).
     coded, said = None, summary(scope, figures, regions)
-    if isinstance(split, CoverChange):
-        values, what, geojson, where = cover_layers(split, mask, before)
-        coded, said = (values, what), summary(scope, figures, [], cover=split.target) + (f"; {where}" if where else "")
+    if parts is not None:
+        values, what, geojson, where = cover_layers(parts, mask, before)
+        coded = (values, what)
+        said = summary(scope, figures, [], cover=parts.change.target) + (f"; {where}" if where else "")
     else:
         geojson = regions_geojson(labels, regions, before, "change")
     artifacts = _artifacts(ctx, before, after, mask, geojson, coded)
@@ -206,6 +210,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
     if reading.focus in ("largest", "smallest"):
         what = f"{cover} lost-or-gained" if cover else "change"
         return largest_region_text(result, what, source, smallest=reading.focus == "smallest")
+    if cover is not None and reading.focus in ("cover_lost_count", "cover_gained_count"):
+        return f"{cover_count_text(f, cover, lost=reading.focus == 'cover_lost_count').capitalize()} ({source})."
     if cover is not None and reading.focus != "count":
         text = f"**{cover.capitalize()} lost and gained** ({source}): {result.summary}."
         side = {"cover_share_lost": ("lost", f.lost_pixels), "cover_share_gained": ("gained", f.gained_pixels)}
