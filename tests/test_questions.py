@@ -468,3 +468,25 @@ def test_the_smallest_one_is_a_follow_up_like_the_largest(settings):
     ws, _ = ask(settings, "how many trees?", [NEON])
     reply = list(turn(ws, "how big is the smallest one?"))[-1].text
     assert reply.startswith("The smallest of the") and "m2" in reply and "stored result" in reply
+
+
+def test_the_average_or_largest_single_object_is_its_size_from_the_count(settings):
+    """'How big is the average tree?' is the mean crown from the count, not the class's
+    largest patch of land cover; asked after a count it reuses it, before one it counts."""
+    from rschat.agent.planner_rules import plan
+
+    ws = Workspace(settings)
+    ws.load_uploads([NEON])
+    for question in ("how big is the average tree?", "how big is the largest tree?", "what is the mean tree size?"):
+        p = plan(question, ws)
+        assert [c.tool for c in p.calls] == ["count_objects"] and p.focus in ("average", "largest"), question
+    assert plan("what is the mean NDVI?", ws).focus != "average"
+    ws, steps = ask(settings, "how big is the average tree?", [NEON])
+    f = ws.last_result().result.data
+    sizes = [d.box for d in ws.last_result().result.kept.detections]
+    assert steps[-1].short_answer == f"{round(f['mean_size_m2'])} m2" and len(sizes) == f["count"]
+    assert "average" in steps[-1].text and "m across" in steps[-1].text
+    reply = list(turn(ws, "how big are they on average?"))[-1]
+    assert "stored result" in reply.text and reply.short_answer == steps[-1].short_answer
+    largest = list(turn(ws, "how big is the largest tree?"))[-1].text
+    assert largest.startswith("The largest of the") and "stored result" in largest

@@ -260,6 +260,21 @@ def _plan_date_followup(req: Request) -> Plan | None:
     return Plan("followup", focus=f"date:{m.group(1)}", use_result=last.id)
 
 
+def _plan_object_size(req: Request) -> Plan | None:
+    """'How big is the largest building?', 'the average tree?': single objects' sizes from
+    the count (footprints, crowns), not the class's largest patch of land cover; answered
+    from the last count of the same objects when there is one."""
+    if req.obj not in ("tree", "building") or req.focus not in ("largest", "smallest", "average"):
+        return None
+    last = req.ws.last_result()
+    same = {"target": req.obj, "image": req.image, "box": list(req.box) if req.box else None}
+    if last is not None and last.tool == "count_objects" and all(last.args.get(k) == v for k, v in same.items()):
+        return Plan("followup", focus=req.focus, use_result=last.id)
+    plan = _plan_count(req)
+    plan.focus = req.focus
+    return plan
+
+
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
@@ -405,7 +420,7 @@ def plan(message: str, ws: Workspace) -> Plan:
         return beyond
     if req.intent in _SESSION_PLANNERS:
         return _SESSION_PLANNERS[req.intent](req)
-    followup = _plan_date_followup(req) or _plan_followup(req)
+    followup = _plan_date_followup(req) or _plan_object_size(req) or _plan_followup(req)
     if followup is not None:
         return followup
     closed = _plan_compare(req) if req.focus == "compare" else _plan_closed(req)

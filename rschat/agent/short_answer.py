@@ -102,6 +102,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
     if focus in ("cover_lost", "cover_gained"):  # "how much forest was lost?"
         m2 = result.data.get("lost_m2" if focus == "cover_lost" else "gained_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
+    if focus == "average":  # "how big is the average tree?": one object's mean size
+        m2 = result.data.get("mean_size_m2")
+        return None if m2 is None else f"{round(float(m2))} m2"
     if focus in ("cover_lost_count", "cover_gained_count"):  # "how many patches of forest were lost?"
         n = result.data.get("lost_patches" if focus == "cover_lost_count" else "gained_patches")
         return None if n is None else str(int(n))

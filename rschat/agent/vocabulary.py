@@ -112,6 +112,14 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     # "largest", not "large": "the area covered by large buildings" asks for an area.
     ("largest", re.compile(r"\blargest\b|\bbiggest\b|\bmain\b|\bmajor\b", re.I)),
     ("smallest", re.compile(r"\bsmallest\b|\btiniest\b", re.I)),
+    # "how big is the average tree?", "the mean building size": one object's typical size
+    # (not "the mean NDVI", which names no size).
+    (
+        "average",
+        re.compile(
+            r"\A(?=.*\b(average|mean|typical|median)\b)(?=.*\b(size|area|big|large|diameter|wide)\b)", re.I | re.S
+        ),
+    ),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
     (
         "fraction",
@@ -236,7 +244,7 @@ def out_of_reach(message: str) -> str | None:
     return None
 
 
-REFERS_BACK = re.compile(r"\bregions?\b|\bones?\b|\bit\b|\bthem\b|\bthose\b|\bthat\b|\bpolygons?\b", re.I)
+REFERS_BACK = re.compile(r"\bregions?\b|\bones?\b|\bit\b|\bthey\b|\bthem\b|\bthose\b|\bthat\b|\bpolygons?\b", re.I)
 INDEX_WORDS = re.compile(r"\b(ndvi|ndwi|mndwi|ndbi|brightness)\b", re.I)
 BEFORE_WORDS = re.compile(r"\b(before|earlier|first|older|old) (image|one|date|picture)\b", re.I)
 

@@ -65,6 +65,7 @@ class CountFigures(Figures):
     pixel_size_m: float | None
     dead_or_leafless: int | None = None  # trees only
     area_m2: float | None = None  # the counted objects' footprints together, where outlined
+    mean_size_m2: float | None = None  # one object's mean footprint (or crown, from its box)
 
 
 def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> list[cc.Detection]:
@@ -89,6 +90,11 @@ def _area(d: cc.Detection, gsd: float | None) -> float | None:
         return d.area_m2
     w, h = d.box[2] - d.box[0], d.box[3] - d.box[1]
     return w * h * gsd**2 * (np.pi / 4 if d.kind.startswith("tree") else 1.0)
+
+
+def _mean_size_m2(dets: list[cc.Detection], gsd: float | None) -> float | None:
+    sizes = [a for d in dets if (a := _area(d, gsd)) is not None]
+    return float(np.mean(sizes)) if sizes else None
 
 
 def _footprints_m2(dets: list[cc.Detection]) -> float | None:
@@ -321,6 +327,7 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         density_per_ha=len(found) / (area_m2 / 1e4) if area_m2 else None,
         pixel_size_m=gsd,
         area_m2=_footprints_m2(found) if known else None,
+        mean_size_m2=_mean_size_m2(found, known),
     )
     if args.target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in found)
@@ -392,6 +399,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         density_per_ha=len(dets) / (area_m2 / 1e4) if area_m2 else None,
         pixel_size_m=gsd,
         area_m2=_footprints_m2(dets) if known else None,
+        mean_size_m2=_mean_size_m2(dets, known),
     )
     if target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in dets)
@@ -433,11 +441,39 @@ def _largest_text(result: ToolResult, f: CountFigures, source: str, smallest: bo
     )
 
 
+def _average_text(result: ToolResult, f: CountFigures, source: str) -> str:
+    """'The 36 buildings average 142 m2 each (median 118 m2; footprints)'; for trees the
+    crown from its box, with the diameter of a circle of that area."""
+    dets, target = result.kept.detections, result.kept.target or "object"
+    plural = SUPPORTED.get(target, target + "s")
+    sizes = [a for d in dets if (a := _area(d, f.pixel_size_m)) is not None]
+    if not dets:
+        return f"No {plural} were found, so there is no average size ({source})."
+    if not sizes:
+        return f"The sizes are unknown: the image has no pixel size (say 'the pixel size is X m') ({source})."
+    mean, median = float(np.mean(sizes)), float(np.median(sizes))
+    what = (
+        "footprints"
+        if all(d.area_m2 is not None for d in dets)
+        else "crowns, from their boxes"
+        if target == "tree"
+        else "boxes"
+    )
+    if any("were assumed" in n for n in result.notes):
+        what += ", with the assumed pixel size"
+    text = f"The {len(sizes)} {plural} average {mean:,.0f} m2 each (median {median:,.0f} m2; {what})"
+    if target == "tree":
+        text += f": a crown about {2 * np.sqrt(mean / np.pi):.1f} m across"
+    return f"{text} ({source})."
+
+
 def answer(result: ToolResult, reading: Reading) -> str:
     f = result.figures
     assert isinstance(f, CountFigures)
     if reading.focus in ("largest", "smallest"):
         return _largest_text(result, f, reading.source, smallest=reading.focus == "smallest")
+    if reading.focus == "average":
+        return _average_text(result, f, reading.source)
     text = f"**{result.summary}** ({reading.source})."
     if f.dead_or_leafless:
         text += f" {f.dead_or_leafless} of them {'looks' if f.dead_or_leafless == 1 else 'look'} leafless or dead."
