@@ -239,6 +239,29 @@ def test_impossible_pixel_sizes_are_refused(settings, size):
     assert not steps[-1].answered
 
 
+@pytest.mark.parametrize(
+    ("said", "metres"),
+    [("the pixel size is 2 ft", 0.6096), ("the pixel size is 500 mm", 0.5), ("pixel size 0.5 km", 500.0),
+     ("GSD 0,5 m", 0.5), ("resolution 10,000 m", 10000.0), ("pixel size of 30 centimetres", 0.3),
+     ("the pixel size is 5 m/px", 5.0)],
+)  # fmt: skip
+def test_pixel_sizes_are_read_in_the_units_analysts_write(said, metres):
+    from rschat.agent.agent import stated_gsd
+
+    assert stated_gsd(said) == pytest.approx(metres)
+
+
+def test_a_question_after_a_statement_is_answered_and_an_unknown_unit_asked_again(settings):
+    """'The pixel size is 10 m. Is this a residential area?' answers the question (it
+    replied 'Noted' and dropped it); 'the pixel size is 2 inches' is not silently ignored."""
+    ws, steps = ask(settings, "the pixel size is 10 m. is this a residential area?", [NEON])
+    assert "land use" in steps[-1].text and not steps[-1].text.startswith("Noted")
+    assert list(turn(ws, "the pixel size is 0.5 m"))[-1].text.startswith("Noted")
+    assert list(turn(ws, "the bands are red, green, blue. ok"))[-1].text.startswith("Noted")
+    reply = list(turn(ws, "the pixel size is 2 inches"))[-1]
+    assert "did not understand the unit" in reply.text and not reply.answered
+
+
 def test_blank_messages_export_and_a_missing_box_get_plain_replies(settings):
     ws, steps = ask(settings, "how many trees?", [NEON])
     for blank in ("", "   "):

@@ -7,6 +7,7 @@ and ends with exactly one ``answer`` step.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,11 @@ from rschat.agent import direct, planner_rules, planner_vlm, responder, responde
 from rschat.agent.executor import TurnControl, execute
 from rschat.agent.plans import Plan
 from rschat.agent.steps import Step
-from rschat.agent.vocabulary import STATED_GSD
+from rschat.agent.vocabulary import GSD_UNITS_M, STATED_GSD
 from rschat.agent.workspace import Workspace
 from rschat.backends import lite_models, loading
 from rschat.backends.vlm import effective_decode
-from rschat.geo.bands import parse_band_order
+from rschat.geo.bands import parse_band_order, without_band_order
 from rschat.geo.errors import InputError
 from rschat.tools.base import Artifact, Figures, ToolResult
 
@@ -45,8 +46,10 @@ def stated_gsd(message: str) -> float | None:
     m = STATED_GSD.search(message)
     if not m:
         return None
-    value = float(m.group(1))
-    return value / 100 if m.group(2).lower() == "cm" else value
+    number, unit = m.group(1), m.group(2).lower()
+    # "0,5 m" is a decimal comma; "10,000 m" a thousands separator
+    number = number.replace(",", "" if re.fullmatch(r"-?[1-9]\d*,\d{3}", number) else ".")
+    return float(number) * GSD_UNITS_M[unit[:2] if len(unit) > 1 else unit]
 
 
 def _vlm_configured(st: Any) -> str:
@@ -210,6 +213,18 @@ def _run_plan(
     return text
 
 
+_FILLER = re.compile(r"\b(the|a|an|and|is|are|ok|okay|please|thanks|thank you|here|this|image|images|its|it's)\b", re.I)
+# A pixel size with a number but no unit read ("the pixel size is 2 inches"): asked again, not ignored.
+_UNREAD_GSD = re.compile(r"(?:pixel size|pixel spacing|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*-?\d", re.I)
+
+
+def _only_statements(message: str) -> bool:
+    """Whether a message only states things about the images ('the pixel size is 10 m'),
+    with no question after them ('... is this a residential area?' has one)."""
+    rest = without_band_order(STATED_GSD.sub(" ", message))
+    return not re.search(r"[A-Za-z]{2,}", _FILLER.sub(" ", rest))
+
+
 def _unreadable(ws: Workspace, message: str, with_files: bool) -> str | None:
     """Why a message is not read (blank, too long, an impossible pixel size), or None; the
     history records it as the user and the app saw it."""
@@ -225,13 +240,18 @@ def _unreadable(ws: Workspace, message: str, with_files: bool) -> str | None:
     else:
         ws.history.append({"role": "user", "content": message})
         gsd = stated_gsd(message)
-        if gsd is None or MIN_STATED_GSD_M <= gsd <= MAX_STATED_GSD_M:
+        if gsd is None and _UNREAD_GSD.search(message):
+            text = (
+                "I read pixel sizes in mm, cm, m, km or ft (*the pixel size is 0.5 m*), and did not understand the "
+                "unit of yours: say it again in one of those."
+            )
+        elif gsd is None or MIN_STATED_GSD_M <= gsd <= MAX_STATED_GSD_M:
             return None
-        text = (  # "the pixel size is 0 m": refused, not ignored
-            f"A pixel size must be at least {MIN_STATED_GSD_M * 1000:g} mm and at most {MAX_STATED_GSD_M / 1000:g} km "
-            f"(you said {gsd:g} m); "
-            "say it again with the right value."
-        )
+        else:
+            text = (  # "the pixel size is 0 m": refused, not ignored
+                f"A pixel size must be at least {MIN_STATED_GSD_M * 1000:g} mm and at most "
+                f"{MAX_STATED_GSD_M / 1000:g} km (you said {gsd:g} m); say it again with the right value."
+            )
     ws.history.append({"role": "assistant", "content": text})
     return text
 
@@ -297,7 +317,7 @@ def _plan_and_answer(
         answered = not control.stopped()
     elif plan.reply is not None:
         text = plan.reply
-        if said and plan.intent in ("unsupported", "vqa"):
+        if said and plan.intent in ("unsupported", "vqa") and _only_statements(message):
             text = "Noted: " + "; ".join(said) + ". Ask a question about the images when you are ready."
             answered = True
     elif plan.use_result is not None:

@@ -259,9 +259,14 @@ def intent_of(message: str) -> str | None:
 # "the pixel size is 0.5 m", "GSD 30 cm": a statement about the image, not the question.
 STATED_GSD = re.compile(
     r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
-    r"(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(cm|m|metres?|meters?)\b",  # signed and 1e3 too: refused, not missed
+    # signed and 1e3 too (refused, not missed); "0,5 m" as Europe writes it
+    r"(-?\d+(?:[.,]\d+)?(?:e[+-]?\d+)?)\s*"
+    r"(mm|cm|km|m|ft|feet|foot|millimet(?:re|er)s?|centimet(?:re|er)s?|kilomet(?:re|er)s?|met(?:re|er)s?)\b",
     re.I,
 )
+# Metres per unit of a stated pixel size, by the unit's first two letters ('metres': 'me').
+GSD_UNITS_M = {"mm": 0.001, "mi": 0.001, "cm": 0.01, "ce": 0.01, "km": 1000.0, "ki": 1000.0, "ft": 0.3048,
+               "fe": 0.3048, "fo": 0.3048, "m": 1.0, "me": 1.0}  # fmt: skip
 
 
 def focus_of(message: str) -> str | None:
