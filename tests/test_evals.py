@@ -219,6 +219,10 @@ def test_eval_scene_lite_refuses_and_tiny_clip_runs(tmp_path, capsys, monkeypatc
         code, report = run_json(capsys, "scene", "--manifest", str(manifest))
         assert code == 0 and report["candidates"] == "lite model" and report["labels_scored"] == 21
         assert report["not_in_tool"] == [] and sum(map(sum, report["matrix"])) == 3
+        # Pucallpa (89 m) and the NAIP tile (5 m) are too coarse for a 0.3 m scene model: refused, counted wrong
+        refused = [r["image"] for r in report["rows"] if r["predicted"] == "(refused)"]
+        assert len(refused) == 2 and "OSBS_029.tif" not in " ".join(refused)
+        assert report["accuracy"] <= 1 / 3
     weights = tiny.build_clip(tmp_path / "clip" / "tiny_clip.pt")
     monkeypatch.setenv("RSCHAT_CLIP", f"{tiny.CLIP_NAME}:{weights}")
     loading.clear_cache()

@@ -362,6 +362,11 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     assert gained.startswith(f"{gained_share:.1f}% of the trees on the before date: the share gained")
     largest = list(turn(ws, "how big is the largest one?"))[-1].text
     assert largest.startswith("The largest trees lost-or-gained region")
+    patch = list(turn(ws, "how big is the largest patch lost?"))  # that result's figure, no new detection
+    assert not any(s.kind == "start" for s in patch)
+    assert patch[-1].short_answer == f"{round(f['lost_largest_m2'])} m2"
+    patch = list(turn(ws, "and the largest patch gained?"))[-1]
+    assert patch.short_answer == f"{round(f['gained_largest_m2'])} m2"
 
 
 def test_a_year_of_a_stack_names_the_image_a_one_image_question_reads(settings):
@@ -471,20 +476,45 @@ def test_counts_that_point_back_and_numbers_that_are_no_years(settings):
     assert plan("how much water was there in 2000?", ws).calls[0].args["image"] == "t2"
 
 
-def test_the_unnamed_fourth_band_note_goes_once_the_bands_are_stated(settings, tmp_path):
+def _four_band_tiff(path, bands):  # type: ignore[no-untyped-def]
     import rasterio
     from rasterio.transform import from_origin
 
-    path = tmp_path / "naip_like.tif"
     profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 4, "dtype": "uint8", "crs": "EPSG:26914",
                "transform": from_origin(500000, 4000000, 1.0, 1.0), "photometric": "MINISBLACK"}  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.random.default_rng(0).integers(0, 255, (4, 64, 64), dtype=np.uint8))
+        dst.write(bands)
+    return path
+
+
+def test_an_unnamed_fourth_band_is_read_as_nir_when_bands_1_to_3_look_visible(settings, tmp_path):
+    rng = np.random.default_rng(0)
+    light = rng.integers(20, 200, (64, 64))
+    visible = np.stack([light, light + 10, light + 20, rng.integers(0, 255, (64, 64))]).astype(np.uint8)
     ws = Workspace(settings)
-    ws.load_uploads([path])
-    assert any("band 4 is not used" in n for n in ws.rasters["image"].notes)
-    ws.state(bands=["red", "green", "blue", "nir"])
-    assert not any("band 4 is not used" in n for n in ws.rasters["image"].notes)
+    ws.load_uploads([_four_band_tiff(tmp_path / "naip_like.tif", visible)])
+    assert ws.rasters["image"].band_names == ("red", "green", "blue", "nir")
+    note = "band 4 as near-infrared"
+    assert any(note in n for n in ws.rasters["image"].notes)
+    steps = list(turn(ws, "how much water is there?"))
+    assert note in steps[-1].text  # the answer says what was assumed, not only the upload step
+    ws.state(bands=["blue", "green", "red", "nir"])  # Planet's order, stated: the guess and its note go
+    assert ws.rasters["image"].band_names == ("blue", "green", "red", "nir")
+    assert not any(note in n for n in ws.rasters["image"].notes)
+
+
+def test_a_false_colour_composite_without_band_names_is_refused_until_the_order_is_said(settings, tmp_path):
+    rng = np.random.default_rng(1)
+    nir = rng.integers(20, 200, (64, 64))
+    red = 220 - nir  # anticorrelated, as NIR and red are over vegetation
+    false_colour = np.stack([nir // 2 + 40, nir, red, red + 5]).astype(np.uint8)
+    ws = Workspace(settings)
+    ws.load_uploads([_four_band_tiff(tmp_path / "landsat_like.tif", false_colour)])
+    assert ws.rasters["image"].band_names[0] == "band 1"
+    reply = list(turn(ws, "how much forest is there?"))[-1].text
+    assert "could not run" in reply and "false-colour" in reply and "SWIR1, NIR, red, green" in reply
+    reply = list(turn(ws, "the bands are SWIR1, NIR, red, green. how much forest is there?"))[-1].text
+    assert "could not run" not in reply and "Trees" in reply
 
 
 def test_the_smallest_one_is_a_follow_up_like_the_largest(settings):
@@ -513,3 +543,77 @@ def test_the_average_or_largest_single_object_is_its_size_from_the_count(setting
     assert "stored result" in reply.text and reply.short_answer == steps[-1].short_answer
     largest = list(turn(ws, "how big is the largest tree?"))[-1].text
     assert largest.startswith("The largest of the") and "stored result" in largest
+
+
+def test_scene_kind_is_refused_at_satellite_pixels_and_answered_at_aerial_ones(settings):
+    from rschat.backends import lite_models
+
+    if lite_models.model("scene") is None:
+        pytest.skip("the lite scene model is not shipped in this checkout")
+    _, steps = ask(settings, "what kind of scene is this?", [PAIR[1]])  # NAIP at 5 m
+    reply = steps[-1].text
+    assert "could not run" in reply and "5 m" in reply and "describe the scene" in reply
+    _, steps = ask(settings, "what kind of scene is this?", [NEON])  # 0.1 m
+    assert "looks most like" in steps[-1].text
+
+
+@pytest.mark.parametrize(
+    ("text", "bounds"),
+    [
+        ("how many buildings are larger than 200 m2?", {"min_area_m2": 200.0}),
+        ("buildings over 0.1 ha", {"min_area_m2": 1000.0}),
+        ("trees smaller than 20 square metres", {"max_area_m2": 20.0}),
+        ("buildings between 100 and 300 m2", {"min_area_m2": 100.0, "max_area_m2": 300.0}),
+        ("more than 2,000 sq ft", {"min_area_m2": pytest.approx(185.80608)}),
+        ("how many large buildings?", {}),
+        ("the pixel size is 0.5 m. how many buildings?", {}),
+    ],
+)
+def test_area_bounds_are_read_in_m2(text, bounds):
+    from rschat.agent.vocabulary import area_bounds_of
+
+    assert area_bounds_of(text) == bounds
+
+
+def test_how_many_trees_larger_than_an_area_counts_only_those(settings):
+    ws, steps = ask(settings, "how many trees are there?", [NEON])
+    every = steps[-1].text
+    total = int(every.split("**")[1])
+    steps = list(turn(ws, "how many trees are larger than 20 m2?"))
+    call = next(s for s in steps if s.kind == "done" and s.tool == "count_objects")
+    assert call.args["min_area_m2"] == 20.0 and "larger than 20 m2" in call.result.summary
+    bigger = call.result.figures.count
+    assert 0 < bigger < total
+    assert steps[-1].text.startswith(f"**{bigger}**")
+
+
+@pytest.mark.parametrize(
+    ("question", "short", "words"),
+    [
+        ("what is the pixel size?", "5 m", "5 m pixels"),
+        ("which CRS is it in?", "EPSG:26914", "NAD83 / UTM zone 14N"),
+        ("how many bands does it have?", "4", "red, green, blue, nir"),
+        ("what area does the image cover?", None, " ha ("),
+        ("when was it taken?", None, "dated 2015-09-26"),
+        ("where is this image?", None, " N, "),
+    ],
+)
+def test_questions_about_the_file_are_answered_from_its_header(settings, question, short, words):
+    _, steps = ask(settings, question, [PAIR[1]])
+    done = [s for s in steps if s.kind == "done"]
+    assert [s.tool for s in done] == ["image_info"]
+    assert words in steps[-1].text
+    if short is not None:
+        assert steps[-1].short_answer == short
+    figures = done[0].result.figures
+    assert figures.epsg == 26914 and figures.pixel_size_m == pytest.approx(5.0)
+    assert figures.area_m2 == pytest.approx(figures.width_px * figures.height_px * 25.0)
+
+
+def test_are_there_more_than_n_holds_the_count_against_n(settings):
+    ws, steps = ask(settings, "how many trees are there?", [NEON])
+    total = steps[-1].short_answer
+    assert total is not None and int(total) > 5
+    assert list(turn(ws, "are there more than 5 trees?"))[-1].short_answer == "yes"
+    assert list(turn(ws, f"are there more than {int(total)} trees?"))[-1].short_answer == "no"
+    assert list(turn(ws, f"are there fewer than {int(total) + 1} trees?"))[-1].short_answer == "yes"

@@ -111,6 +111,7 @@ RULE_PATH = {
     "classify_scene": ("classify this scene", [NEON]),
     "segment_objects": ("segment everything", [NEON]),
     "generate_image": ("generate a 64 px harbour scene in 2 steps", []),
+    "image_info": ("what is the pixel size?", [NEON]),
 }
 
 

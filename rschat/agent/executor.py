@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rschat.agent.steps import Step, ToolCall
-from rschat.agent.workspace import Workspace, uses_region
+from rschat.agent.workspace import StoredResult, Workspace, uses_region
 from rschat.geo.errors import InputError
 from rschat.tools import REGISTRY
 from rschat.tools.base import Cancelled, ToolContext
@@ -102,6 +102,11 @@ def _failed(call: ToolCall, cid: str, text: str, started: float | None = None) -
     return Step("error", text, call.tool, call.args, took, call_id=cid)
 
 
+def _reused(stored: StoredResult, call: ToolCall, cid: str) -> Step:
+    text = f"reused stored result {stored.id}: {stored.result.summary}"
+    return Step("done", text, call.tool, call.args, 0.0, stored.result, stored.id, reused=True, call_id=cid)
+
+
 def execute(calls: list[ToolCall], ws: Workspace, control: TurnControl | None = None) -> Iterator[Step]:
     control = control or TurnControl()
     previous = None
@@ -122,18 +127,12 @@ def execute(calls: list[ToolCall], ws: Workspace, control: TurnControl | None = 
         stored = ws.find_result(call.tool, call.args, inputs) if number == 1 else None
         if stored is not None:
             previous = stored.result
-            yield Step(
-                "done",
-                f"reused stored result {stored.id}: {stored.result.summary}",
-                call.tool,
-                call.args,
-                0.0,
-                stored.result,
-                stored.id,
-                reused=True,
-                call_id=cid,
-            )
+            yield _reused(stored, call, cid)
             continue
+        doubt = ws.band_doubt(inputs)
+        if doubt and tool.reads_colours(call.args):
+            yield _failed(call, cid, f"{call.tool} needs to know which band is which: {doubt}")
+            return
         yield Step("start", f"running {call.tool}: {call.why}", call.tool, call.args, call_id=cid)
         started = time.perf_counter()
         ctx = ToolContext(
@@ -156,6 +155,7 @@ def execute(calls: list[ToolCall], ws: Workspace, control: TurnControl | None = 
             log.exception("tool %s failed", call.tool)
             yield _failed(call, cid, f"{call.tool} failed unexpectedly ({type(err).__name__}: {err}).", started)
             return
+        result.notes += [n for n in ws.band_notes(inputs) if n not in result.notes]
         stored = ws.store_result(call.tool, call.args, inputs, result)
         previous = result
         yield Step(

@@ -72,13 +72,27 @@ def _cover_target(cls: str | None, said: str) -> str | None:
     return None
 
 
+def _patch_followup(req: Request, said: str) -> Plan | None:
+    """'How big is the largest patch lost?' after a class's loss and gain: the largest
+    patch of that result, not a new detection of any change."""
+    last = req.ws.last_result()
+    if last is None or last.tool != "detect_changes" or last.args.get("target") not in COVER_CLASSES:
+        return None
+    if req.cls is not None or req.focus not in ("largest", "area") or not _PATCHES.search(said):
+        return None
+    gained = bool(_COVER_GAINED.search(said)) and not _COVER_LOST.search(said)
+    return Plan("followup", focus="cover_gained_largest" if gained else "cover_lost_largest", use_result=last.id)
+
+
 def plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
+    said = req.message.lower()
+    if (followup := _patch_followup(req, said)) is not None:
+        return followup
     pair = _dated_pair(req.message, ws)
     # "Which buildings are new?": only buildings that appeared or went, not every change;
     # "what changed around the buildings?" still asks for any change.
-    building_change = req.obj == "building" and _BUILDING_CHANGE.search(req.message.lower())
-    said = req.message.lower()
+    building_change = req.obj == "building" and _BUILDING_CHANGE.search(said)
     # A count is of the class's patches ("how many patches of forest were lost?"), unless it
     # counts objects ("how many trees were cut down?": trees counted in the changed area).
     counts_objects = focus == "count" and req.obj is not None and not _PATCHES.search(said)

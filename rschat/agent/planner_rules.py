@@ -24,6 +24,7 @@ from rschat.agent.vocabulary import (
     BOX_WORDS,
     BUILDING_USE,
     BUILDING_USE_CANNOT,
+    COUNT_BOUND_FOCUS,
     COUNTABLE,
     EXPORT_REPLY,
     GENERATION_SLOTS,
@@ -34,6 +35,7 @@ from rschat.agent.vocabulary import (
     THIS,
     VARIATION,
     VQA_NEEDS,
+    area_bounds_of,
     asked_thing,
     attributes_of,
     capabilities,
@@ -48,6 +50,7 @@ from rschat.agent.vocabulary import (
 from rschat.agent.workspace import Workspace
 from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
 from rschat.geo.bands import without_band_order
+from rschat.geo.shapes import describe_bounds
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
 from rschat.tools.base import Tool
@@ -158,17 +161,27 @@ def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
     # Counted buildings are single buildings (count_objects says when the pixels are too
     # coarse, or when a size cannot be measured); where they are not resolved, whether any
     # are there is built-up land, but "large buildings" are never built-up areas.
-    if obj == "building" and (resolved or focus == "count" or picked):
-        args = with_box({"target": "building", "image": req.image, **picked}, req.ws)
-        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}buildings" + where(req.ws))
+    # "larger than 200 m2" follows the thing counted, so it is read from the whole message.
+    bounds = area_bounds_of(req.message) if obj in ("building", "tree") else {}
+    if obj == "building" and (resolved or focus == "count" or picked or bounds):
+        args = with_box({"target": "building", "image": req.image, **picked, **bounds}, req.ws)
+        what = f"{describe_words(size, shape)}buildings{_bounded(bounds)}"
+        return ToolCall("count_objects", args, f"count {what}" + where(req.ws))
     if obj == "tree" and focus == "count":
-        args = with_box({"target": "tree", "image": req.image, **picked}, req.ws)
-        return ToolCall("count_objects", args, f"count {describe_words(size, shape)}trees" + where(req.ws))
+        args = with_box({"target": "tree", "image": req.image, **picked, **bounds}, req.ws)
+        return ToolCall(
+            "count_objects", args, f"count {describe_words(size, shape)}trees{_bounded(bounds)}" + where(req.ws)
+        )
     if cls is None:
         return None
     args = with_box({"image": req.image, "target": cls, **picked}, req.ws)
     what = f"{describe_words(size, shape)}{cls.replace('_', ' ')} areas"
     return ToolCall("segment", args, f"find the {what}" + where(req.ws))
+
+
+def _bounded(bounds: dict[str, float]) -> str:
+    text = describe_bounds(bounds.get("min_area_m2"), bounds.get("max_area_m2"))
+    return f" {text}" if text else ""
 
 
 def describe_words(size: str | None, shape: str | None) -> str:
@@ -193,11 +206,13 @@ def _plan_closed(req: Request) -> Plan | None:
     water areas are there?', 'what is the area covered by buildings?'): the call that
     counts or measures it, so the short answer comes from its figures. Where one thing
     lies relative to another is not judged: that gets a plain reply."""
-    if req.focus not in ("presence", "count", "area") or req.image is None or req.intent not in _CLOSED_INTENTS:
+    # "are there more than 10 buildings?" counts them
+    asked = "count" if COUNT_BOUND_FOCUS.fullmatch(req.focus or "") else req.focus
+    if asked not in ("presence", "count", "area") or req.image is None or req.intent not in _CLOSED_INTENTS:
         return None
     if RELATION.search(req.message):
         return _relation_reply()
-    call = _counting_call(req, _asked_head(req.message) or req.message, req.focus)
+    call = _counting_call(req, _asked_head(req.message) or req.message, asked)
     if call is None or (req.focus == "area" and call.tool == "count_objects" and call.args["target"] == "tree"):
         return None
     return Plan("count" if call.tool == "count_objects" else "segment", [call], req.focus)
@@ -301,8 +316,11 @@ def _plan_count(req: Request) -> Plan:
             "mode counts other objects named in text (SAM + CLIP: set RSCHAT_SAM and RSCHAT_CLIP, see the README).",
             answered=False,
         )
-    args = with_box({"target": target, "image": req.image}, req.ws)
-    return Plan("count", [ToolCall("count_objects", args, f"count {target}s" + where(req.ws))], "count")
+    bounds = area_bounds_of(req.message)
+    args = with_box({"target": target, "image": req.image, **bounds}, req.ws)
+    return Plan(
+        "count", [ToolCall("count_objects", args, f"count {target}s{_bounded(bounds)}" + where(req.ws))], "count"
+    )
 
 
 def _plan_measure(req: Request) -> Plan:
@@ -367,7 +385,11 @@ def _plan_tool(req: Request) -> Plan | None:
         args["box"] = list(req.box)
     if "region" in takes and req.ws.region is not None:
         args["region"] = True
-    return Plan(req.intent or tool.name, [ToolCall(tool.name, args, f"{tool.name.replace('_', ' ')}{where(req.ws)}")])
+    # A tool whose slots read what the question asks about ("about": the pixel size, the
+    # CRS) answers that first, and the short answer is that figure.
+    focus = args.get("about", req.focus)
+    call = ToolCall(tool.name, args, f"{tool.name.replace('_', ' ')}{where(req.ws)}")
+    return Plan(req.intent or tool.name, [call], focus=focus)
 
 
 # Planners that need no image of their own check (they say what is missing themselves).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from rschat.agent.vocabulary import COUNT_BOUND_FOCUS
 from rschat.tools.base import ToolResult
 
 # segment's own threshold: the short answer never contradicts the tool's sentence.
@@ -102,6 +103,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
     if focus in ("cover_lost", "cover_gained"):  # "how much forest was lost?"
         m2 = result.data.get("lost_m2" if focus == "cover_lost" else "gained_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
+    if focus in ("cover_lost_largest", "cover_gained_largest"):  # "how big is the largest patch lost?"
+        m2 = result.data.get("lost_largest_m2" if focus == "cover_lost_largest" else "gained_largest_m2")
+        return None if m2 is None else f"{round(float(m2))} m2"
     if focus == "average":  # "how big is the average tree?": one object's mean size
         m2 = result.data.get("mean_size_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
@@ -118,6 +122,24 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if px is None else ("yes" if px > 0 else "no")
     if focus == "rural_urban":
         return _rural_urban(result)
+    if focus and (bound := COUNT_BOUND_FOCUS.fullmatch(focus)):  # "are there more than 10 buildings?"
+        found = _count(result, target)
+        if found is None:
+            return None
+        limit = int(bound.group(2))
+        return "yes" if (int(found) > limit if bound.group(1) == "more" else int(found) < limit) else "no"
+    return _image_info(result, focus)
+
+
+def _image_info(result: ToolResult, focus: str | None) -> str | None:
+    """'5 m', 'EPSG:26914', '4' (bands): what image_info read from the file."""
+    d = result.data
+    if focus == "pixel_size" and d.get("pixel_size_m") is not None:
+        return f"{float(d['pixel_size_m']):.3g} m"  # type: ignore[arg-type]
+    if focus == "crs" and d.get("epsg") is not None:
+        return f"EPSG:{int(d['epsg'])}"  # type: ignore[arg-type]
+    if focus == "bands" and d.get("bands") is not None and "width_px" in d:
+        return str(int(d["bands"]))  # type: ignore[arg-type]
     return None
 
 
@@ -138,8 +160,10 @@ def parse(text: str) -> str | None:
     open answer."""
     if m := _LEAD.match(text):
         short = m.group("short").strip().lower()
-        if short in ("yes", "no", "rural", "urban") or re.fullmatch(rf"{_NUMBER}( m2)?", short):
+        if short in ("yes", "no", "rural", "urban") or re.fullmatch(rf"{_NUMBER}( m2| m)?", short):
             return _clean_number(short)
+        if re.fullmatch(r"epsg:\d{4,6}", short):
+            return short.upper()
         return None
     if text.lstrip().startswith("**"):  # a tool's bold title, not a reply to normalise
         return None

@@ -103,7 +103,8 @@ def intents() -> tuple[Phrase, ...]:
 _PRESENCE_QUESTION = re.compile(r"^\W*(is|are) there\b|^\W*(is|are)\b.*\bpresent\b", re.I)
 # "Are there more X than Y?", "Is the number of X equal to the number of Y?": a comparison,
 # not a presence question; no tool compares two object counts, so it gets no short answer.
-_COMPARISON = re.compile(r"\b(more|less|fewer)\b.+\bthan\b|\bequal to\b", re.I)
+# "More than 200 m2", "fewer than 10": a bound on a number, no comparison of two things.
+_COMPARISON = re.compile(r"\b(more|less|fewer)\b.+\bthan\b(?!\s*[\d>.])|\bequal to\b", re.I)
 FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("compare", _COMPARISON),
     ("rural_urban", re.compile(r"\brural\b.*\burban\b|\burban\b.*\brural\b", re.I)),
@@ -269,9 +270,20 @@ GSD_UNITS_M = {"mm": 0.001, "mi": 0.001, "cm": 0.01, "ce": 0.01, "km": 1000.0, "
                "fe": 0.3048, "fo": 0.3048, "m": 1.0, "me": 1.0}  # fmt: skip
 
 
+# "Are there more than 10 buildings?": a count held against a number (not "more than
+# 200 m2", an area bound on the objects). Its focus carries the number: count_more_than_10.
+_COUNT_BOUND = re.compile(
+    r"\b(more|fewer|less) than (\d+)\b(?![.,]\d)(?!\s*(?:m2|m\u00b2|m\b|ha\b|km|sq|square|hect|acre|%|per|met|feet|ft))",
+    re.I,
+)
+COUNT_BOUND_FOCUS = re.compile(r"count_(more|less)_than_(\d+)")
+
+
 def focus_of(message: str) -> str | None:
     """Which figure the question asks for; a stated pixel size ('size', 'm') is no area."""
     question = STATED_GSD.sub(" ", message)
+    if _PRESENCE_QUESTION.search(question) and (m := _COUNT_BOUND.search(question)):
+        return f"count_{'more' if m.group(1).lower() == 'more' else 'less'}_than_{m.group(2)}"
     for focus, pattern in FOCUS:
         if pattern.search(question):
             return focus
@@ -311,6 +323,55 @@ def comparison_of(message: str) -> tuple[str, str, str] | None:
 # A side of a comparison that names things to count ("water areas", "forests", "buildings"),
 # not an amount ("water", "forest", "grass"): comparing amounts is a different question.
 COUNTABLE = re.compile(r"\b(areas?|regions?|patches|bodies|\w+(?<!s)s)\b", re.I)
+
+
+# "larger than 200 m2", "under 0.1 ha", "between 100 and 300 square metres": area bounds
+# on the objects counted. Each alternative is a plain sequence (no nested repeats), so a
+# hostile message is read in linear time.
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
+_AREA_UNIT = (
+    r"(m2|m\u00b2|sq\.? ?m\b|sqm|square met(?:re|er)s?|ha\b|hectares?|km2|km\u00b2|square kilomet(?:re|er)s?|"
+    r"ft2|sq\.? ?ft|square f(?:ee|oo)t|acres?)"
+)
+_ABOVE = re.compile(
+    rf"(?:\b(?:(?:larger|bigger|greater|wider|more) than|over|above|exceeding|at least)\s+|>=?\s*|\u2265\s*)"
+    rf"{_NUMBER}\s*{_AREA_UNIT}",
+    re.I,
+)
+_BELOW = re.compile(
+    rf"(?:\b(?:(?:smaller|less) than|under|below|at most)\s+|<=?\s*|\u2264\s*){_NUMBER}\s*{_AREA_UNIT}", re.I
+)
+_BETWEEN = re.compile(rf"\bbetween\s+{_NUMBER}\s*{_AREA_UNIT}?\s+and\s+{_NUMBER}\s*{_AREA_UNIT}", re.I)
+
+
+def _in_m2(number: str, unit: str) -> float:
+    """A stated area in m2 ('0.1', 'ha' -> 1000)."""
+    u = unit.lower()
+    if "ft" in u or "feet" in u or "foot" in u:
+        per = 0.09290304
+    elif u.startswith("ac"):
+        per = 4046.8564224
+    elif u.startswith("km") or "kilo" in u:
+        per = 1e6
+    elif u.startswith("h"):
+        per = 1e4
+    else:
+        per = 1.0
+    return float(number.replace(",", "")) * per
+
+
+def area_bounds_of(text: str) -> dict[str, float]:
+    """The area bounds a question puts on the objects it counts, in m2:
+    {'min_area_m2': 200.0} for 'larger than 200 m2'; {} when it states none."""
+    if m := _BETWEEN.search(text):
+        low, high = _in_m2(m.group(1), m.group(2) or m.group(4)), _in_m2(m.group(3), m.group(4))
+        return {"min_area_m2": min(low, high), "max_area_m2": max(low, high)}
+    bounds = {}
+    if m := _ABOVE.search(text):
+        bounds["min_area_m2"] = _in_m2(m.group(1), m.group(2))
+    if m := _BELOW.search(text):
+        bounds["max_area_m2"] = _in_m2(m.group(1), m.group(2))
+    return bounds
 
 
 def attributes_of(text: str) -> tuple[str | None, str | None]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rschat.config import Settings
+from rschat.geo.bands import band_doubt
 from rschat.geo.raster import Raster
 from rschat.geo.stack import stack_names
 from rschat.geo.windowed import read_for_session
@@ -90,7 +91,7 @@ class Workspace:
         if self.stated_bands and len(self.stated_bands) == raster.count:
             raster.band_names = self.stated_bands
             # the loader's advice to state the band order has been followed
-            raster.notes = [n for n in raster.notes if "say 'the bands are" not in n and "Say the band order" not in n]
+            raster.notes = [n for n in raster.notes if "band order" not in n.lower() and "unnamed bands" not in n]
 
     def state(self, gsd_m: float | None = None, bands: list[str] | None = None) -> list[str]:
         """Record what the user said about the images and apply it to those loaded.
@@ -179,6 +180,17 @@ class Workspace:
         if uses_region(args) and self.region is not None:  # a redrawn region is a new input
             key += (("region", hash(json.dumps(self.region, sort_keys=True))),)
         return key
+
+    def band_notes(self, inputs: tuple[tuple[str, int], ...]) -> list[str]:
+        """What was assumed about the bands of a call's input images (an unnamed fourth band
+        read as NIR, a false-colour composite): every answer from them says so, since the
+        numbers depend on it."""
+        rasters = [self.rasters[name] for name, _ in inputs if name in self.rasters]
+        return [n for r in rasters for n in r.notes if "unnamed bands" in n or "band order" in n.lower()]
+
+    def band_doubt(self, inputs: tuple[tuple[str, int], ...]) -> str | None:
+        """Why the band order of one of a call's input images is in doubt, or None."""
+        return next((d for name, _ in inputs if name in self.rasters and (d := band_doubt(self.rasters[name]))), None)
 
     def find_result(self, tool: str, args: dict[str, Any], inputs: tuple[tuple[str, int], ...]) -> StoredResult | None:
         wanted = json.dumps(args, sort_keys=True)

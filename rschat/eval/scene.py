@@ -21,6 +21,7 @@ from typing import Any
 
 from rschat.config import Settings
 from rschat.eval.manifest import add_common, fmt, load_entries, read_image, resolve, run_command, run_tool
+from rschat.tools.classify_scene import OutOfScale
 
 HELP = "scene classification (lite model or CLIP): accuracy, per-class accuracy and the confusion matrix"
 # Dataset class names that name a tool label in other words (UC Merced, AID, NWPU-RESISC45).
@@ -65,6 +66,9 @@ def confusion(truth: list[str], pred: list[str]) -> dict[str, Any]:
             "classes": classes, "matrix": matrix}  # fmt: skip
 
 
+REFUSED = "(refused)"
+
+
 def evaluate_scene(manifest: Path, settings: Settings, candidates: str = "tool") -> dict[str, Any]:
     from rschat.backends import lite_models
     from rschat.backends.clip import SCENE_LABELS
@@ -82,7 +86,12 @@ def evaluate_scene(manifest: Path, settings: Settings, candidates: str = "tool")
     for entry in entries:
         raster = read_image(resolve(manifest, entry["image"]), settings)
         args = {} if lite is not None else {"labels": labels}
-        result = run_tool("classify_scene", args, {"image": raster}, settings)
+        try:
+            result = run_tool("classify_scene", args, {"image": raster}, settings)
+        except OutOfScale as err:  # refused for this image: counted wrong, as eval vqa counts refusals
+            rows.append({"image": entry["image"], "label": entry["label"], "predicted": REFUSED, "p": None,
+                         "refused": str(err)})  # fmt: skip
+            continue
         top, p = result.kept.ranked[0]
         rows.append({"image": entry["image"], "label": entry["label"], "predicted": top, "p": p})
     # Compare in the manifest's names where a tool label means one of its classes.
@@ -111,5 +120,8 @@ def table(report: dict[str, Any]) -> str:
             + "".join(f"{n:>4}" for n in counts)
             + f"{fmt(acc, 2) if acc is not None else '':>7}"
         )
+    refused = sum(r["predicted"] == REFUSED for r in report["rows"])
+    if refused:
+        lines.append(f"{refused} image(s) refused (pixels too coarse for the tool), counted as wrong")
     lines.append(f"accuracy {fmt(report['accuracy'])} over {len(report['rows'])} images")
     return "\n".join(lines)

@@ -104,3 +104,59 @@ def available_indices(raster: Raster) -> list[str]:
         for name, bands in INDICES.items()
         if name in names or all(band_index(raster, b) is not None for b in bands)
     ]
+
+
+# Bands 1-3 of a true-colour image rise and fall together (bright roofs are bright in all
+# three, shade is dark in all three): on the NAIP tiles in shared/ their pairwise
+# correlations are 0.86-0.97. A false-colour composite breaks this: in Landsat's SWIR1,
+# NIR, red, the NIR band is anticorrelated with red (-0.26 to -0.41 on the Pucallpa stack).
+_VISIBLE_MIN_CORRELATION = 0.5
+FALSE_COLOUR = "looks like a false-colour composite"  # in the note; ``band_doubt`` finds it
+
+
+def _sample(data: np.ndarray, nodata: float | None, limit: int = 200_000) -> np.ndarray:
+    """(bands, N) float64 pixels with data in every band, at most about ``limit`` of them."""
+    flat = data.reshape(data.shape[0], -1)
+    step = max(1, flat.shape[1] // limit)
+    flat = flat[:, ::step].astype(np.float64)
+    valid = np.all(np.isfinite(flat), axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~np.all(flat == nodata, axis=0)
+    return flat[:, valid]
+
+
+def unnamed_four_bands(data: np.ndarray, nodata: float | None, image: str) -> tuple[tuple[str, ...] | None, str]:
+    """How to read a 4-band image whose bands have no names (GDAL marks them gray and
+    undefined): (band names or None to leave them unnamed, a note saying what was assumed).
+
+    Most 4-band aerial and satellite products put near-infrared fourth (NAIP: red, green,
+    blue, NIR; Planet and Pleiades: blue, green, red, NIR), so when bands 1-3 behave as
+    visible bands do and band 4 is not a 0/255 mask, band 4 is read as NIR and NDVI and
+    water use it. Otherwise nothing is guessed and the note asks for the order."""
+    pixels = _sample(data, nodata)
+    say = "say the band order (e.g. 'the bands are red, green, blue, NIR')"
+    if pixels.shape[1] < 100:
+        return None, f"'{image}' has 4 unnamed bands: bands 1-3 are read as red, green and blue; {say}."
+    if np.unique(pixels[3][:5000]).size <= 2:
+        return None, f"'{image}' has 4 unnamed bands and band 4 holds two values (a mask): it is not used."
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.nan_to_num(np.corrcoef(pixels[:3]), nan=0.0)
+    lowest = float(min(corr[0, 1], corr[0, 2], corr[1, 2]))
+    if lowest >= _VISIBLE_MIN_CORRELATION:
+        return ("red", "green", "blue", "nir"), (
+            f"'{image}' has 4 unnamed bands: bands 1-3 vary together as visible bands do, so they are read as red, "
+            "green and blue and band 4 as near-infrared (NAIP's order). If the order differs, say the band order "
+            "(Planet and Pleiades: 'the bands are blue, green, red, NIR')."
+        )
+    return None, (
+        f"'{image}' has 4 unnamed bands and bands 1-3 do not vary together as red, green and blue do (their "
+        f"lowest correlation is {lowest:.2f}): it {FALSE_COLOUR}, so colours, land cover and "
+        "indices from it are unreliable until you say the band order (a Landsat composite is often 'the bands "
+        "are SWIR1, NIR, red, green')."
+    )
+
+
+def band_doubt(raster: Raster) -> str | None:
+    """The note saying that the image's band order is unknown and it is not true colour, or
+    None (it goes once the user states the order)."""
+    return next((n for n in raster.notes if FALSE_COLOUR in n), None)

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
+from rschat.geo.bands import unnamed_four_bands
 from rschat.geo.errors import InputError, TooLargeError
 from rschat.geo.raster import Raster
 
@@ -118,6 +119,7 @@ def _read_tiff(path: Path, max_pixels: int, max_decoded: int) -> Raster:
                     for i, (desc, ci) in enumerate(zip(ds.descriptions, ds.colorinterp, strict=True))
                 )
                 georef, notes = _georef_notes(path, ds.crs, ds.transform)
+                names, band_notes = _band_reading(clean_name(path.stem), names, data, ds.nodata)
                 return Raster(
                     data=data,
                     crs=ds.crs if georef else None,
@@ -126,7 +128,7 @@ def _read_tiff(path: Path, max_pixels: int, max_decoded: int) -> Raster:
                     band_names=names,
                     date=_date_from_tags(ds.tags()) or date_from_name(path.stem),
                     name=clean_name(path.stem),
-                    notes=notes + _band_notes(clean_name(path.stem), names),
+                    notes=notes + band_notes,
                 )
     except RasterioIOError as err:
         raise InputError(f"{path.name} could not be read as a TIFF: it looks corrupt or truncated ({err}).") from err
@@ -146,21 +148,20 @@ def _georef_notes(path: Path, crs: CRS | None, transform: Affine) -> tuple[bool,
     return True, []
 
 
-def _band_notes(name: str, names: tuple[str, ...]) -> list[str]:
-    """A note when the picture shown is a guess: more than four bands, none named red,
-    green and blue, are previewed as bands 1-3 (on Sentinel-2's order, coastal, blue, green);
-    a fourth band without a name is left unused."""
+def _band_reading(
+    name: str, names: tuple[str, ...], data: np.ndarray, nodata: float | None
+) -> tuple[tuple[str, ...], list[str]]:
+    """The band names to use and a note when they are a guess: four unnamed bands are read
+    by ``bands.unnamed_four_bands`` (NIR fourth when bands 1-3 look visible); more than four,
+    none named red, green and blue, are previewed as bands 1-3 (on Sentinel-2's order,
+    coastal, blue, green)."""
     lower = {n.lower() for n in names}
-    if len(names) == 4 and names[3].startswith("band ") and "nir" not in lower:
-        # NAIP and most 4-band aerial imagery: its fourth band is near-infrared, unnamed in the file.
-        return [
-            f"'{name}' has 4 bands and the fourth has no name: bands 1-3 are read as red, green and blue and "
-            "band 4 is not used. If it is near-infrared (NAIP: red, green, blue, NIR), say 'the bands are red, "
-            "green, blue, NIR' so that NDVI and water use it."
-        ]
+    if len(names) == 4 and all(n.startswith("band ") for n in names):
+        guessed, note = unnamed_four_bands(data, nodata, name)
+        return guessed or names, [note]
     if len(names) <= 4 or {"red", "green", "blue"} <= lower:
-        return []
-    return [
+        return names, []
+    return names, [
         f"'{name}' has {len(names)} bands without red, green and blue names: the picture shows bands 1-3 as "
         "red, green and blue, and no spectral index is computed. Say the band order (e.g. 'the bands are "
         "coastal, blue, green, red, ...') for true colour and NDVI."

@@ -109,3 +109,22 @@ def matches(area_m2: float | None, shape: Shape | None, size: Size | None, wante
 def describe(size: Size | None, shape: Shape | None) -> str:
     """'large (>= 500 m2) square' for a result's scope; '' without either."""
     return " ".join(w for w in (SIZE_TEXT[size] if size else "", shape or "") if w)
+
+
+def within(area_m2: float | None, min_m2: float | None, max_m2: float | None) -> bool:
+    """Whether an area lies in the asked bounds ('larger than 200 m2': min 200, exclusive;
+    'smaller than 50 m2': max 50, exclusive); an unknown area is in no bounds."""
+    if min_m2 is None and max_m2 is None:
+        return True
+    if area_m2 is None:
+        return False
+    return (min_m2 is None or area_m2 > min_m2) and (max_m2 is None or area_m2 < max_m2)
+
+
+def describe_bounds(min_m2: float | None, max_m2: float | None) -> str:
+    """'larger than 200 m2', 'of 100-300 m2', 'smaller than 50 m2', or ''."""
+    if min_m2 is not None and max_m2 is not None:
+        return f"of {min_m2:,g}-{max_m2:,g} m2"
+    if min_m2 is not None:
+        return f"larger than {min_m2:,g} m2"
+    return f"smaller than {max_m2:,g} m2" if max_m2 is not None else ""

@@ -322,7 +322,7 @@ def read_scene(
     """Read an image for a session. Up to ``tile_above`` pixels, or any PNG/JPEG: whole,
     as ``read_raster`` does. A larger TIFF also keeps its ``RasterSource`` for tiled tools,
     and over ``max_pixels`` its in-memory pixels are an overview (with a note saying so)."""
-    from rschat.geo.io import _check_decoded, read_raster, sniff_format
+    from rschat.geo.io import _band_reading, _check_decoded, read_raster, sniff_format
 
     path = Path(path)
 
@@ -349,6 +349,8 @@ def read_scene(
         limit = max_decoded_bytes if max_decoded_bytes is not None else 2 * 1024**3
         _check_decoded(path, shape, np.dtype(source.dtype).itemsize, limit)
         raster = overview_raster(source, overview_side, _described(source))
+        raster.band_names, band_notes = _band_reading(raster.name, raster.band_names, raster.data, raster.nodata)
+        raster.notes += band_notes
         raster.notes.append(
             f"'{raster.name}' is {source.width}x{source.height} pixels ({source.pixels / 1e6:,.0f} MP): change "
             f"detection reads it tile by tile at full resolution; other tools work on a {raster.width}x"

@@ -8,6 +8,7 @@ from rschat.tools import (
     describe_scene,
     detect_changes,
     generate_image,
+    image_info,
     measure,
     segment,
     segment_objects,
@@ -26,6 +27,7 @@ REGISTRY: dict[str, Tool] = {
         classify_scene.TOOL,
         segment_objects.TOOL,
         generate_image.TOOL,
+        image_info.TOOL,
     )
 }
 

@@ -278,6 +278,7 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=None,
+    reads_colours=lambda args: False,  # named bands' indices only
     help=HELP,
     needs=(),
 )

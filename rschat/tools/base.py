@@ -230,6 +230,10 @@ class Tool:
     # Arguments the rule planner can read from the message for this tool ("NDWI" -> index),
     # for a tool without a planner of its own; image, box and region are filled for it.
     slots: Callable[[str], dict[str, Any]] | None = None
+    # Whether a call's figures depend on which band is red, green and blue (land cover, the
+    # learned models), given its arguments: such a call is refused on an image that looks
+    # like a false-colour composite with no band names, until the user says the order.
+    reads_colours: Callable[[Mapping[str, Any]], bool] = lambda args: True
 
     def run(self, args: Args | Mapping[str, Any], ctx: ToolContext) -> ToolResult:
         """Run the tool; plain arguments (a dict) are validated first, defaults filled."""

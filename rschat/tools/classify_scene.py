@@ -42,6 +42,17 @@ class ClassifyFigures(Figures):
     labels_scored: int
 
 
+# UC Merced's scenes are 0.3 m aerial photographs. At 2 m a 76.8 m scene is 38 pixels,
+# enlarged 6.7 times for the model; coarser than that it sees a blur and still answers
+# with confidence (Sentinel-2 tiles came out "beach"), so lite mode refuses instead.
+MAX_SCENE_GSD_M = 2.0
+
+
+class OutOfScale(InputError):
+    """The image's pixels are too coarse for the lite scene classifier (a refusal about one
+    image, not a missing model)."""
+
+
 PHRASES = (Phrase("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I), 80),)
 
 
@@ -49,6 +60,13 @@ def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
     """The learned lite classifier (UC Merced classes)."""
     raster, scope = scoped_raster(args.image, args.box, ctx)
     gsd = raster.pixel_size_m()
+    if gsd is not None and gsd > MAX_SCENE_GSD_M:
+        raise OutOfScale(
+            f"The lite scene classifier knows 0.3 m aerial scenes (UC Merced) and works up to {MAX_SCENE_GSD_M:g} m "
+            f"pixels; {scope}'s pixels are {gsd:.3g} m, where a 76.8 m scene is {76.8 / gsd:.0f} pixels across, "
+            "too few to tell a scene's kind. Ask 'describe the scene' for its land cover instead, or set "
+            "RSCHAT_CLIP for full mode."
+        )
     ranked = learned.scene(rgb_preview(raster), gsd)
     if ranked is None:
         raise InputError(

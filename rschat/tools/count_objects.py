@@ -19,7 +19,7 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
-from rschat.geo.shapes import Shape, Size, describe, matches, size_unresolved
+from rschat.geo.shapes import Shape, Size, describe, describe_bounds, matches, size_unresolved, within
 from rschat.geo.tiles import Tile, map_threaded, tile_grid
 from rschat.geo.vector import pixel_to_lonlat
 from rschat.geo.windowed import RasterSource, area_mask, read_window
@@ -57,6 +57,8 @@ class CountArgs(Args):
         None, description="only objects of this size (small < 100 m2 <= medium < 500 m2 <= large)"
     )
     shape: Shape | None = Field(None, description="only objects of this outline (buildings)")
+    min_area_m2: float | None = Field(None, ge=0, description="only objects larger than this (m2)")
+    max_area_m2: float | None = Field(None, gt=0, description="only objects smaller than this (m2)")
 
 
 class CountFigures(Figures):
@@ -73,16 +75,33 @@ def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> l
     unknown, never the assumed one). Trees and the rules' buildings are boxes, not
     outlines: their size is the box's ellipse (a crown) or the box, and their shape cannot
     be judged, which the user is told rather than given a count of none."""
-    if args.size is None and args.shape is None:
+    bounded = args.min_area_m2 is not None or args.max_area_m2 is not None
+    if args.size is None and args.shape is None and not bounded:
         return dets
     if (why := size_unresolved(args.size, gsd)) is not None:
         raise InputError(f"I can't sort the {SUPPORTED.get(args.target, args.target)} by size: {why}.")
+    if bounded and gsd is None:
+        raise InputError(
+            f"I can't sort the {SUPPORTED.get(args.target, args.target)} by area: the image has no pixel size "
+            "(say 'the pixel size is X m')."
+        )
     if args.shape is not None and any(d.shape is None and d.area_m2 is None for d in dets):
         raise InputError(
             f"Lite mode outlines buildings with the learned model only; these {SUPPORTED.get(args.target, args.target)} "
             f"are boxes, so I can't tell which are {args.shape}. Ask without the shape to count them all."
         )
-    return [d for d in dets if matches(_area(d, gsd), d.shape, args.size, args.shape)]
+    return [
+        d
+        for d in dets
+        if matches(_area(d, gsd), d.shape, args.size, args.shape)
+        and within(_area(d, gsd), args.min_area_m2, args.max_area_m2)
+    ]
+
+
+def _what(args: CountArgs, plural: str) -> str:
+    """'large (>= 500 m2) buildings', 'trees larger than 20 m2': what was counted."""
+    bounds = describe_bounds(args.min_area_m2, args.max_area_m2)
+    return " ".join(w for w in (describe(args.size, args.shape), plural, bounds) if w)
 
 
 def _area(d: cc.Detection, gsd: float | None) -> float | None:
@@ -149,8 +168,9 @@ def _detect_with_sam_clip(target: str, raster: Raster, ctx: ToolContext) -> tupl
 
 
 def _singular(plural: str) -> str:
-    """'1 tree', '1 large building', not '1 trees'."""
-    return plural[:-1] if plural.endswith("s") else plural
+    """'1 tree', '1 large building', '1 building larger than 200 m2', not '1 trees'."""
+    m = re.match(r"(.*?)s( (?:larger|smaller) than .*| of [\d,.]+-.*)?$", plural)
+    return m.group(1) + (m.group(2) or "") if m else plural
 
 
 def _in_box(dets: list[cc.Detection], offset: tuple[int, int], crop: Raster) -> list[cc.Detection]:
@@ -320,7 +340,7 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
     keep_ids = {id(d) for d in _selected(found, args, known)}
     pairs = [(f, s) for f, s in zip(found, shown, strict=True) if id(f) in keep_ids]
     found, shown = [f for f, _ in pairs], [s for _, s in pairs]
-    plural = " ".join(w for w in (describe(args.size, args.shape), SUPPORTED[args.target]) if w)
+    plural = _what(args, SUPPORTED[args.target])
     area_m2 = _analysed_area_m2(args, ctx, image, src, window)
     figures = CountFigures(
         count=len(found),
@@ -390,7 +410,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
             scope += " inside the changed area"
     dets, scope, inside = _in_region(dets, args, ctx, raster, scope)
     dets = _selected(dets, args, known := raster.pixel_size_m())
-    plural = " ".join(w for w in (describe(args.size, args.shape), plural) if w)
+    plural = _what(args, plural)
 
     # 3. Figures and artifacts.
     area_m2 = raster.area_m2(inside if inside is not None else np.ones((raster.height, raster.width), bool))

@@ -271,6 +271,7 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=Layer("changes", "#e31a1c"),
+    reads_colours=lambda args: args.get("target", "any") != "any",  # any change: band-agnostic differences
     help=HELP,
     needs=("before", "after"),
 )

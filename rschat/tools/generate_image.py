@@ -84,6 +84,7 @@ TOOL = Tool(
     answer=answer,
     phrases=PHRASES,
     layer=None,
+    reads_colours=lambda args: False,  # reads no image
     help=HELP,
     needs=(),
     requires=(Requires("generator", "image generation (it needs a diffusion model: full mode, RSCHAT_GENERATOR)"),),

@@ -169,6 +169,7 @@ TOOL = Tool(
     answer=plain_answer("Measured"),
     phrases=PHRASES,
     layer=None,
+    reads_colours=lambda args: False,  # geometry only
     help=HELP,
     needs=("image",),
 )
