@@ -617,3 +617,12 @@ def test_are_there_more_than_n_holds_the_count_against_n(settings):
     assert list(turn(ws, "are there more than 5 trees?"))[-1].short_answer == "yes"
     assert list(turn(ws, f"are there more than {int(total)} trees?"))[-1].short_answer == "no"
     assert list(turn(ws, f"are there fewer than {int(total) + 1} trees?"))[-1].short_answer == "yes"
+
+
+def test_a_forest_tile_with_grey_sand_is_rural_by_its_buildings(settings):
+    """At pixels where the building model serves, rural or urban is read from the ground
+    under buildings: the OSBS pine tile's sand is built-up by colour (35%), not buildings."""
+    _, steps = ask(settings, "is it a rural or an urban area?", [NEON])
+    done = next(s for s in steps if s.kind == "done")
+    assert done.result.data["buildings_percent"] is not None and done.result.data["buildings_percent"] < 10
+    assert steps[-1].short_answer == "rural" and "**Buildings** (the learned building model)" in steps[-1].text

@@ -21,6 +21,9 @@ from rschat.tools.segment import PRESENT_PERCENT
 # convention that continuous urban fabric is mostly sealed; discontinuous suburbs sit at
 # 20-50%, rural land with farms and villages under ~10-15%.
 URBAN_BUILT_PERCENT = 15.0
+# Ground under buildings (%) from which a scene reads as urban: suburbs of detached houses
+# have 10-25% of their ground under roofs, city blocks more, farmland and forest a few %.
+URBAN_BUILDINGS_PERCENT = 10.0
 
 _NUMBER = r"\d+(?:[.,]\d+)*"
 _LEAD = re.compile(r"^\s*\*\*(?P<short>[^*\n]{1,40}?)\.?\*\*", re.S)
@@ -67,6 +70,12 @@ def _area(result: ToolResult, target: str | None) -> str | None:
 
 
 def _rural_urban(result: ToolResult) -> str | None:
+    """Urban by the buildings' share where the building model served (fine pixels): grey
+    sand and rock read as built-up by colour (35-38% on the NEON forest tiles, whose
+    buildings cover 0-1.7%; LEVIR's suburbs 22-40%); else by the built-up share."""
+    buildings = result.data.get("buildings_percent")
+    if buildings is not None:
+        return "urban" if float(buildings) >= URBAN_BUILDINGS_PERCENT else "rural"
     built = result.data.get("built_up_percent")
     if built is None:
         return None

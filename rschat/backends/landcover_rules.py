@@ -64,6 +64,9 @@ class LandCover:
     classes: np.ndarray  # (H, W) int8: index into CLASSES, -1 = no data
     superpixels: np.ndarray  # (H, W) int32 labels
     used_indices: list[str]  # spectral indices that took part
+    # The learned building model's footprints, where it served (fine pixels, RGB), else
+    # None: the share of ground under buildings tells settlement from grey sand or rock.
+    buildings: np.ndarray | None = None
 
     def mask(self, name: str) -> np.ndarray:
         return self.classes == CLASSES.index(name)

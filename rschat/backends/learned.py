@@ -228,6 +228,7 @@ def add_buildings(lc: LandCover, raster: Raster) -> str:
         return ""
     keep = np.isin(lc.classes, [CLASSES.index("water"), CLASSES.index("cloud"), -1])
     lc.classes = np.where(mask & ~keep, CLASSES.index("built_up"), lc.classes).astype(np.int8)
+    lc.buildings = mask & ~keep
     return f"; buildings in built-up from the {status('buildings')}"
 
 

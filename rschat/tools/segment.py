@@ -73,6 +73,8 @@ SegmentFigures: type[Any] = create_model(  # type: ignore[call-overload]
     selection=(str | None, None),
     selected_count=(int | None, None),
     selected_area_m2=(float | None, None),
+    # Ground under the learned building model's footprints (%), where it served.
+    buildings_percent=(float | None, None),
     **_per_class,
 )
 
@@ -135,6 +137,8 @@ def _class_figures(lc: lcr.LandCover, raster: Raster, target: str) -> dict[str, 
         data[f"{name}_percent"] = 100.0 * m.sum() / valid_px if valid_px else 0.0
         data[f"{name}_area_m2"] = area
         data[f"{name}_area_ha"] = None if area is None else area / 1e4
+    if lc.buildings is not None and valid_px:
+        data["buildings_percent"] = 100.0 * float((lc.buildings & valid).sum()) / valid_px
     return data
 
 
@@ -385,6 +389,12 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return _presence(result, target, source)
     if reading.focus in ("largest", "smallest") and target != "all":
         return largest_region_text(result, target.replace("_", " "), source, smallest=reading.focus == "smallest")
+    if reading.focus == "rural_urban" and d.get("buildings_percent") is not None:
+        return (
+            f"**Buildings** (the learned building model) cover {d['buildings_percent']:.1f}% of {result.kept.scope}, "
+            f"and built-up land (buildings, paving and what the colour rules take for it: grey sand, rock) "
+            f"{d.get('built_up_percent') or 0.0:.1f}% ({source})."
+        )
     if target != "all":
         pct, ha, m2 = d.get(f"{target}_percent") or 0.0, d.get(f"{target}_area_ha"), d.get(f"{target}_area_m2")
         where = f" in {result.kept.scope}" if result.kept.scope else ""
