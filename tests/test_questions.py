@@ -626,3 +626,15 @@ def test_a_forest_tile_with_grey_sand_is_rural_by_its_buildings(settings):
     done = next(s for s in steps if s.kind == "done")
     assert done.result.data["buildings_percent"] is not None and done.result.data["buildings_percent"] < 10
     assert steps[-1].short_answer == "rural" and "**Buildings** (the learned building model)" in steps[-1].text
+
+
+def test_buildings_without_a_pixel_size_are_counted_at_the_pair_default_and_say_so(settings):
+    from conftest import SHARED
+
+    tile = SHARED / "change" / "levir" / "B" / "test_2_0000_0000.png"
+    if not tile.exists():
+        pytest.skip("../shared/data is not beside the repository")
+    _, unknown = ask(settings, "how many buildings are there?", [tile])
+    _, stated = ask(settings, "the pixel size is 0.5 m. how many buildings are there?", [tile])
+    assert unknown[-1].short_answer == stated[-1].short_answer and int(stated[-1].short_answer) > 5
+    assert "0.5 m pixels were assumed" in unknown[-1].text

@@ -21,7 +21,11 @@ UNRELIABLE = {
     "pool": "swimming pools need a trained detector",
     "solar_panel": "solar panels need a trained detector",
 }
-ASSUMED_GSD_M = 0.1  # NEON / drone-like imagery, used only when nothing else is known
+# Pixel sizes assumed only when nothing else is known, per object: tree crowns are counted
+# on NEON / drone-like imagery (0.1 m); building images without a georeference are mostly
+# aerial or very-high-resolution tiles (LEVIR, SpaceNet: 0.3-0.5 m), the same size change
+# detection assumes for a pair. At 0.1 m a LEVIR tile's 18 buildings were read as 1.
+ASSUMED_GSD_M = {"tree": 0.1, "building": 0.5}
 TREE_MODEL = "learned tree detector (crown-centre heatmap and crown diameter, small U-Net)"
 BUILDING_MODEL = "learned building segmenter (small U-Net; footprints are its connected parts)"
 
@@ -36,7 +40,7 @@ def detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, l
         )
     gsd, notes = raster.pixel_size_m(), []
     if gsd is None:
-        gsd = ASSUMED_GSD_M
+        gsd = ASSUMED_GSD_M[target]
         notes.append(
             f"the image has no georeference and no stated pixel size; {gsd} m pixels were assumed "
             "(say 'the pixel size is X m' for a better count)"

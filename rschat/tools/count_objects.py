@@ -272,7 +272,7 @@ def _count_tiles(
     )
     if not first.georeferenced and image.gsd_m:
         first.gsd_m = image.gsd_m * image.width / src.width
-    gsd = first.pixel_size_m() or ASSUMED_GSD_M
+    gsd = first.pixel_size_m() or ASSUMED_GSD_M[args.target]
     margin = min(256, int(np.ceil(30.0 / gsd)))  # wider than a crown or a house, in pixels
     tiles = tile_grid(src.height, src.width, tile_side(ctx, TILE_PX), margin, within=window)
     _, method, limits, notes, _ = detect_lite(args.target, _probe(first))
