@@ -8,7 +8,8 @@ the box?" -> detect_changes in the box -> count_objects inside the changed area)
 ones are decomposed ("assess the water in the indicated area" -> segment water in the
 box -> measure it -> describe the box). A follow-up that names no task refers to the last
 result. An intent with no planner of its own gets a call of its tool with the image, box
-and region, so a new tool is planned without touching this file.
+and region, so a new tool is planned without touching this file. Change questions are
+planned in ``planner_change``, closed questions and counts in ``planner_closed``.
 """
 
 from __future__ import annotations
@@ -18,29 +19,24 @@ from collections.abc import Callable
 from typing import Any
 
 from rschat.agent.planner_change import plan_change
+from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     BOX_WORDS,
     BUILDING_USE,
     BUILDING_USE_CANNOT,
-    COUNT_BOUND_FOCUS,
-    COUNTABLE,
     EXPORT_REPLY,
     GENERATION_SLOTS,
     INDEX_WORDS,
     REFERS_BACK,
-    RELATION,
     TEXT_TARGET,
     THIS,
     VARIATION,
     VQA_NEEDS,
-    area_bounds_of,
     asked_thing,
-    attributes_of,
     capabilities,
     class_of,
-    comparison_of,
     focus_of,
     intent_of,
     names_new_thing,
@@ -48,9 +44,7 @@ from rschat.agent.vocabulary import (
     out_of_reach,
 )
 from rschat.agent.workspace import Workspace
-from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
 from rschat.geo.bands import without_band_order
-from rschat.geo.shapes import describe_bounds
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
 from rschat.tools.base import Tool
@@ -148,115 +142,6 @@ def _plan_timeseries(req: Request) -> Plan:
     return Plan("timeseries", [ToolCall("analyze_timeseries", with_box({"index": index}, req.ws), why)], req.focus)
 
 
-def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
-    """The call that counts (or finds, or measures) the thing a phrase names, with its
-    size and shape words: single buildings where the pixels resolve them, trees when
-    counted, else the land-cover class's areas. None when the phrase names nothing a lite
-    tool recognises."""
-    obj, cls = object_of(text), class_of(text)
-    size, shape = attributes_of(text)
-    picked = {k: v for k, v in (("size", size), ("shape", shape)) if v}
-    gsd = req.ws.rasters[req.image].pixel_size_m() if req.image in req.ws.rasters else None
-    resolved = gsd is not None and gsd <= MAX_BUILDING_GSD_M
-    # Counted buildings are single buildings (count_objects says when the pixels are too
-    # coarse, or when a size cannot be measured); where they are not resolved, whether any
-    # are there is built-up land, but "large buildings" are never built-up areas.
-    # "larger than 200 m2" follows the thing counted, so it is read from the whole message.
-    bounds = area_bounds_of(req.message) if obj in ("building", "tree") else {}
-    if obj == "building" and (resolved or focus == "count" or picked or bounds):
-        args = with_box({"target": "building", "image": req.image, **picked, **bounds}, req.ws)
-        what = f"{describe_words(size, shape)}buildings{_bounded(bounds)}"
-        return ToolCall("count_objects", args, f"count {what}" + where(req.ws))
-    if obj == "tree" and focus == "count":
-        args = with_box({"target": "tree", "image": req.image, **picked, **bounds}, req.ws)
-        return ToolCall(
-            "count_objects", args, f"count {describe_words(size, shape)}trees{_bounded(bounds)}" + where(req.ws)
-        )
-    if cls is None:
-        return None
-    args = with_box({"image": req.image, "target": cls, **picked}, req.ws)
-    what = f"{describe_words(size, shape)}{cls.replace('_', ' ')} areas"
-    return ToolCall("segment", args, f"find the {what}" + where(req.ws))
-
-
-def _bounded(bounds: dict[str, float]) -> str:
-    text = describe_bounds(bounds.get("min_area_m2"), bounds.get("max_area_m2"))
-    return f" {text}" if text else ""
-
-
-def describe_words(size: str | None, shape: str | None) -> str:
-    return "".join(f"{w} " for w in (size, shape) if w)
-
-
-def _asked_head(message: str) -> str | None:
-    """The thing a closed question counts, without the place named after it: 'how many cows
-    are in the field?' asks for cows, not fields."""
-    thing = asked_thing(message)
-    if thing is None or re.match(
-        r"(square|sq\b|hectares?|ha\b|acres?|m2|km2|metres?|meters?|pixels?|per ?cent|%|areas?\b|regions?\b|"
-        r"patches|parts?\b|of\b)",
-        thing,
-    ):
-        return None  # "how many square metres are covered by water?": an area, of the message's class
-    return re.split(r"\s+(?:are|is|were|was|in|on|at|near|along|inside|within|by|around)\b", thing)[0]
-
-
-def _plan_closed(req: Request) -> Plan | None:
-    """A closed question about a named thing ('is there a large building?', 'how many
-    water areas are there?', 'what is the area covered by buildings?'): the call that
-    counts or measures it, so the short answer comes from its figures. Where one thing
-    lies relative to another is not judged: that gets a plain reply."""
-    # "are there more than 10 buildings?" counts them
-    asked = "count" if COUNT_BOUND_FOCUS.fullmatch(req.focus or "") else req.focus
-    if asked not in ("presence", "count", "area") or req.image is None or req.intent not in _CLOSED_INTENTS:
-        return None
-    if RELATION.search(req.message):
-        return _relation_reply()
-    call = _counting_call(req, _asked_head(req.message) or req.message, asked)
-    if call is None or (req.focus == "area" and call.tool == "count_objects" and call.args["target"] == "tree"):
-        return None
-    return Plan("count" if call.tool == "count_objects" else "segment", [call], req.focus)
-
-
-_CLOSED_INTENTS = (None, "segment", "count")  # "how big is the lake?" measures the lake itself
-
-
-def _relation_reply() -> Plan:
-    reply = (
-        "Lite mode does not judge where one object lies relative to another (next to, left of, above), so I "
-        "won't guess. Ask about each thing on its own (e.g. *how many buildings are there?*), or set RSCHAT_VLM "
-        "for free-form questions (full mode)."
-    )
-    return Plan("vqa", reply=reply, answered=False)
-
-
-def _plan_compare(req: Request) -> Plan | None:
-    """'Are there more buildings than water areas?': count both, compare the counts."""
-    sides = comparison_of(req.message)
-    if sides is None or req.image is None:
-        return None
-    relation, first, second = sides
-    if RELATION.search(first) or RELATION.search(second):
-        return _relation_reply()
-    amounts = [t for t in (first, second) if object_of(t) is None and not COUNTABLE.search(t)]
-    if amounts:
-        reply = (
-            f"I compare numbers of things (e.g. *are there more water areas than forests?*); '{amounts[0]}' is an "
-            "amount, not a number. For amounts, ask for the land cover (*how much of the image is water?*) and "
-            "compare the shares it gives."
-        )
-        return Plan("compare", reply=reply, answered=False)
-    calls = [_counting_call(req, text, "count") for text in (first, second)]
-    if None in calls:
-        unknown = first if calls[0] is None else second
-        reply = (
-            f"I can't count '{unknown}' in lite mode, so I won't compare. Lite mode counts trees, buildings and "
-            "the areas of a land-cover class (water, trees, grass, bare soil, built-up)."
-        )
-        return Plan("compare", reply=reply, answered=False)
-    return Plan("compare", [c for c in calls if c is not None], f"compare_{relation}")
-
-
 _ONE_YEAR = re.compile(r"\b(?:in|on|for|of|at|about)\s+(19\d\d|20\d\d)\b")
 
 
@@ -285,7 +170,7 @@ def _plan_object_size(req: Request) -> Plan | None:
     same = {"target": req.obj, "image": req.image, "box": list(req.box) if req.box else None}
     if last is not None and last.tool == "count_objects" and all(last.args.get(k) == v for k, v in same.items()):
         return Plan("followup", focus=req.focus, use_result=last.id)
-    plan = _plan_count(req)
+    plan = plan_count(req)
     plan.focus = req.focus
     return plan
 
@@ -301,26 +186,6 @@ def _plan_followup(req: Request) -> Plan | None:
     if refers_back and req.focus is not None and last is not None and req.obj is None and req.cls is None:
         return Plan("followup", focus=req.focus, use_result=last.id)
     return None
-
-
-def _plan_count(req: Request) -> Plan:
-    target = req.obj or ("tree" if req.cls == "trees" else None)
-    if target is None:
-        thing = _asked_head(req.message) if names_new_thing(req.message) else None
-        if thing and re.match(r"(are|is|were|was|there)\b", thing):  # "how many are there?"
-            thing = None
-        what = f"Lite mode cannot recognise {thing!r}, so I won't guess. " if thing else "What should I count? "
-        return Plan(
-            "count",
-            reply=f"{what}Lite mode counts trees and buildings (ask e.g. *how many trees are in this box?*); full "
-            "mode counts other objects named in text (SAM + CLIP: set RSCHAT_SAM and RSCHAT_CLIP, see the README).",
-            answered=False,
-        )
-    bounds = area_bounds_of(req.message)
-    args = with_box({"target": target, "image": req.image, **bounds}, req.ws)
-    return Plan(
-        "count", [ToolCall("count_objects", args, f"count {target}s{_bounded(bounds)}" + where(req.ws))], "count"
-    )
 
 
 def _plan_measure(req: Request) -> Plan:
@@ -396,7 +261,7 @@ def _plan_tool(req: Request) -> Plan | None:
 _SESSION_PLANNERS: dict[str, Callable[[Request], Plan]] = {"timeseries": _plan_timeseries, "change": plan_change}
 # Planners for one image ("image", "after" or the last date).
 _IMAGE_PLANNERS: dict[str, Callable[[Request], Plan]] = {
-    "count": _plan_count,
+    "count": plan_count,
     "measure": _plan_measure,
     "assess": _plan_assess,
     "describe": _plan_describe,
@@ -445,7 +310,7 @@ def plan(message: str, ws: Workspace) -> Plan:
     followup = _plan_date_followup(req) or _plan_object_size(req) or _plan_followup(req)
     if followup is not None:
         return followup
-    closed = _plan_compare(req) if req.focus == "compare" else _plan_closed(req)
+    closed = plan_compare(req) if req.focus == "compare" else plan_closed(req)
     if closed is not None:
         return closed
     if req.intent is None and req.cls is not None:
