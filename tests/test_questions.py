@@ -638,3 +638,27 @@ def test_buildings_without_a_pixel_size_are_counted_at_the_pair_default_and_say_
     _, stated = ask(settings, "the pixel size is 0.5 m. how many buildings are there?", [tile])
     assert unknown[-1].short_answer == stated[-1].short_answer and int(stated[-1].short_answer) > 5
     assert "0.5 m pixels were assumed" in unknown[-1].text
+
+
+def test_and_in_the_box_asks_the_last_question_again_over_another_area(settings):
+    ws = Workspace(settings)
+    ws.load_uploads([NEON])
+    ws.add_box((0, 0, 100, 100))
+    whole = list(turn(ws, "how many trees are in the whole image?"))[-1]  # the box is set aside, and kept
+    assert "in the whole image" in whole.text and ws.current_box() == (0, 0, 100, 100)
+    boxed = list(turn(ws, "and in the box?"))[-1]
+    assert "in the box x 0-100, y 0-100" in boxed.text
+    assert int(boxed.short_answer) < int(whole.short_answer)
+    again = list(turn(ws, "what about the whole image?"))
+    assert again[-1].short_answer == whole.short_answer and "stored result" in again[-1].text
+
+
+@pytest.mark.parametrize(
+    ("message", "scope"),
+    [("and in the box?", "box"), ("what about the whole image?", "whole image"), ("how many in the region?", "region"),
+     ("and in the box, how many trees?", None), ("what about the trees?", None), ("and " * 30000 + "in the box", None)],
+)  # fmt: skip
+def test_scope_follow_ups_are_read_from_short_messages(message, scope):
+    from rschat.agent.vocabulary import scope_followup
+
+    assert scope_followup(message) == scope

@@ -324,6 +324,7 @@ def _plan_and_answer(
         text = yield from _reuse(ws, plan)
     else:
         failed: list[Step] = []
+        ws.remember_focus(plan.focus)
         text = yield from _run_plan(ws, message, plan, model, failed, control)
         answered = not failed
     return text, answered

@@ -34,6 +34,7 @@ from rschat.agent.vocabulary import (
     THIS,
     VARIATION,
     VQA_NEEDS,
+    WHOLE_IMAGE,
     asked_thing,
     capabilities,
     class_of,
@@ -42,6 +43,7 @@ from rschat.agent.vocabulary import (
     names_new_thing,
     object_of,
     out_of_reach,
+    scope_followup,
 )
 from rschat.agent.workspace import Workspace
 from rschat.geo.bands import without_band_order
@@ -175,6 +177,28 @@ def _plan_object_size(req: Request) -> Plan | None:
     return plan
 
 
+def _plan_rescoped(req: Request) -> Plan | None:
+    """'And in the box?', 'what about the whole image?': the last call again, over the box,
+    the drawn region or the whole image, asking for the same figure."""
+    scope = scope_followup(req.message)
+    last = req.ws.last_result()
+    if scope is None or last is None or req.obj is not None or req.cls is not None:
+        return None
+    takes = REGISTRY[last.tool].schema().get("properties", {})
+    if "box" not in takes:
+        return None
+    args = {k: v for k, v in last.args.items() if k not in ("box", "region")}
+    if scope == "box" and req.box is not None:
+        args["box"] = list(req.box)
+    elif "region" in scope or scope == "area i drew":
+        if req.ws.region is None or "region" not in takes:
+            return Plan("missing", reply="There is no region drawn on the map: draw one on the Map tab, then ask "
+                        "again.", answered=False)  # fmt: skip
+        args["region"] = True
+    why = f"the last question ({last.tool.replace('_', ' ')}) again{where(req.ws) if 'box' in args else ''}"
+    return Plan("followup", [ToolCall(last.tool, args, why)], req.ws.last_focus)
+
+
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
@@ -281,6 +305,13 @@ def _request(message: str, ws: Workspace) -> Request:
 
 
 def plan(message: str, ws: Workspace) -> Plan:
+    if WHOLE_IMAGE.search(message) and (ws.boxes or ws.region is not None):
+        with ws.prompts_set_aside():  # "how much water in the whole image?" with a box drawn
+            return _plan(message, ws)
+    return _plan(message, ws)
+
+
+def _plan(message: str, ws: Workspace) -> Plan:
     req = _request(message, ws)
     if req.intent == "help":
         return Plan("help", reply=f"Here is what I can do:\n\n{capabilities(req.ws.settings)}")
@@ -307,7 +338,7 @@ def plan(message: str, ws: Workspace) -> Plan:
         return beyond
     if req.intent in _SESSION_PLANNERS:
         return _SESSION_PLANNERS[req.intent](req)
-    followup = _plan_date_followup(req) or _plan_object_size(req) or _plan_followup(req)
+    followup = _plan_rescoped(req) or _plan_date_followup(req) or _plan_object_size(req) or _plan_followup(req)
     if followup is not None:
         return followup
     closed = plan_compare(req) if req.focus == "compare" else plan_closed(req)

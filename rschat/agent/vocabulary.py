@@ -270,6 +270,29 @@ GSD_UNITS_M = {"mm": 0.001, "mi": 0.001, "cm": 0.01, "ce": 0.01, "km": 1000.0, "
                "fe": 0.3048, "fo": 0.3048, "m": 1.0, "me": 1.0}  # fmt: skip
 
 
+# "How much water is in the whole image?": the question sets the user's box and region aside.
+WHOLE_IMAGE = re.compile(r"\b(?:whole|entire|full|complete) (?:image|scene|picture|tile|photo)\b|\beverywhere\b", re.I)
+
+# "And in the box?", "what about the whole image?", "how many in the region?": the last
+# question again over another area. Matched on the message's words joined by single
+# spaces (``scope_followup``), so no two parts of the pattern compete for the same text.
+_SCOPE_FOLLOWUP = re.compile(
+    r"(?:(?:and|but|now|then|so|ok|okay|what about|how about|same|same for|same thing for|again) )?"
+    r"(?:how many |how much )?(?:(?:is|are) there )?(?:(?:in|inside|within|for|on|over|across) )?"
+    r"(?:the|this|my|that) (?P<scope>box|region|drawn region|map region|area i drew|(?:whole|entire|full) "
+    r"(?:image|scene|picture|tile))(?: instead)?"
+)
+
+
+def scope_followup(message: str) -> str | None:
+    """The area an elliptical follow-up moves the last question to ('box', 'region', 'whole
+    image'), or None when the message is not one."""
+    if len(message) > 120:
+        return None
+    m = _SCOPE_FOLLOWUP.fullmatch(" ".join(re.findall(r"[a-z0-9]+", message.lower())))
+    return m.group("scope") if m else None
+
+
 # "Are there more than 10 buildings?": a count held against a number (not "more than
 # 200 m2", an area bound on the objects). Its focus carries the number: count_more_than_10.
 _COUNT_BOUND = re.compile(

@@ -12,6 +12,8 @@ import itertools
 import json
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ class Workspace:
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     # The region drawn on the map (GeoJSON, EPSG:4326); restricts the tools until cleared.
     region: dict[str, Any] | None = None
+    last_focus: str | None = None  # the figure the last question that ran tools asked for
     # What the user told us about the images: pixel size (m), band order.
     stated_gsd_m: float | None = None
     stated_bands: tuple[str, ...] | None = None
@@ -131,6 +134,22 @@ class Workspace:
 
             region_geometry(region)  # raises InputError for anything that is not a lon/lat polygon
         self.region = region
+
+    @contextmanager
+    def prompts_set_aside(self) -> Iterator[None]:
+        """Plan without the user's boxes and region ('in the whole image'); they stay for
+        the questions after."""
+        boxes, region = self.boxes, self.region
+        self.boxes, self.region = [], None
+        try:
+            yield
+        finally:
+            self.boxes, self.region = boxes, region
+
+    def remember_focus(self, focus: str | None) -> None:
+        """The figure the last question that ran tools asked for ('count', 'area'), so that
+        'and in the box?' asks for it again."""
+        self.last_focus = focus
 
     def current_box(self) -> tuple[int, int, int, int] | None:
         return self.boxes[-1] if self.boxes else None
