@@ -596,6 +596,10 @@ def test_how_many_trees_larger_than_an_area_counts_only_those(settings):
         ("what area does the image cover?", None, " ha ("),
         ("when was it taken?", None, "dated 2015-09-26"),
         ("where is this image?", None, " N, "),
+        ("Where is this located?", None, "bounds (lon/lat, EPSG:4326) west -"),
+        ("When was this image acquired?", None, "dated 2015-09-26"),
+        ("What are the bands?", "4", "red, green, blue, nir"),
+        ("How wide is the image in metres?", None, " m); "),
     ],
 )
 def test_questions_about_the_file_are_answered_from_its_header(settings, question, short, words):
@@ -662,3 +666,12 @@ def test_scope_follow_ups_are_read_from_short_messages(message, scope):
     from rschat.agent.vocabulary import scope_followup
 
     assert scope_followup(message) == scope
+
+
+def test_when_were_these_images_taken_reads_each_date_once(settings):
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    _, steps = ask(settings, "When were these images taken?", stack)
+    done = [s for s in steps if s.kind == "done"]
+    assert [s.tool for s in done] == ["image_info"] * 3
+    for year, step in zip((1985, 2000, 2020), done, strict=True):
+        assert f"from {year} (the year in its name; no day given)" in step.result.summary

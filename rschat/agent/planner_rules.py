@@ -50,6 +50,7 @@ from rschat.geo.bands import without_band_order
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
 from rschat.tools.base import Tool
+from rschat.tools.image_info import about_of
 
 
 def _tools_for(intent: str) -> list[Tool]:
@@ -259,6 +260,19 @@ def _plan_segment(req: Request) -> Plan:
     return Plan("segment", [ToolCall("segment", args, f"land cover ({target.replace('_', ' ')})")], focus=req.focus)
 
 
+_EVERY_IMAGE = re.compile(r"\b(these|those|they|both|all|each|every)\b|\bimages\b", re.I)
+
+
+def _plan_image_info(req: Request) -> Plan:
+    """Facts about the image the question names, or about each image ('when were these
+    images taken?')."""
+    about = about_of(req.message)
+    every = stack_names(req.ws.rasters) or list(req.ws.rasters)  # a stack's dates, not its before/after aliases
+    names = every if _EVERY_IMAGE.search(req.message) else [req.image]
+    calls = [ToolCall("image_info", {"image": n, "about": about}, f"read the facts of {n}") for n in names]
+    return Plan("image_info", calls, focus=about if len(calls) == 1 else None)
+
+
 def _plan_tool(req: Request) -> Plan | None:
     """Any other tool's intent: call its first available tool with the image, the box and
     the region where its arguments take them."""
@@ -290,6 +304,7 @@ _IMAGE_PLANNERS: dict[str, Callable[[Request], Plan]] = {
     "assess": _plan_assess,
     "describe": _plan_describe,
     "segment": _plan_segment,
+    "image_info": _plan_image_info,
 }
 
 

@@ -16,7 +16,7 @@ from rschat.geo.raster import Raster
 from rschat.geo.vector import pixel_to_lonlat
 from rschat.tools.base import Args, Figures, ImageName, Phrase, Reading, Tool, ToolContext, ToolResult
 
-About = Literal["all", "pixel_size", "crs", "area", "bands", "date", "where", "size"]
+About = Literal["all", "pixel_size", "crs", "area", "bands", "date", "where", "size", "sensor"]
 
 
 class InfoArgs(Args):
@@ -34,53 +34,44 @@ class InfoFigures(Figures):
     epsg: int | None
     centre_lon: float | None
     centre_lat: float | None
-    valid_percent: float  # pixels with data in every band
+    extent_x_m: float | None = None  # the grid's width and height on the ground
+    extent_y_m: float | None = None
+    valid_percent: float = 100.0  # pixels with data in every band
 
 
 # "what is the pixel size?", "which CRS?", "what area does the image cover?", "how many
 # bands?", "when was it taken?", "where is this image?", "image info". Tried before the
 # land-cover and counting phrases ("how many bands" is no count of objects, "what area
 # does the image cover" no class's area).
+_IMAGE = r"(?:image|images|scene|tile|file|raster|photo|picture)"
 ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
-    (
-        "pixel_size",
-        re.compile(
-            r"\b(?:what|which)(?: is|'s| are)? (?:the |its |this image's |the image's )?(?:spatial |ground )?"
-            r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\b"
-            r"|\b(?:pixel size|resolution|gsd) of (?:the|this|that|each) (?:image|scene|tile|file|raster|pixel)\b"
-            r"|\bhow (?:big|large) (?:is|are) (?:a|the|its|each) pixels?\b",
-            re.I,
-        ),
-    ),  # fmt: skip
+    ("pixel_size", re.compile(
+        r"\b(?:what|which)(?: is|'s| are)? (?:the |its |this image's |the image's )?(?:spatial |ground )?"
+        r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\b"
+        rf"|\b(?:pixel size|resolution|gsd) of (?:the|this|that|each) (?:{_IMAGE[3:-1]}|pixel)\b"
+        r"|\bhow (?:big|large) (?:is|are) (?:a|the|its|each) pixels?\b", re.I)),
     ("crs", re.compile(r"\b(crs|coordinate (reference )?system|projection|epsg|datum|utm zone)\b", re.I)),
-    (
-        "area",
-        re.compile(
-            r"\b(?:area|extent|footprint|size) of (?:the|this|that) (?:whole )?(?:image|scene|tile|file|raster)\b"
-            r"|\b(?:how much|what) (?:area|ground|land) does (?:the|this|that|it) (?:image|scene|tile|file|raster)? ?cover"
-            r"|\bhow (?:big|large) is (?:the|this|that) (?:whole )?(?:image|scene|tile|file|raster)\b",
-            re.I,
-        ),
-    ),  # fmt: skip
-    ("bands", re.compile(r"\b(how many|what|which) bands\b|\bband (names|order)\?", re.I)),
-    (
-        "date",
-        re.compile(
-            r"\bwhen was (it|this|the image|the scene|that) (taken|acquired|captured|flown|recorded)\b"
-            r"|\b(acquisition|capture) date\b|\bwhat date\b",
-            re.I,
-        ),
-    ),  # fmt: skip
-    (
-        "where",
-        re.compile(
-            r"\bwhere (is|was) (this|the|that) (image|scene|tile|place|photo|file)\b"
-            r"|\b(coordinates|bounds|bounding box|location) of (the|this) (image|scene|tile|file)\b",
-            re.I,
-        ),
-    ),  # fmt: skip
-    ("all", re.compile(r"\b(image|file|raster) (info|information|metadata|properties|details)\b|\bmetadata\b", re.I)),
-]
+    # "how wide is the image?", "the image size in pixels", "its dimensions": the grid's size
+    ("size", re.compile(
+        rf"\b{_IMAGE} size\b|\bsize in pixels\b|\bhow many pixels\b|\bdimensions?\b"
+        rf"|\bhow (?:wide|tall|long|high) is (?:the|this|that|it)\b|\b(?:width|height) of (?:the|this) {_IMAGE}", re.I)),
+    ("area", re.compile(
+        rf"\b(?:area|extent|footprint|size) of (?:the|this|that) (?:whole )?{_IMAGE}"
+        rf"|\b(?:how much|what) (?:area|ground|land) does (?:the|this|that|it) (?:{_IMAGE} )?cover"
+        rf"|\bhow (?:big|large) is (?:the|this|that) (?:whole )?{_IMAGE}", re.I)),
+    ("bands", re.compile(
+        r"\b(?:how many|what|which) bands\b|\b(?:what|which) are (?:the|its|the image's) bands\b"
+        r"|\bband names\b|\bband order\b(?!\s*(?:is|:|=))", re.I)),
+    ("date", re.compile(
+        r"\bwhen (?:was|were) (?:it|they|this|these|that|the)(?: (?:before|after|first|second|other|last))?"
+        rf"(?: {_IMAGE})? (?:taken|acquired|captured|flown|recorded|made|shot)\b"
+        r"|\b(?:acquisition|capture) dates?\b|\bwhat (?:date|year)\b", re.I)),
+    ("where", re.compile(
+        rf"\bwhere (?:is|was|are|were) (?:this|it|these|they|the|that)(?: {_IMAGE}| place)?(?: (?:located|situated|taken|from))?\W*$"
+        rf"|\b(?:coordinates|bounds|bounding box|location|centre|center) of (?:the|this) {_IMAGE}", re.I)),
+    ("sensor", re.compile(r"\b(?:what|which) (?:sensor|satellite|platform|camera|instrument)\b", re.I)),
+    ("all", re.compile(rf"\b{_IMAGE} (?:info|information|metadata|properties|details)\b|\bmetadata\b", re.I)),
+]  # fmt: skip
 PHRASES = (Phrase("image_info", re.compile("|".join(f"(?:{p.pattern})" for _, p in ABOUT_WORDS), re.I), 5),)
 
 
@@ -112,34 +103,64 @@ def _crs_text(raster: Raster) -> str:
     return f"{code} ({ProjCRS.from_wkt(raster.crs.to_wkt()).name})"
 
 
+def _pixel_text(raster: Raster, gsd: float | None) -> str:
+    if gsd is None:
+        return "no pixel size (no georeference: say 'the pixel size is X m')"
+    text = f"{gsd:.3g} m pixels" + ("" if raster.georeferenced else " (as you stated)")
+    if raster.georeferenced and raster.crs is not None and raster.crs.is_geographic and raster.transform is not None:
+        step = abs(raster.transform.a) * (raster.width / raster.source.width if raster.source is not None else 1.0)
+        text += f" ({step:.6g} degrees of longitude in the file's CRS)"
+    return text
+
+
+def _bounds_text(raster: Raster) -> str:
+    """'bounds (lon/lat, EPSG:4326) west ..., north ...': the grid's corners."""
+    where = pixel_to_lonlat(raster)
+    corners = [where(x, y) for x in (0, raster.width) for y in (0, raster.height)]
+    lons, lats = [c[0] for c in corners], [c[1] for c in corners]
+    return (
+        f"bounds (lon/lat, EPSG:4326) west {min(lons):.5f}, south {min(lats):.5f}, east {max(lons):.5f}, "
+        f"north {max(lats):.5f}"
+    )
+
+
+def _date_text(raster: Raster) -> str:
+    if raster.date is None:
+        return "no date in the file or its name"
+    if (raster.date.month, raster.date.day) == (7, 1) and not re.search(r"0?7\D?01", raster.name):
+        return f"from {raster.date.year} (the year in its name; no day given)"
+    return f"dated {raster.date.isoformat()}"
+
+
+def _parts(raster: Raster, width: int, height: int, gsd: float | None, area: float | None) -> dict[str, str]:
+    """Each fact as a phrase, by what a question asks about."""
+    extent = "" if gsd is None else f" ({width * gsd:,.0f} x {height * gsd:,.0f} m)"
+    centre = pixel_to_lonlat(raster)(raster.width / 2, raster.height / 2) if raster.georeferenced else None
+    return {
+        "size": f"{width:,} x {height:,} pixels{extent}",
+        "bands": f"{raster.count} band(s) ({', '.join(raster.band_names)}; {raster.data.dtype})",
+        "crs": _crs_text(raster),
+        "pixel_size": _pixel_text(raster, gsd),
+        "area": "" if area is None else f"covering {area / 1e4:,.2f} ha ({area / 1e6:,.3f} km2, {area:,.0f} m2)",
+        "where": "" if centre is None else f"centred at {_lat_lon(centre[1], centre[0])}; {_bounds_text(raster)}",
+        "date": _date_text(raster),
+        "sensor": "the sensor is not named in what rschat reads from the file (its bands, grid and date)",
+    }
+
+
 def run(args: InfoArgs, ctx: ToolContext) -> ToolResult:
     raster = ctx.raster(args.image)
     width, height, gsd = _file_grid(raster)
     per_pixel = raster.pixel_area_m2()
     area = None if per_pixel is None else float(np.mean(per_pixel)) * raster.width * raster.height
-    valid = raster.valid_mask()
-    lon = lat = None
-    if raster.georeferenced:
-        lon, lat = pixel_to_lonlat(raster)(raster.width / 2, raster.height / 2)
+    centre = pixel_to_lonlat(raster)(raster.width / 2, raster.height / 2) if raster.georeferenced else [None, None]
     figures = InfoFigures(
         width_px=width, height_px=height, bands=raster.count, pixel_size_m=gsd, area_m2=area,
-        area_ha=None if area is None else area / 1e4, epsg=_epsg(raster), centre_lon=lon, centre_lat=lat,
-        valid_percent=100.0 * float(valid.mean()),
+        area_ha=None if area is None else area / 1e4, epsg=_epsg(raster), centre_lon=centre[0], centre_lat=centre[1],
+        extent_x_m=None if gsd is None else width * gsd, extent_y_m=None if gsd is None else height * gsd,
+        valid_percent=100.0 * float(raster.valid_mask().mean()),
     )  # fmt: skip
-    names = ", ".join(raster.band_names)
-    parts = {
-        "size": f"{width:,} x {height:,} pixels",
-        "bands": f"{raster.count} band(s) ({names}; {raster.data.dtype})",
-        "crs": _crs_text(raster),
-        "pixel_size": (
-            f"{gsd:.3g} m pixels" + ("" if raster.georeferenced else " (as you stated)")
-            if gsd is not None
-            else "no pixel size (no georeference: say 'the pixel size is X m')"
-        ),
-        "area": "" if area is None else f"covering {area / 1e4:,.2f} ha ({area / 1e6:,.3f} km2, {area:,.0f} m2)",
-        "where": "" if lat is None or lon is None else f"centred at {_lat_lon(lat, lon)}",
-        "date": f"dated {raster.date.isoformat()}" if raster.date else "no date in the file or its name",
-    }
+    parts = _parts(raster, width, height, gsd, area)
     order = [args.about] if args.about != "all" else []
     order += [k for k in ("size", "bands", "crs", "pixel_size", "area", "where", "date") if k not in order]
     text = "; ".join(parts[k] for k in order if parts[k])
