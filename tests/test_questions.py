@@ -367,6 +367,8 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     assert patch[-1].short_answer == f"{round(f['lost_largest_m2'])} m2"
     patch = list(turn(ws, "and the largest patch gained?"))[-1]
     assert patch.short_answer == f"{round(f['gained_largest_m2'])} m2"
+    assert list(turn(ws, "how many patches?"))[-1].short_answer == str(f["lost_patches"])
+    assert list(turn(ws, "how many patches were gained?"))[-1].short_answer == str(f["gained_patches"])
 
 
 def test_a_year_of_a_stack_names_the_image_a_one_image_question_reads(settings):
@@ -675,3 +677,12 @@ def test_when_were_these_images_taken_reads_each_date_once(settings):
     assert [s.tool for s in done] == ["image_info"] * 3
     for year, step in zip((1985, 2000, 2020), done, strict=True):
         assert f"from {year} (the year in its name; no day given)" in step.result.summary
+
+
+def test_tree_density_is_the_count_per_hectare_not_the_tree_cover(settings):
+    ws, steps = ask(settings, "how many trees are there?", [NEON])
+    per_ha = ws.last_result().result.data["density_per_ha"]
+    for question in ("what is the tree density per hectare?", "what is the density?", "how many trees per hectare?"):
+        reply = list(turn(ws, question))
+        assert not any(s.kind == "start" for s in reply), question  # read from the count, not recomputed
+        assert reply[-1].short_answer == f"{per_ha:.1f} per ha", question

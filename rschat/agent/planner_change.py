@@ -72,22 +72,26 @@ def _cover_target(cls: str | None, said: str) -> str | None:
     return None
 
 
-def _patch_followup(req: Request, said: str) -> Plan | None:
-    """'How big is the largest patch lost?' after a class's loss and gain: the largest
-    patch of that result, not a new detection of any change."""
+def patch_followup(req: Request) -> Plan | None:
+    """'How big is the largest patch lost?', 'how many patches?' after a class's loss and
+    gain: that result's figure, not a new detection of any change."""
+    said = req.message.lower()
     last = req.ws.last_result()
     if last is None or last.tool != "detect_changes" or last.args.get("target") not in COVER_CLASSES:
         return None
-    if req.cls is not None or req.focus not in ("largest", "area") or not _PATCHES.search(said):
+    if req.cls is not None or req.obj is not None or req.focus not in ("largest", "area", "count"):
         return None
-    gained = bool(_COVER_GAINED.search(said)) and not _COVER_LOST.search(said)
-    return Plan("followup", focus="cover_gained_largest" if gained else "cover_lost_largest", use_result=last.id)
+    if not _PATCHES.search(said):
+        return None
+    kind = "gained" if _COVER_GAINED.search(said) and not _COVER_LOST.search(said) else "lost"
+    figure = "count" if req.focus == "count" else "largest"
+    return Plan("followup", focus=f"cover_{kind}_{figure}", use_result=last.id)
 
 
 def plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
     said = req.message.lower()
-    if (followup := _patch_followup(req, said)) is not None:
+    if (followup := patch_followup(req)) is not None:
         return followup
     pair = _dated_pair(req.message, ws)
     # "Which buildings are new?": only buildings that appeared or went, not every change;

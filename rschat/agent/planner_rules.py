@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rschat.agent.planner_change import plan_change
+from rschat.agent.planner_change import patch_followup, plan_change
 from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
 from rschat.agent.steps import ToolCall
@@ -164,10 +164,11 @@ def _plan_date_followup(req: Request) -> Plan | None:
 
 
 def _plan_object_size(req: Request) -> Plan | None:
-    """'How big is the largest building?', 'the average tree?': single objects' sizes from
-    the count (footprints, crowns), not the class's largest patch of land cover; answered
+    """'How big is the largest building?', 'the average tree?', 'the tree density?': single
+    objects' sizes or their number per ha from the count (footprints, crowns), not the
+    class's largest patch or cover share of land cover; answered
     from the last count of the same objects when there is one."""
-    if req.obj not in ("tree", "building") or req.focus not in ("largest", "smallest", "average"):
+    if req.obj not in ("tree", "building") or req.focus not in ("largest", "smallest", "average", "density"):
         return None
     last = req.ws.last_result()
     same = {"target": req.obj, "image": req.image, "box": list(req.box) if req.box else None}
@@ -353,7 +354,13 @@ def _plan(message: str, ws: Workspace) -> Plan:
         return beyond
     if req.intent in _SESSION_PLANNERS:
         return _SESSION_PLANNERS[req.intent](req)
-    followup = _plan_rescoped(req) or _plan_date_followup(req) or _plan_object_size(req) or _plan_followup(req)
+    followup = (
+        _plan_rescoped(req)
+        or patch_followup(req)
+        or _plan_date_followup(req)
+        or _plan_object_size(req)
+        or _plan_followup(req)
+    )
     if followup is not None:
         return followup
     closed = plan_compare(req) if req.focus == "compare" else plan_closed(req)

@@ -115,6 +115,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
     if focus in ("cover_lost_largest", "cover_gained_largest"):  # "how big is the largest patch lost?"
         m2 = result.data.get("lost_largest_m2" if focus == "cover_lost_largest" else "gained_largest_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
+    if focus == "density":  # "what is the tree density?": counted objects per hectare
+        per_ha = result.data.get("density_per_ha")
+        return None if per_ha is None else f"{float(per_ha):.1f} per ha"
     if focus == "average":  # "how big is the average tree?": one object's mean size
         m2 = result.data.get("mean_size_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
@@ -169,7 +172,7 @@ def parse(text: str) -> str | None:
     open answer."""
     if m := _LEAD.match(text):
         short = m.group("short").strip().lower()
-        if short in ("yes", "no", "rural", "urban") or re.fullmatch(rf"{_NUMBER}( m2| m)?", short):
+        if short in ("yes", "no", "rural", "urban") or re.fullmatch(rf"{_NUMBER}( m2| m| per ha)?", short):
             return _clean_number(short)
         if re.fullmatch(r"epsg:\d{4,6}", short):
             return short.upper()

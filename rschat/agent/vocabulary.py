@@ -108,6 +108,8 @@ _COMPARISON = re.compile(r"\b(more|less|fewer)\b.+\bthan\b(?!\s*[\d>.])|\bequal 
 FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("compare", _COMPARISON),
     ("rural_urban", re.compile(r"\brural\b.*\burban\b|\burban\b.*\brural\b", re.I)),
+    # "what is the tree density?", "how many trees per hectare?": objects per ha, from a count
+    ("density", re.compile(r"\bdensity\b|\bper (?:hectare|ha|acre|km2|square kilomet(?:re|er))\b", re.I)),
     ("count", re.compile(r"how many|number of|count|amount of", re.I)),
     ("presence", _PRESENCE_QUESTION),
     # "largest", not "large": "the area covered by large buildings" asks for an area.
