@@ -686,3 +686,36 @@ def test_tree_density_is_the_count_per_hectare_not_the_tree_cover(settings):
         reply = list(turn(ws, question))
         assert not any(s.kind == "start" for s in reply), question  # read from the count, not recomputed
         assert reply[-1].short_answer == f"{per_ha:.1f} per ha", question
+
+
+def test_the_mean_ndvi_is_a_number_of_the_index_not_the_vegetation_cover(settings):
+    import rasterio
+
+    with rasterio.open(PAIR[1]) as src:
+        red, nir = (src.read(i).astype(float) for i in (1, 4))
+    valid = (red + nir) > 0
+    expected = float(np.mean(((nir - red) / (nir + red))[valid]))
+    ws, steps = ask(settings, "what is the mean NDVI?", [PAIR[1]])
+    done = next(s for s in steps if s.kind == "done")
+    assert done.tool == "spectral_index" and done.args["index"] == "ndvi"
+    assert float(steps[-1].short_answer) == pytest.approx(expected, abs=0.002)
+    tif = done.result.artifact("geotiff").path
+    with rasterio.open(tif) as src:
+        assert src.crs is not None and src.dtypes[0] == "float32"
+    # an RGB image has no near-infrared: said plainly, with how to name the bands
+    _, steps = ask(settings, "what is the mean NDVI?", [NEON])
+    assert "near-infrared and red bands" in steps[-1].text and steps[-1].short_answer is None
+
+
+@pytest.mark.parametrize(
+    ("question", "tool"),
+    [("show the NDVI trend", "analyze_timeseries"), ("compute the NDWI", "spectral_index"),
+     ("what is the mean NDVI?", "spectral_index"), ("how much vegetation is there?", "segment")],
+)  # fmt: skip
+def test_index_questions_go_to_the_index_tool_and_trends_to_the_series(settings, question, tool):
+    from rschat.agent.planner_rules import plan
+
+    stack = [ROOT / "tests" / "data" / "pucallpa" / f"{y}.tif" for y in (1985, 2000, 2020)]
+    ws = Workspace(settings)
+    ws.load_uploads(stack)
+    assert plan(question, ws).calls[0].tool == tool

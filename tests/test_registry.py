@@ -112,6 +112,7 @@ RULE_PATH = {
     "segment_objects": ("segment everything", [NEON]),
     "generate_image": ("generate a 64 px harbour scene in 2 steps", []),
     "image_info": ("what is the pixel size?", [NEON]),
+    "spectral_index": ("what is the mean NDVI?", STACK),
 }
 
 

@@ -116,6 +116,8 @@ def backends(ws: Workspace) -> dict[str, str]:
         "counting": counting,
         "scene_classification": clip or lite(_lite_or_rules("scene", "unavailable"), clip_failed),
         "measurement": "raster grid geometry",
+        "image_information": "the file's header and grid (rasterio)",
+        "spectral_indices": "normalised differences of the named bands (lite)",
         "description": "rule-based caption from land cover (lite)",
         "time_series": "index statistics and trend (lite)",
         "image_generation": gen or unavailable(gen_failed, "RSCHAT_GENERATOR"),

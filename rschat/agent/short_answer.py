@@ -25,7 +25,7 @@ URBAN_BUILT_PERCENT = 15.0
 # have 10-25% of their ground under roofs, city blocks more, farmland and forest a few %.
 URBAN_BUILDINGS_PERCENT = 10.0
 
-_NUMBER = r"\d+(?:[.,]\d+)*"
+_NUMBER = r"-?\d+(?:[.,]\d+)*"
 _LEAD = re.compile(r"^\s*\*\*(?P<short>[^*\n]{1,40}?)\.?\*\*", re.S)
 _MODEL_YES_NO = re.compile(r"^\W*(yes|no)\b", re.I)
 _MODEL_NUMBER = re.compile(rf"^\W*(?:there (?:is|are) |about |approximately )?({_NUMBER})\s*(m2|m²)?\b", re.I)
@@ -115,6 +115,8 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
     if focus in ("cover_lost_largest", "cover_gained_largest"):  # "how big is the largest patch lost?"
         m2 = result.data.get("lost_largest_m2" if focus == "cover_lost_largest" else "gained_largest_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
+    if focus in ("mean", "median", "min", "max") and f"index_{focus}" in result.data:  # "what is the mean NDVI?"
+        return f"{float(result.data[f'index_{focus}']):.3f}"  # type: ignore[arg-type]
     if focus == "density":  # "what is the tree density?": counted objects per hectare
         per_ha = result.data.get("density_per_ha")
         return None if per_ha is None else f"{float(per_ha):.1f} per ha"

@@ -12,6 +12,7 @@ from rschat.tools import (
     measure,
     segment,
     segment_objects,
+    spectral_index,
 )
 from rschat.tools.base import Artifact, Kept, Reading, Tool, ToolContext, ToolResult
 
@@ -28,6 +29,7 @@ REGISTRY: dict[str, Tool] = {
         segment_objects.TOOL,
         generate_image.TOOL,
         image_info.TOOL,
+        spectral_index.TOOL,
     )
 }
 
