@@ -719,3 +719,29 @@ def test_index_questions_go_to_the_index_tool_and_trends_to_the_series(settings,
     ws = Workspace(settings)
     ws.load_uploads(stack)
     assert plan(question, ws).calls[0].tool == tool
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "the bands are SWIR1, NIR, red, green",
+        "bands: swir1 nir red green",
+        "Band 1 is SWIR1, band 2 is NIR, band 3 is red and band 4 is green",
+        "It's a Landsat false colour composite: SWIR1, NIR, red, green",
+    ],
+)
+def test_the_band_order_is_read_in_the_ways_analysts_say_it(settings, statement):
+    from rschat.geo.bands import parse_band_order
+
+    assert parse_band_order(statement) == ["swir1", "nir", "red", "green"]
+    ws = Workspace(settings)
+    ws.load_uploads([PUCALLPA])
+    reply = list(turn(ws, statement))[-1]
+    assert reply.text.startswith("Noted: band order swir1, nir, red, green"), reply.text
+
+
+def test_a_share_stated_first_keeps_its_percent_sign():
+    from rschat.agent import short_answer
+
+    assert short_answer.parse("63.8% of the trees on the before date: the share lost") == "63.8%"
+    assert short_answer.parse("-0.07 is the mean") == "-0.07"

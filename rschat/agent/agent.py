@@ -215,7 +215,11 @@ def _run_plan(
     return text
 
 
-_FILLER = re.compile(r"\b(the|a|an|and|is|are|ok|okay|please|thanks|thank you|here|this|image|images|its|it's)\b", re.I)
+_FILLER = re.compile(
+    r"\b(the|a|an|and|is|are|ok|okay|please|thanks|thank you|here|this|image|images|its|it's|it is|"
+    r"landsat|sentinel|naip|planet|false|true|colou?r|composite|file|scene)\b",
+    re.I,
+)
 # A pixel size with a number but no unit read ("the pixel size is 2 inches"): asked again, not ignored.
 _UNREAD_GSD = re.compile(r"(?:pixel size|pixel spacing|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*-?\d", re.I)
 

@@ -28,7 +28,10 @@ URBAN_BUILDINGS_PERCENT = 10.0
 _NUMBER = r"-?\d+(?:[.,]\d+)*"
 _LEAD = re.compile(r"^\s*\*\*(?P<short>[^*\n]{1,40}?)\.?\*\*", re.S)
 _MODEL_YES_NO = re.compile(r"^\W*(yes|no)\b", re.I)
-_MODEL_NUMBER = re.compile(rf"^\W*(?:there (?:is|are) |about |approximately )?({_NUMBER})\s*(m2|m²)?\b", re.I)
+# "12 buildings", "4693 m2", "63.8% of the trees", "-0.07": the number, its unit kept.
+_MODEL_NUMBER = re.compile(
+    rf"^[^\w-]*(?:there (?:is|are) |about |approximately )?({_NUMBER})(?:\s*(m2|m²)\b|(%))?", re.I
+)
 _MODEL_CLASS = re.compile(r"^\W*(?:it is |it's |this is )?(?:an? )?(rural|urban)\b", re.I)
 
 
@@ -186,5 +189,5 @@ def parse(text: str) -> str | None:
     if m := _MODEL_CLASS.match(text):
         return m.group(1).lower()
     if m := _MODEL_NUMBER.match(text):
-        return _clean_number(m.group(1)) + (" m2" if m.group(2) else "")
+        return _clean_number(m.group(1)) + (" m2" if m.group(2) else "%" if m.group(3) else "")
     return None

@@ -45,7 +45,21 @@ def band_index(raster: Raster, band: str) -> int | None:
 
 
 # "the bands are SWIR1, NIR, red, green": a statement about the image, not the question.
-BAND_STATEMENT = re.compile(r"bands?\s+(?:are|is|order(?:\s+is)?)\s*:?\s*([a-z0-9 ,\-/]+)", re.I)
+# Also "bands: swir1 nir red green" and "a Landsat composite: SWIR1, NIR, red, green".
+BAND_STATEMENT = re.compile(
+    r"(?:bands?\s+(?:are|is|order(?:\s+is)?)|\bbands?\s*:|\bcomposite\s*(?:of|:))\s*:?\s*([a-z0-9 ,\-/]+)", re.I
+)
+# "band 1 is SWIR1, band 2 is NIR, band 3 is red and band 4 is green"
+_NUMBERED_BAND = re.compile(r"\bband\s*(\d{1,2})\s*(?:is|=|:)\s*([a-z0-9\-]+)", re.I)
+
+
+def _numbered_bands(text: str) -> tuple[list[str], int, int] | None:
+    """(names, start, end) of 'band 1 is X, band 2 is Y, ...' naming bands 1..N in order."""
+    found = list(_NUMBERED_BAND.finditer(text))
+    names = {int(m.group(1)): normalise_band_name(m.group(2)) for m in found}
+    if len(names) < 2 or sorted(names) != list(range(1, len(names) + 1)) or None in names.values():
+        return None
+    return [str(names[i]) for i in range(1, len(names) + 1)], found[0].start(), found[-1].end()
 
 
 def _band_list(text: str) -> tuple[list[str], int, int] | None:
@@ -54,7 +68,7 @@ def _band_list(text: str) -> tuple[list[str], int, int] | None:
     a question after them ('..., green, how much is water?') is not part of the list."""
     match = BAND_STATEMENT.search(text)
     if not match:
-        return None
+        return _numbered_bands(text)
     names, end = [], match.start(1)
     for token in re.finditer(r"\s*(?:,|/|\band\b)?\s*([a-z0-9\-]+)", text[match.start(1) : match.end(1)], re.I):
         name = normalise_band_name(token.group(1))
