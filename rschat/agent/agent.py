@@ -61,6 +61,16 @@ def _vlm_configured(st: Any) -> str:
     return f"{st.vlm}{adapter}, {st.vlm_quant}{decode}"
 
 
+# Capabilities served the same way in every mode.
+_ALWAYS_LITE = {
+    "measurement": "raster grid geometry",
+    "image_information": "the file's header and grid (rasterio)",
+    "spectral_indices": "normalised differences of the named bands (lite)",
+    "description": "rule-based caption from land cover (lite)",
+    "time_series": "index statistics and trend (lite)",
+}
+
+
 def backends(ws: Workspace) -> dict[str, str]:
     """Which backend serves each capability in this session (shown in the UI and CLI). A
     model that failed to load is reported as such, with what serves instead."""
@@ -115,11 +125,7 @@ def backends(ws: Workspace) -> dict[str, str]:
         "segmentation": segmentation,
         "counting": counting,
         "scene_classification": clip or lite(_lite_or_rules("scene", "unavailable"), clip_failed),
-        "measurement": "raster grid geometry",
-        "image_information": "the file's header and grid (rasterio)",
-        "spectral_indices": "normalised differences of the named bands (lite)",
-        "description": "rule-based caption from land cover (lite)",
-        "time_series": "index statistics and trend (lite)",
+        **_ALWAYS_LITE,
         "image_generation": gen or unavailable(gen_failed, "RSCHAT_GENERATOR"),
     }
 

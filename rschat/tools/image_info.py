@@ -53,7 +53,7 @@ ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
     ("crs", re.compile(r"\b(crs|coordinate (reference )?system|projection|epsg|datum|utm zone)\b", re.I)),
     # "how wide is the image?", "the image size in pixels", "its dimensions": the grid's size
     ("size", re.compile(
-        rf"\b{_IMAGE} size\b|\bsize in pixels\b|\bhow many pixels\b|\bdimensions?\b"
+        rf"\b{_IMAGE} size\b|\bsize in pixels\b|\bhow many pixels (?:wide|tall|high|across|long)\b|\bhow many pixels (?:does|do|is|are in) (?:the|this|it)\b(?! ?\w* ?(?:water|tree|built|vegetation|soil|cloud|shadow|grass|forest))|\bdimensions?\b"
         rf"|\bhow (?:wide|tall|long|high) is (?:the|this|that|it)\b|\b(?:width|height) of (?:the|this) {_IMAGE}", re.I)),
     ("area", re.compile(
         rf"\b(?:area|extent|footprint|size) of (?:the|this|that) (?:whole )?{_IMAGE}"
