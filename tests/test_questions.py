@@ -745,3 +745,14 @@ def test_a_share_stated_first_keeps_its_percent_sign():
 
     assert short_answer.parse("63.8% of the trees on the before date: the share lost") == "63.8%"
     assert short_answer.parse("-0.07 is the mean") == "-0.07"
+
+
+def test_an_area_asked_in_a_unit_is_answered_in_it(settings):
+    ws, steps = ask(settings, "what is the area covered by water?", [PAIR[1]])
+    m2 = float(steps[-1].short_answer.removesuffix(" m2"))
+    assert m2 > 0
+    assert list(turn(ws, "how much is that in hectares?"))[-1].short_answer == f"{m2 / 1e4:.2f} ha"
+    assert list(turn(ws, "how much is that in acres?"))[-1].short_answer == f"{m2 / 4046.8564224:.2f} acres"
+    reply = list(turn(ws, "what is the area covered by water, in km2?"))[-1]
+    assert reply.short_answer == f"{m2 / 1e6:.3f} km2" and reply.text.startswith(f"**{m2 / 1e6:.3f} km2**")
+    assert list(turn(ws, "how many hectares of water are there?"))[-1].short_answer == f"{m2 / 1e4:.2f} ha"

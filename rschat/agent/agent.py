@@ -198,7 +198,7 @@ def _reuse(ws: Workspace, plan: Plan) -> Generator[Step, None, str]:
         reused=True,
     )  # fmt: skip
     yield reused
-    return responder.answer([reused], plan.focus, plan.point)
+    return responder.answer([reused], plan.focus, plan.point, plan.unit)
 
 
 def _run_plan(
@@ -215,7 +215,7 @@ def _run_plan(
         yield step
     if control.reason:  # cancelled or out of time: say so, not "the tool failed"
         return control.message()
-    text = responder.answer(steps, plan.focus, plan.point)
+    text = responder.answer(steps, plan.focus, plan.point, plan.unit)
     if model is not None:
         text = yield from _model_answer(model, ws, message, steps, text, control)
     return text

@@ -35,6 +35,7 @@ from rschat.agent.vocabulary import (
     VARIATION,
     VQA_NEEDS,
     WHOLE_IMAGE,
+    asked_area_unit,
     asked_thing,
     capabilities,
     class_of,
@@ -201,6 +202,16 @@ def _plan_rescoped(req: Request) -> Plan | None:
     return Plan("followup", [ToolCall(last.tool, args, why)], req.ws.last_focus)
 
 
+def _plan_unit_followup(req: Request) -> Plan | None:
+    """'How much is that in acres?': the last answer's figure again, in the unit asked."""
+    last = req.ws.last_result()
+    if last is None or req.cls is not None or req.obj is not None or not REFERS_BACK.search(req.message):
+        return None
+    if asked_area_unit(req.message) is None:
+        return None
+    return Plan("followup", focus=req.ws.last_focus or "area", use_result=last.id)
+
+
 def _plan_followup(req: Request) -> Plan | None:
     """A question about the last result ('how big is the largest one?'), answered from it."""
     last = req.ws.last_result()
@@ -323,8 +334,11 @@ def _request(message: str, ws: Workspace) -> Request:
 def plan(message: str, ws: Workspace) -> Plan:
     if WHOLE_IMAGE.search(message) and (ws.boxes or ws.region is not None):
         with ws.prompts_set_aside():  # "how much water in the whole image?" with a box drawn
-            return _plan(message, ws)
-    return _plan(message, ws)
+            planned = _plan(message, ws)
+    else:
+        planned = _plan(message, ws)
+    planned.unit = asked_area_unit(message)
+    return planned
 
 
 def _plan(message: str, ws: Workspace) -> Plan:
@@ -357,6 +371,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
     followup = (
         _plan_rescoped(req)
         or patch_followup(req)
+        or _plan_unit_followup(req)
         or _plan_date_followup(req)
         or _plan_object_size(req)
         or _plan_followup(req)

@@ -23,6 +23,7 @@ class Plan:
     use_result: str | None = None  # id of a stored result a follow-up refers to
     point: tuple[float, float] | None = None  # a clicked point the answer is about
     answered: bool = True  # False: the reply says what is missing or out of reach (CLI exits 1)
+    unit: str | None = None  # the unit an area's short answer is asked in ('ha', 'acres'); m2 otherwise
 
 
 @dataclass

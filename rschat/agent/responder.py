@@ -77,8 +77,11 @@ def _with_lead(text: str, found: str | None) -> str:
     return f"{short.lead(found)}\n\n{text}"
 
 
-def answer(steps: list[Step], focus: str | None, point: tuple[float, float] | None = None) -> str:
-    """Compose the answer for a turn from its finished and failed steps."""
+def answer(
+    steps: list[Step], focus: str | None, point: tuple[float, float] | None = None, unit: str | None = None
+) -> str:
+    """Compose the answer for a turn from its finished and failed steps; an area's short
+    answer in the unit the question asked for."""
     parts: list[str] = []
     method_lines: list[str] = []
     for step in steps:
@@ -96,4 +99,4 @@ def answer(steps: list[Step], focus: str | None, point: tuple[float, float] | No
     if focus is not None and focus.startswith("compare_") and (both := _comparison(steps, focus)) is not None:
         parts.insert(0, both[1])
     text = "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
-    return _with_lead(text, short_answer(steps, focus))
+    return _with_lead(text, short.in_unit(short_answer(steps, focus), unit))

@@ -160,6 +160,19 @@ def _image_info(result: ToolResult, focus: str | None) -> str | None:
     return None
 
 
+_M2_PER = {"m2": 1.0, "ha": 1e4, "km2": 1e6, "acres": 4046.8564224, "sq ft": 0.09290304}
+_DIGITS = {"m2": 0, "ha": 2, "km2": 3, "acres": 2, "sq ft": 0}
+
+
+def in_unit(short: str | None, unit: str | None) -> str | None:
+    """An area's short answer ('2415925 m2') in the unit asked ('241.59 ha'); anything
+    else as it is."""
+    if short is None or unit is None or unit == "m2" or not short.endswith(" m2"):
+        return short
+    value = float(short.removesuffix(" m2")) / _M2_PER[unit]
+    return f"{value:.{_DIGITS[unit]}f} {unit}"
+
+
 def lead(short: str) -> str:
     """How the answer states it first: '**Yes.**', '**12**', '**4693 m2**', '**Urban.**'."""
     if short in ("yes", "no", "rural", "urban"):
@@ -177,7 +190,9 @@ def parse(text: str) -> str | None:
     open answer."""
     if m := _LEAD.match(text):
         short = m.group("short").strip().lower()
-        if short in ("yes", "no", "rural", "urban") or re.fullmatch(rf"{_NUMBER}( m2| m| per ha)?", short):
+        if short in ("yes", "no", "rural", "urban") or re.fullmatch(
+            rf"{_NUMBER}( m2| m| per ha| ha| km2| acres| sq ft)?", short
+        ):
             return _clean_number(short)
         if re.fullmatch(r"epsg:\d{4,6}", short):
             return short.upper()

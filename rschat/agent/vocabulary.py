@@ -110,6 +110,10 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("rural_urban", re.compile(r"\brural\b.*\burban\b|\burban\b.*\brural\b", re.I)),
     # "what is the tree density?", "how many trees per hectare?": objects per ha, from a count
     ("density", re.compile(r"\bdensity\b|\bper (?:hectare|ha|acre|km2|square kilomet(?:re|er))\b", re.I)),
+    (
+        "area",
+        re.compile(r"\bhow many (?:hectares|acres|square (?:met|kilomet|f)|km2|m2|sq)", re.I),
+    ),  # an area, counted in units
     ("count", re.compile(r"how many|number of|count|amount of", re.I)),
     ("presence", _PRESENCE_QUESTION),
     # "largest", not "large": "the area covered by large buildings" asks for an area.
@@ -123,7 +127,7 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
             r"\A(?=.*\b(average|mean|typical|median)\b)(?=.*\b(size|area|big|large|diameter|wide)\b)", re.I | re.S
         ),
     ),
-    ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|square|size", re.I)),
+    ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|km2|\bacres?\b|square|size", re.I)),
     (
         "fraction",
         re.compile(
@@ -293,6 +297,30 @@ def scope_followup(message: str) -> str | None:
         return None
     m = _SCOPE_FOLLOWUP.fullmatch(" ".join(re.findall(r"[a-z0-9]+", message.lower())))
     return m.group("scope") if m else None
+
+
+# "How much of the image is water, in hectares?", "how many acres of forest?": the unit
+# the area's short answer is given in (m2 otherwise).
+_UNIT_ASKED = re.compile(
+    r"\b(?:in|into|as) (hectares?|ha|km2|km\u00b2|square kilomet(?:re|er)s?|acres?|m2|m\u00b2|square met(?:re|er)s?|"
+    r"sq\.? ?ft|square f(?:ee|oo)t)\b|\bhow many (hectares|acres|square kilomet(?:re|er)s|km2|square met(?:re|er)s)\b",
+    re.I,
+)
+
+
+def asked_area_unit(message: str) -> str | None:
+    """'ha', 'km2', 'acres', 'sq ft' or 'm2' when the question names the unit it wants."""
+    m = _UNIT_ASKED.search(message)
+    if m is None:
+        return None
+    word = (m.group(1) or m.group(2)).lower()
+    if word.startswith(("h", "hect")):
+        return "ha"
+    if word.startswith(("km", "square kilo")):
+        return "km2"
+    if word.startswith("ac"):
+        return "acres"
+    return "sq ft" if ("ft" in word or "fe" in word or "foot" in word) else "m2"
 
 
 # "Are there more than 10 buildings?": a count held against a number (not "more than
