@@ -112,7 +112,7 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ("density", re.compile(r"\bdensity\b|\bper (?:hectare|ha|acre|km2|square kilomet(?:re|er))\b", re.I)),
     (
         "area",
-        re.compile(r"\bhow many (?:hectares|acres|square (?:met|kilomet|f)|km2|m2|sq)", re.I),
+        re.compile(r"\bhow many (?:hectares|acres|square (?:met|kilomet|f)|km2|m2|sq\.? ?(?:m|ft|km)\b)", re.I),
     ),  # an area, counted in units
     ("count", re.compile(r"how many|number of|count|amount of", re.I)),
     ("presence", _PRESENCE_QUESTION),
