@@ -13,7 +13,8 @@ from rschat.tools.base import Phrase
 SESSION_HELP = (
     "- **visual prompts**: click points and draw boxes on the image (or `--point x,y`, `--box x0,y0,x1,y1` "
     "in the CLI); *clear the prompts* removes them\n"
-    "- **follow-ups** on a result (*how big is the largest one?*), answered without recomputing"
+    "- **follow-ups** on a result (*how big is the largest one?*, *how much is that in acres?*), answered "
+    "without recomputing; *and in the box?* asks the last question again over the box"
 )
 
 
