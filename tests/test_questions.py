@@ -756,3 +756,14 @@ def test_an_area_asked_in_a_unit_is_answered_in_it(settings):
     reply = list(turn(ws, "what is the area covered by water, in km2?"))[-1]
     assert reply.short_answer == f"{m2 / 1e6:.3f} km2" and reply.text.startswith(f"**{m2 / 1e6:.3f} km2**")
     assert list(turn(ws, "how many hectares of water are there?"))[-1].short_answer == f"{m2 / 1e4:.2f} ha"
+
+
+def test_what_about_the_other_image_asks_the_last_question_of_the_other_date(settings):
+    ws, steps = ask(settings, "how much water is there?", PAIR)
+    after = ws.last_result()
+    assert after.args["image"] == "after"
+    other = list(turn(ws, "what about the other image?"))
+    done = next(s for s in other if s.kind == "done")
+    assert done.args["image"] == "before" and "before image" in other[-1].text
+    again = list(turn(ws, "and the after one?"))
+    assert "stored result" in again[-1].text and again[-1].text.split("(`")[0] == steps[-1].text.split("(`")[0]

@@ -46,7 +46,7 @@ from rschat.agent.vocabulary import (
     out_of_reach,
     scope_followup,
 )
-from rschat.agent.workspace import Workspace
+from rschat.agent.workspace import StoredResult, Workspace
 from rschat.geo.bands import without_band_order
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
@@ -188,6 +188,8 @@ def _plan_rescoped(req: Request) -> Plan | None:
     if scope is None or last is None or req.obj is not None or req.cls is not None:
         return None
     takes = REGISTRY[last.tool].schema().get("properties", {})
+    if scope.split()[0] in _OTHER_DATE:  # "what about the other image?": the same area of the other date
+        return _on_other_image(req, last, scope, takes)
     if "box" not in takes:
         return None
     args = {k: v for k, v in last.args.items() if k not in ("box", "region")}
@@ -199,6 +201,21 @@ def _plan_rescoped(req: Request) -> Plan | None:
                         "again.", answered=False)  # fmt: skip
         args["region"] = True
     why = f"the last question ({last.tool.replace('_', ' ')}) again{where(req.ws) if 'box' in args else ''}"
+    return Plan("followup", [ToolCall(last.tool, args, why)], req.ws.last_focus)
+
+
+_OTHER_DATE = {"other": None, "before": "before", "first": "before", "earlier": "before", "older": "before",
+               "after": "after", "second": "after", "later": "after", "newer": "after"}  # fmt: skip
+
+
+def _on_other_image(req: Request, last: StoredResult, scope: str, takes: dict[str, Any]) -> Plan | None:
+    """The last one-image call on the pair's other image (or the one named)."""
+    image = last.args.get("image")
+    if "image" not in takes or image not in ("before", "after") or not {"before", "after"} <= set(req.ws.rasters):
+        return None
+    wanted = _OTHER_DATE[scope.split()[0]] or ("after" if image == "before" else "before")
+    args = {**last.args, "image": wanted}
+    why = f"the last question ({last.tool.replace('_', ' ')}) again on the {wanted} image"
     return Plan("followup", [ToolCall(last.tool, args, why)], req.ws.last_focus)
 
 

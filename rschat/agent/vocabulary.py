@@ -287,7 +287,8 @@ _SCOPE_FOLLOWUP = re.compile(
     r"(?:(?:and|but|now|then|so|ok|okay|what about|how about|same|same for|same thing for|again) )?"
     r"(?:how many |how much )?(?:(?:is|are) there )?(?:(?:in|inside|within|for|on|over|across) )?"
     r"(?:the|this|my|that) (?P<scope>box|region|drawn region|map region|area i drew|(?:whole|entire|full) "
-    r"(?:image|scene|picture|tile))(?: instead)?"
+    r"(?:image|scene|picture|tile)|(?:other|before|after|first|second|earlier|later|older|newer) "
+    r"(?:image|one|date|picture))(?: instead)?"
 )
 
 
