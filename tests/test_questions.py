@@ -368,6 +368,8 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     patch = list(turn(ws, "and the largest patch gained?"))[-1]
     assert patch.short_answer == f"{round(f['gained_largest_m2'])} m2"
     assert list(turn(ws, "how many patches?"))[-1].short_answer == str(f["lost_patches"])
+    net = list(turn(ws, "what is the net change in forest between 1985 and 2020, in km2?"))[-1]
+    assert net.short_answer == f"{round(f['gained_m2'] - f['lost_m2']) / 1e6:.3f} km2"
     assert list(turn(ws, "how many patches were gained?"))[-1].short_answer == str(f["gained_patches"])
 
 

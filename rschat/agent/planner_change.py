@@ -54,6 +54,8 @@ def _cover_focus(focus: str | None, said: str) -> str | None:
         return "cover_share_lost" if _COVER_LOST.search(said) else "cover_share_gained"
     if said.lstrip().startswith("where"):  # "where did the forest disappear?": the places, no figure
         return None
+    if re.search(r"\bnet\b", said):  # "what is the net change in forest?": gain less loss
+        return "cover_net"
     lost = bool(_COVER_LOST.search(said))
     if re.match(r"\W*(did|has|have|is|are|was|were)\b", said):
         if re.search(r"\blost\b|\bgained\b|clear(ed|ing)|disappear", said):  # "was forest lost?": any loss
@@ -67,7 +69,7 @@ def _cover_target(cls: str | None, said: str) -> str | None:
     forest was lost?", "did the lake shrink?"), or None for any change."""
     if "deforest" in said:
         cls = "trees"
-    if cls in COVER_CLASSES and (_COVER_LOST.search(said) or _COVER_GAINED.search(said)):
+    if cls in COVER_CLASSES and (_COVER_LOST.search(said) or _COVER_GAINED.search(said) or re.search(r"\bnet\b", said)):
         return cls
     return None
 

@@ -115,6 +115,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
     if focus in ("cover_lost", "cover_gained"):  # "how much forest was lost?"
         m2 = result.data.get("lost_m2" if focus == "cover_lost" else "gained_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
+    if focus == "cover_net":  # "what is the net change in forest?": gained less lost, negative for a loss
+        lost, gained = result.data.get("lost_m2"), result.data.get("gained_m2")
+        return None if lost is None or gained is None else f"{round(float(gained) - float(lost))} m2"
     if focus in ("cover_lost_largest", "cover_gained_largest"):  # "how big is the largest patch lost?"
         m2 = result.data.get("lost_largest_m2" if focus == "cover_lost_largest" else "gained_largest_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
