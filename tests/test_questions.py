@@ -769,3 +769,20 @@ def test_what_about_the_other_image_asks_the_last_question_of_the_other_date(set
     assert done.args["image"] == "before" and "before image" in other[-1].text
     again = list(turn(ws, "and the after one?"))
     assert "stored result" in again[-1].text and again[-1].text.split("(`")[0] == steps[-1].text.split("(`")[0]
+
+
+def test_new_buildings_within_area_bounds_add_up_to_all_new_buildings(settings):
+    from conftest import SHARED
+
+    pair = [SHARED / "change" / "levir" / d / "test_2_0000_0000.png" for d in ("A", "B")]
+    if not pair[0].exists():
+        pytest.skip("../shared/data is not beside the repository")
+    ws = Workspace(settings)
+    ws.load_uploads(pair)
+    list(turn(ws, "the pixel size is 0.5 m"))
+    every = int(list(turn(ws, "how many new buildings are there?"))[-1].short_answer)
+    larger = list(turn(ws, "how many new buildings are larger than 100 m2?"))
+    smaller = list(turn(ws, "how many new buildings are smaller than 100 m2?"))
+    call = next(s for s in larger if s.kind == "done")
+    assert call.args["min_area_m2"] == 100.0 and "only buildings larger than 100 m2" in larger[-1].text
+    assert int(larger[-1].short_answer) + int(smaller[-1].short_answer) == every > 0

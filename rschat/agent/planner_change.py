@@ -5,9 +5,11 @@ and gained ("how much forest was lost between 1985 and 2020?"), with the figure 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rschat.agent.plans import Plan, Request, where, with_box
 from rschat.agent.steps import ToolCall
+from rschat.agent.vocabulary import area_bounds_of
 from rschat.agent.workspace import Workspace
 from rschat.backends.cover_change import COVER_CLASSES
 from rschat.geo.stack import stack_names
@@ -90,6 +92,14 @@ def patch_followup(req: Request) -> Plan | None:
     return Plan("followup", focus=f"cover_{kind}_{figure}", use_result=last.id)
 
 
+def _target_args(building_change: bool, cover: str | None, said: str) -> dict[str, Any]:
+    """detect_changes' target: buildings that appeared or went (within the area bounds
+    asked: 'new buildings larger than 100 m2'), a class's loss and gain, or any change."""
+    if building_change:
+        return {"target": "building", **area_bounds_of(said)}
+    return {"target": cover} if cover else {}
+
+
 def plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
     said = req.message.lower()
@@ -103,7 +113,7 @@ def plan_change(req: Request) -> Plan:
     # counts objects ("how many trees were cut down?": trees counted in the changed area).
     counts_objects = focus == "count" and req.obj is not None and not _PATCHES.search(said)
     cover = None if building_change else _cover_target(req.cls, said)
-    target = {"target": "building"} if building_change else {"target": cover} if cover else {}
+    target = _target_args(bool(building_change), cover, said)
     if counts_objects and cover is not None:  # "how many trees were cut down?": trees in the trees' loss
         cover = None
     if cover is not None:  # "how much forest was lost?": the class's loss (or gain) is the figure asked for
@@ -117,7 +127,8 @@ def plan_change(req: Request) -> Plan:
         call = ToolCall(
             "detect_changes",
             with_box({"before": a, "after": b, **target}, ws),
-            f"compare {a} with {b}" + (f" ({target['target'].replace('_', ' ')} lost and gained)" if cover else ""),
+            f"compare {a} with {b}"
+            + (f" ({str(target['target']).replace('_', ' ')} lost and gained)" if cover else ""),
         )
         return Plan("change", [call], focus)
     if not {"before", "after"} <= set(ws.rasters):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from rschat.backends import change_classical, cover_change, learned, lite_models
 from rschat.backends.cover_change import CoverChange
@@ -80,6 +81,33 @@ def building_change(before: Raster, after: Raster, valid: np.ndarray, grey: bool
     if found is None:
         return f"the building model is not available ({lite_models.status('buildings')})"
     return BuildingChange(*found)
+
+
+def sized(b: BuildingChange, raster: Raster, min_m2: float | None, max_m2: float | None) -> BuildingChange:
+    """Only the buildings that appeared or went within the area bounds ('new buildings
+    larger than 100 m2'); each building is a connected part of its mask, as counted."""
+    if min_m2 is None and max_m2 is None:
+        return b
+    per_pixel = raster.pixel_area_m2()
+    if per_pixel is None:
+        raise InputError(
+            "I can't sort the buildings by area: the pair has no pixel size (say 'the pixel size is X m')."
+        )
+    area = np.broadcast_to(per_pixel, b.appeared.shape).astype(np.float64)
+
+    def keep(mask: np.ndarray) -> np.ndarray:
+        labels, n = ndimage.label(mask)
+        if n == 0:
+            return mask
+        m2 = np.asarray(ndimage.sum(area, labels, index=np.arange(1, n + 1)))
+        ok = np.ones(n, dtype=bool)
+        if min_m2 is not None:
+            ok &= m2 > min_m2
+        if max_m2 is not None:
+            ok &= m2 < max_m2
+        return np.concatenate([[False], ok])[labels]
+
+    return BuildingChange(keep(b.appeared), keep(b.gone))
 
 
 ASSUMED_NOTE = (

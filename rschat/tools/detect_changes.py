@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -19,6 +19,7 @@ from rschat.geo.pair import align_pair
 from rschat.geo.places import place
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.raster import Raster
+from rschat.geo.shapes import describe_bounds
 from rschat.geo.vector import Region, regions_geojson, regions_of, write_geojson
 from rschat.geo.windowed import PairSource, read_overview
 from rschat.tools.base import (
@@ -52,7 +53,7 @@ from rschat.tools.change_figures import (
     with_buildings,
     with_cover,
 )
-from rschat.tools.change_mask import LIMITS, UNCONFIRMED_LIMIT, BuildingChange, detect, tiled_bands
+from rschat.tools.change_mask import LIMITS, UNCONFIRMED_LIMIT, BuildingChange, detect, sized, tiled_bands
 from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
 
@@ -69,6 +70,8 @@ class ChangeArgs(Args):
             "gained (the land-cover rules on each date)",
         )
     )
+    min_area_m2: float | None = Field(None, ge=0, description="buildings only: those larger than this (m2)")
+    max_area_m2: float | None = Field(None, gt=0, description="buildings only: those smaller than this (m2)")
 
 
 PHRASES = (
@@ -142,6 +145,20 @@ def run(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     return run_in_memory(args, ctx)
 
 
+def _within_bounds(
+    args: ChangeArgs, before: Raster, split: Any, mask: np.ndarray, notes: list[str]
+) -> tuple[Any, np.ndarray]:
+    """Building change kept to the asked areas ('new buildings larger than 100 m2'), said
+    in the notes."""
+    if args.min_area_m2 is None and args.max_area_m2 is None:
+        return split, mask
+    if not isinstance(split, BuildingChange):
+        raise InputError("Area bounds apply to buildings that appeared or went: ask about new or demolished buildings.")
+    split = sized(split, before, args.min_area_m2, args.max_area_m2)
+    notes.append(f"only buildings {describe_bounds(args.min_area_m2, args.max_area_m2)} are counted")
+    return split, split.mask
+
+
 def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the pair on one grid (reprojected or refused, see geo.pair).
     before, after = align_pair(ctx.raster(args.before), ctx.raster(args.after))
@@ -156,6 +173,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     if not valid.any():
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     mask, method, notes, split, limits = detect(args.target, before, after, valid)
+    split, mask = _within_bounds(args, before, split, mask, notes)
     ctx.progress(0.6, "change mask computed")
 
     # 3. Restrict to the drawn region (the whole pair is analysed first, so the result is
