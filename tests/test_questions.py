@@ -552,8 +552,7 @@ def test_the_average_or_largest_single_object_is_its_size_from_the_count(setting
 def test_scene_kind_is_refused_at_satellite_pixels_and_answered_at_aerial_ones(settings):
     from rschat.backends import lite_models
 
-    if lite_models.model("scene") is None:
-        pytest.skip("the lite scene model is not shipped in this checkout")
+    assert lite_models.model("scene") is not None  # shipped in checkpoints/lite
     _, steps = ask(settings, "what kind of scene is this?", [PAIR[1]])  # NAIP at 5 m
     reply = steps[-1].text
     assert "could not run" in reply and "5 m" in reply and "describe the scene" in reply

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from rschat.agent.vocabulary import COUNT_BOUND_FOCUS
+from rschat.agent.vocabulary import AREA_UNIT_M2, COUNT_BOUND_FOCUS
 from rschat.tools.base import ToolResult
 
 # segment's own threshold: the short answer never contradicts the tool's sentence.
@@ -163,7 +163,6 @@ def _image_info(result: ToolResult, focus: str | None) -> str | None:
     return None
 
 
-_M2_PER = {"m2": 1.0, "ha": 1e4, "km2": 1e6, "acres": 4046.8564224, "sq ft": 0.09290304}
 _DIGITS = {"m2": 0, "ha": 2, "km2": 3, "acres": 2, "sq ft": 0}
 
 
@@ -172,7 +171,7 @@ def in_unit(short: str | None, unit: str | None) -> str | None:
     else as it is."""
     if short is None or unit is None or unit == "m2" or not short.endswith(" m2"):
         return short
-    value = float(short.removesuffix(" m2")) / _M2_PER[unit]
+    value = float(short.removesuffix(" m2")) / AREA_UNIT_M2[unit]
     return f"{value:.{_DIGITS[unit]}f} {unit}"
 
 

@@ -315,14 +315,24 @@ def asked_area_unit(message: str) -> str | None:
     m = _UNIT_ASKED.search(message)
     if m is None:
         return None
-    word = (m.group(1) or m.group(2)).lower()
-    if word.startswith(("h", "hect")):
-        return "ha"
-    if word.startswith(("km", "square kilo")):
-        return "km2"
-    if word.startswith("ac"):
+    return area_unit(m.group(1) or m.group(2))
+
+
+# m2 in one unit of area, by the names ``area_unit`` gives.
+AREA_UNIT_M2 = {"m2": 1.0, "ha": 1e4, "km2": 1e6, "acres": 4046.8564224, "sq ft": 0.09290304}
+
+
+def area_unit(word: str) -> str:
+    """The unit a word of area names: 'hectares' -> 'ha', 'square feet' -> 'sq ft',
+    'sqm' -> 'm2' (a key of AREA_UNIT_M2)."""
+    u = word.lower()
+    if "ft" in u or "feet" in u or "foot" in u:
+        return "sq ft"
+    if u.startswith("ac"):
         return "acres"
-    return "sq ft" if ("ft" in word or "fe" in word or "foot" in word) else "m2"
+    if u.startswith("km") or "kilo" in u:
+        return "km2"
+    return "ha" if u.startswith("h") else "m2"
 
 
 # "Are there more than 10 buildings?": a count held against a number (not "more than
@@ -401,18 +411,7 @@ _BETWEEN = re.compile(rf"\bbetween\s+{_NUMBER}\s*{_AREA_UNIT}?\s+and\s+{_NUMBER}
 
 def _in_m2(number: str, unit: str) -> float:
     """A stated area in m2 ('0.1', 'ha' -> 1000)."""
-    u = unit.lower()
-    if "ft" in u or "feet" in u or "foot" in u:
-        per = 0.09290304
-    elif u.startswith("ac"):
-        per = 4046.8564224
-    elif u.startswith("km") or "kilo" in u:
-        per = 1e6
-    elif u.startswith("h"):
-        per = 1e4
-    else:
-        per = 1.0
-    return float(number.replace(",", "")) * per
+    return float(number.replace(",", "")) * AREA_UNIT_M2[area_unit(unit)]
 
 
 def area_bounds_of(text: str) -> dict[str, float]:

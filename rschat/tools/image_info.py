@@ -132,17 +132,18 @@ def _date_text(raster: Raster) -> str:
     return f"dated {raster.date.isoformat()}"
 
 
-def _parts(raster: Raster, width: int, height: int, gsd: float | None, area: float | None) -> dict[str, str]:
+def _parts(raster: Raster, f: InfoFigures) -> dict[str, str]:
     """Each fact as a phrase, by what a question asks about."""
-    extent = "" if gsd is None else f" ({width * gsd:,.0f} x {height * gsd:,.0f} m)"
-    centre = pixel_to_lonlat(raster)(raster.width / 2, raster.height / 2) if raster.georeferenced else None
+    gsd, area = f.pixel_size_m, f.area_m2
+    extent = "" if f.extent_x_m is None else f" ({f.extent_x_m:,.0f} x {f.extent_y_m:,.0f} m)"
+    where = "" if f.centre_lat is None or f.centre_lon is None else f"centred at {_lat_lon(f.centre_lat, f.centre_lon)}"
     return {
-        "size": f"{width:,} x {height:,} pixels{extent}",
+        "size": f"{f.width_px:,} x {f.height_px:,} pixels{extent}",
         "bands": f"{raster.count} band(s) ({', '.join(raster.band_names)}; {raster.data.dtype})",
         "crs": _crs_text(raster),
         "pixel_size": _pixel_text(raster, gsd),
         "area": "" if area is None else f"covering {area / 1e4:,.2f} ha ({area / 1e6:,.3f} km2, {area:,.0f} m2)",
-        "where": "" if centre is None else f"centred at {_lat_lon(centre[1], centre[0])}; {_bounds_text(raster)}",
+        "where": f"{where}; {_bounds_text(raster)}" if where else "",
         "date": _date_text(raster),
         "sensor": "the sensor is not named in what rschat reads from the file (its bands, grid and date)",
     }
@@ -160,7 +161,7 @@ def run(args: InfoArgs, ctx: ToolContext) -> ToolResult:
         extent_x_m=None if gsd is None else width * gsd, extent_y_m=None if gsd is None else height * gsd,
         valid_percent=100.0 * float(raster.valid_mask().mean()),
     )  # fmt: skip
-    parts = _parts(raster, width, height, gsd, area)
+    parts = _parts(raster, figures)
     order = [args.about] if args.about != "all" else []
     order += [k for k in ("size", "bands", "crs", "pixel_size", "area", "where", "date") if k not in order]
     text = "; ".join(parts[k] for k in order if parts[k])
