@@ -12,9 +12,10 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm
+from rschat.agent import direct, planner_rules, planner_vlm, responder, responder_vlm, short_answer
 from rschat.agent.executor import TurnControl, execute
 from rschat.agent.plans import Plan
+from rschat.agent.questions import refers_to_earlier, split_questions
 from rschat.agent.steps import Step
 from rschat.agent.vocabulary import GSD_UNITS_M, STATED_GSD
 from rschat.agent.workspace import Workspace
@@ -310,9 +311,50 @@ def turn(
     elif not message.strip():  # files without a question: say what to ask, not "I can't do that"
         text, answered = LOADED_REPLY, True
     else:
+        parts = _questions(ws, message)
+        if len(parts) > 1:
+            text, answered, short = yield from _answer_each(ws, parts, said, control)
+            ws.history.append({"role": "assistant", "content": text})
+            yield Step("answer", text, answered=answered, short_answer=short)
+            return
         text, answered = yield from _plan_and_answer(ws, message, said, control)
     ws.history.append({"role": "assistant", "content": text})
     yield Step("answer", text, answered=answered)
+
+
+def _questions(ws: Workspace, message: str) -> list[str]:
+    """The message's questions when it asks several and each plans to tools of its own
+    (checked with the rule planner, which changes nothing; one about an earlier one's
+    objects is not checked); else the message alone."""
+    parts = split_questions(message)
+    if len(parts) < 2:
+        return [message]
+    # a question about an earlier one's objects is planned once that one has run
+    plans = [planner_rules.plan(part, ws) for part in parts if not refers_to_earlier(part)]
+    runnable = all(p.calls or p.use_result is not None for p in plans)
+    distinct = len({repr((p.calls, p.focus, p.use_result)) for p in plans}) == len(plans)
+    return parts if runnable and distinct else [message]
+
+
+def _answer_each(
+    ws: Workspace, parts: list[str], said: list[str], control: TurnControl
+) -> Generator[Step, None, tuple[str, bool, str | None]]:
+    """Each question planned and answered in turn (a later one can use an earlier one's
+    result), under its own heading. Returns (text, whether all were answered, the short
+    answers joined with '; ' when every part has one)."""
+    texts, shorts, answered = [], [], True
+    for i, part in enumerate(parts, start=1):
+        if control.stopped():
+            texts.append(f"*{part}*\n\n{control.message()}")
+            answered = False
+            break
+        yield Step("plan", f"question {i} of {len(parts)}: {part}", tool="questions")
+        text, ok = yield from _plan_and_answer(ws, part, said, control)
+        texts.append(f"*Question {i} of {len(parts)}: {part}*\n\n{text}")
+        shorts.append(short_answer.parse(text) if ok else None)
+        answered = answered and ok
+    short = "; ".join(s for s in shorts if s) if shorts and all(shorts) and answered else None
+    return "\n\n".join(texts), answered, short
 
 
 def _plan_and_answer(
