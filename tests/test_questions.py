@@ -635,6 +635,17 @@ def test_a_forest_tile_with_grey_sand_is_rural_by_its_buildings(settings):
     assert steps[-1].short_answer == "rural" and "**Buildings** (the learned building model)" in steps[-1].text
 
 
+def test_a_panchromatic_tile_is_rural_or_urban_by_its_counted_buildings(settings):
+    """Land cover needs colour, but the building model reads grey roofs: the SpaceNet pan
+    tile (wooded suburb, 43 houses) was refused; its footprints' share now answers."""
+    spacenet = ROOT / "tests" / "data" / "spacenet" / "sample_geotiff.tif"
+    _, steps = ask(settings, "is it a rural or an urban area?", [spacenet])
+    done = next(s for s in steps if s.kind == "done")
+    truth = 4.18  # % of the tile under the 43 true footprints (geotiff_labels.geojson)
+    assert done.tool == "count_objects" and 0.6 * truth <= done.result.data["cover_percent"] <= 1.4 * truth
+    assert steps[-1].short_answer == "rural" and "Land cover needs colour" in steps[-1].text
+
+
 def test_buildings_without_a_pixel_size_are_counted_at_the_pair_default_and_say_so(settings):
     from conftest import SHARED
 

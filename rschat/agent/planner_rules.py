@@ -47,6 +47,7 @@ from rschat.agent.vocabulary import (
     scope_followup,
 )
 from rschat.agent.workspace import StoredResult, Workspace
+from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
 from rschat.geo.bands import without_band_order
 from rschat.geo.stack import stack_names
 from rschat.tools import REGISTRY
@@ -285,8 +286,22 @@ def _plan_segment(req: Request) -> Plan:
         # A question about a clicked point: classify the whole image, read the point.
         call = ToolCall("segment", {"image": req.image, "target": target}, f"land cover at the point {point}")
         return Plan("segment", [call], focus="point", point=point)
+    if req.focus == "rural_urban" and _only_buildings_readable(req):
+        args = with_box({"target": "building", "image": req.image}, req.ws)
+        why = "rural or urban from the buildings' share (one band: no land cover)"
+        return Plan("segment", [ToolCall("count_objects", args, why)], focus=req.focus)
     args = with_box({"image": req.image, "target": target}, req.ws)
     return Plan("segment", [ToolCall("segment", args, f"land cover ({target.replace('_', ' ')})")], focus=req.focus)
+
+
+def _only_buildings_readable(req: Request) -> bool:
+    """A one-band (panchromatic) image at building scale: land cover needs colour, but the
+    building model reads grey roofs, so the buildings' share can say rural or urban."""
+    raster = req.ws.rasters.get(req.image or "")
+    if raster is None or raster.count != 1:
+        return False
+    gsd = raster.pixel_size_m()
+    return gsd is None or gsd <= MAX_BUILDING_GSD_M
 
 
 _EVERY_IMAGE = re.compile(r"\b(these|those|they|both|all|each|every)\b|\bimages\b", re.I)

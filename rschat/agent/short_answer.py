@@ -77,6 +77,8 @@ def _rural_urban(result: ToolResult) -> str | None:
     sand and rock read as built-up by colour (35-38% on the NEON forest tiles, whose
     buildings cover 0-1.7%; LEVIR's suburbs 22-40%); else by the built-up share."""
     buildings = result.data.get("buildings_percent")
+    if buildings is None and "count" in result.data:  # a one-band image: the counted footprints' share
+        buildings = result.data.get("cover_percent")
     if buildings is not None:
         return "urban" if float(buildings) >= URBAN_BUILDINGS_PERCENT else "rural"
     built = result.data.get("built_up_percent")

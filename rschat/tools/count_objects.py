@@ -62,6 +62,7 @@ class CountFigures(Figures):
     dead_or_leafless: int | None = None  # trees only
     area_m2: float | None = None  # the counted objects' footprints together, where outlined
     mean_size_m2: float | None = None  # one object's mean footprint (or crown, from its box)
+    cover_percent: float | None = None  # share of the analysed area under the footprints (outlined objects)
 
 
 def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> list[cc.Detection]:
@@ -279,6 +280,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         area_m2=_footprints_m2(dets) if known else None,
         mean_size_m2=_mean_size_m2(dets, known),
     )
+    figures.cover_percent = cover_percent(figures.area_m2, area_m2)
     if target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in dets)
     path_geo = ctx.path(f"count_{target}.geojson")
@@ -296,6 +298,14 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         notes=notes,
         kept=Kept(detections=dets, offset=offset, target=target, scope=scope),
     )
+
+
+def cover_percent(footprints_m2: float | None, analysed_m2: float | None) -> float | None:
+    """The share (%) of the analysed area under the counted footprints: how rural/urban is
+    judged where only buildings can be read (a panchromatic image)."""
+    if footprints_m2 is None or not analysed_m2:
+        return None
+    return round(100.0 * footprints_m2 / analysed_m2, 2)
 
 
 def _largest_text(result: ToolResult, f: CountFigures, source: str, smallest: bool = False) -> str:
@@ -352,13 +362,20 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return _largest_text(result, f, reading.source, smallest=reading.focus == "smallest")
     if reading.focus == "average":
         return _average_text(result, f, reading.source)
+    if reading.focus == "rural_urban" and f.cover_percent is not None:
+        return (
+            f"**Buildings** cover {f.cover_percent:.1f}% of {result.kept.scope} ({result.summary}; "
+            f"{f.area_m2 or 0.0:,.0f} m2 of footprints). Land cover needs colour, so the buildings' share is what "
+            f"tells rural from urban here ({reading.source})."
+        )
     text = f"**{result.summary}** ({reading.source})."
     if f.dead_or_leafless:
         text += f" {f.dead_or_leafless} of them {'looks' if f.dead_or_leafless == 1 else 'look'} leafless or dead."
     if f.density_per_ha is not None:
         text += f" That is {f.density_per_ha:,.1f} per ha."
     if f.area_m2 is not None and f.count:
-        text += f" Their footprints cover {f.area_m2:,.0f} m2 ({f.area_m2 / 1e4:,.2f} ha)."
+        share = f"; {f.cover_percent:.1f}% of the area counted" if f.cover_percent is not None else ""
+        text += f" Their footprints cover {f.area_m2:,.0f} m2 ({f.area_m2 / 1e4:,.2f} ha{share})."
     return text
 
 

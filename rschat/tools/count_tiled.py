@@ -32,6 +32,7 @@ from rschat.tools.count_objects import (
     _selected,
     _singular,
     _what,
+    cover_percent,
 )
 from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
@@ -157,6 +158,7 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         area_m2=_footprints_m2(found) if known else None,
         mean_size_m2=_mean_size_m2(found, known),
     )
+    figures.cover_percent = cover_percent(figures.area_m2, area_m2)
     if args.target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in found)
     path_geo = ctx.path(f"count_{args.target}.geojson")
