@@ -243,3 +243,35 @@ def test_a_river_that_cuts_a_corner_is_not_said_to_cross_from_a_place_to_itself(
         water[max(0, i - 3) : i + 3, 220 + i - 3 : 220 + i + 3] = True
     said = river_sentence(water)
     assert said is None or "from the north-east to the north-east" not in said
+
+
+def test_a_river_broken_by_a_sandbar_still_crosses_and_joined_lakes_do_not():
+    """The Ucayali at 30 m is two long pieces (a sandbar between): each unmistakably a
+    channel, together they cross from north to south. Prairie potholes joined by flooded
+    narrows (NAIP 2018) touch two edges too, but their width jumps: no river."""
+    from rschat.tools.describe_scene import river_sentence
+
+    river = np.zeros((400, 400), bool)
+    river[0:190, 197:203] = True  # north half of a 6 px channel
+    river[200:400, 197:203] = True  # south half, after a 10 px sandbar
+    assert river_sentence(river) == "a river or channel crosses the image from the north to the south"
+
+    lakes = np.zeros((400, 400), bool)
+    yy, xx = np.mgrid[:400, :400]
+    lakes[(yy - 60) ** 2 + (xx - 60) ** 2 < 70**2] = True  # a lake in the north-west corner
+    lakes[(yy - 250) ** 2 + (xx - 250) ** 2 < 60**2] = True  # another in the middle
+    lakes[60:250, 155:160] = True  # a flooded narrow joining them ...
+    lakes[250:400, 250:256] = True  # ... and a ditch on to the south edge
+    assert river_sentence(lakes) is None
+
+
+def test_the_main_line_of_a_branched_shape_is_its_longest_path():
+    from rschat.geo.vector import centre_line, skeleton_length
+
+    comb = np.zeros((120, 420), bool)
+    comb[55:65, 10:410] = True  # a 400 px spine ...
+    for x in range(30, 400, 40):
+        comb[10:60, x : x + 6] = True  # ... with ten 45 px teeth
+    length, widths = centre_line(comb)
+    assert 380 <= length <= 470 < skeleton_length(comb)  # the spine (and a tooth at most), not every branch
+    assert np.median(widths) >= 5
