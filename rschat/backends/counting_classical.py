@@ -58,7 +58,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _blobs(score: np.ndarray, px_per_m: float, r_min_m: float, r_max_m: float, threshold: float, step: int):
-    small = score[::step, ::step]
+    # float32: the eight Laplacians of Gaussian run twice as fast as on float64, and
+    # the blobs found on the NEON and NAIP tiles are the same.
+    small = np.ascontiguousarray(score[::step, ::step], dtype=np.float32)
     px = px_per_m / step
     found = feature.blob_log(
         small,

@@ -181,6 +181,18 @@ def write_geojson(path: Path, collection: dict) -> Path:
     return path
 
 
+def pixels_to_lonlat(raster: Raster, xs: np.ndarray, ys: np.ndarray, offset: tuple[float, float] = (0.0, 0.0)) -> list:
+    """``pixel_to_lonlat`` for many points in one transform: [[lon, lat], ...] (a count's
+    thousands of boxes took 13,000 single transforms)."""
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    t = raster.transform if raster.georeferenced else None
+    if t is None or raster.crs is None:
+        return np.stack([xs + offset[0], ys + offset[1]], axis=-1).tolist()
+    mx, my = t.a * xs + t.b * ys + t.c, t.d * xs + t.e * ys + t.f
+    lon, lat = Transformer.from_crs(raster.crs.to_wkt(), "EPSG:4326", always_xy=True).transform(mx, my)
+    return np.round(np.stack([lon, lat], axis=-1), 8).tolist()
+
+
 def pixel_to_lonlat(raster: Raster, offset: tuple[float, float] = (0.0, 0.0)):  # type: ignore[no-untyped-def]
     """A function (x, y) in pixels of ``raster`` -> [lon, lat] (EPSG:4326, 8 decimals),
     or, without georeference, -> [x, y] in pixels of the full image that ``raster`` was

@@ -97,7 +97,7 @@ def _trees_lite(rgb: np.ndarray, gsd: float, notes: list[str]) -> tuple[list[cc.
     # dead-crown finder adds those outside the model's crowns: on the NEON SOAP tile
     # (28 of 37 trees dead) this lifts recall from 0.05 to 0.22.
     dead = cc.count_trees(rgb.astype(np.float32) / 255.0, gsd, green=False)
-    found += [d for d in dead if not _in_any(d, found)]
+    found += [d for d, inside in zip(dead, _in_any(dead, found), strict=True) if not inside]
     limits = [
         "learned lite model (trained on NAIP urban trees and NEON plots) for crowns, the rules for leafless or "
         "dead ones: crowns that touch may be found as one, and crown boxes are squares of the predicted diameter"
@@ -105,9 +105,16 @@ def _trees_lite(rgb: np.ndarray, gsd: float, notes: list[str]) -> tuple[list[cc.
     return found, f"{TREE_MODEL}, plus the rules' dead-crown finder: {lite_models.status('trees')}", limits
 
 
-def _in_any(d: cc.Detection, others: list[cc.Detection]) -> bool:
-    cx, cy = d.center
-    return any(o.box[0] <= cx <= o.box[2] and o.box[1] <= cy <= o.box[3] for o in others)
+def _in_any(dets: list[cc.Detection], others: list[cc.Detection]) -> np.ndarray:
+    """Whether each detection's centre lies in any of the others' boxes (one array test:
+    hundreds of dead-crown candidates against hundreds of crowns took 0.4 s in Python)."""
+    if not dets or not others:
+        return np.zeros(len(dets), dtype=bool)
+    centres = np.array([d.center for d in dets], dtype=np.float64)
+    boxes = np.array([o.box for o in others], dtype=np.float64)
+    cx, cy = centres[:, :1], centres[:, 1:]
+    inside = (boxes[:, 0] <= cx) & (cx <= boxes[:, 2]) & (boxes[:, 1] <= cy) & (cy <= boxes[:, 3])
+    return np.asarray(inside.any(axis=1))
 
 
 def _fallback_note(name: str) -> str:

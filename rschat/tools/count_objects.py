@@ -18,7 +18,7 @@ from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
 from rschat.geo.shapes import Shape, Size, describe, describe_bounds, matches, size_unresolved, within
-from rschat.geo.vector import pixel_to_lonlat
+from rschat.geo.vector import pixels_to_lonlat
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -129,16 +129,20 @@ def _draw(rgb: np.ndarray, dets: list[cc.Detection]) -> np.ndarray:
 
 def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) -> dict:
     """Points (centres) and boxes of detections, EPSG:4326 when georeferenced."""
-    where = pixel_to_lonlat(raster, offset)
+    boxes = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
+    x0, y0, x1, y1 = boxes.T
+    # per detection: its centre, then its box's corners as a closed ring
+    xs = np.stack([(x0 + x1) / 2, x0, x1, x1, x0, x0], axis=1)
+    ys = np.stack([(y0 + y1) / 2, y0, y0, y1, y1, y0], axis=1)
+    points = pixels_to_lonlat(raster, xs.ravel(), ys.ravel(), offset)
     feats = []
-    for i, d in enumerate(dets, start=1):
-        x0, y0, x1, y1 = d.box
-        ring = [where(x0, y0), where(x1, y0), where(x1, y1), where(x0, y1), where(x0, y0)]
+    for i, d in enumerate(dets):
+        centre, *ring = points[6 * i : 6 * i + 6]
         feats.append(
             {
                 "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": where(*d.center)},
-                "properties": {"id": i, "kind": d.kind, "box_px": [round(v, 1) for v in d.box], "footprint": ring},
+                "geometry": {"type": "Point", "coordinates": centre},
+                "properties": {"id": i + 1, "kind": d.kind, "box_px": [round(v, 1) for v in d.box], "footprint": ring},
             }
         )
     out: dict = {"type": "FeatureCollection", "features": feats}
