@@ -72,3 +72,32 @@ def test_a_part_that_plans_nothing_keeps_the_message_whole(settings):
     message = "how many trees are there and what about the weather?"
     assert _questions(ws, message) == [message]
     assert _questions(ws, "how many trees are there and is it urban?") == ["How many trees are there?", "Is it urban?"]
+
+
+# -- found by a new-user trial (session 2026-12-04, 3) ---------------------------------
+
+SPACENET = ROOT / "tests" / "data" / "spacenet" / "sample_geotiff.tif"
+
+
+def test_a_built_up_share_on_one_image_is_land_cover_not_change(settings):
+    """'built up' held the word 'built', which asked for change detection on one image."""
+    for question in ("what share is built up?", "how much built-up area is there?"):
+        steps = list(turn(Workspace(settings), question, uploads=[NEON]))
+        assert [s.tool for s in steps if s.kind == "done"] == ["segment"], question
+        assert "Change detection needs two images" not in steps[-1].text
+
+
+def test_how_many_dead_trees_is_the_dead_ones_not_every_tree(settings):
+    steps = list(turn(Workspace(settings), "how many dead trees are there?", uploads=[NEON]))
+    done = next(s for s in steps if s.kind == "done")
+    assert steps[-1].short_answer == str(done.result.data["dead_or_leafless"]) != str(done.result.data["count"])
+
+
+def test_a_bare_unit_follow_up_converts_the_figure_asked_last(settings):
+    """'how big is the largest one?' then 'and in square feet?' gave the footprints' total."""
+    ws = Workspace(settings)
+    list(turn(ws, "how many buildings are there?", uploads=[SPACENET]))
+    largest = list(turn(ws, "how big is the largest one?"))[-1].short_answer
+    feet = list(turn(ws, "and in square feet?"))[-1].short_answer
+    assert largest.endswith(" m2") and feet.endswith(" sq ft")
+    assert abs(float(feet.split()[0]) * 0.09290304 - float(largest.split()[0])) <= 1

@@ -375,6 +375,8 @@ def _plan_and_answer(
             text = "Noted: " + "; ".join(said) + ". Ask a question about the images when you are ready."
             answered = True
     elif plan.use_result is not None:
+        if plan.focus is not None:  # "how big is the largest one?" then "and in square feet?": the largest
+            ws.remember_focus(plan.focus)
         text = yield from _reuse(ws, plan)
     else:
         failed: list[Step] = []

@@ -27,13 +27,13 @@ def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
 
 
 _BUILDING_CHANGE = re.compile(
-    r"\bnew\b|appear|\bbuilt\b|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down|"
+    r"\bnew\b|appear|\bbuilt\b(?![\s-]*up)|\bbuild\b|construct|demolish|\bgone\b|\bremoved?\b|\bwent\b|torn down|knocked down|"
     r"\blost\b|vanish"
 )
 
 
 _BUILDING_GONE = re.compile(r"demolish|\bgone\b|\bremoved?\b|\bwent\b|disappear|torn down|knocked down|\blost\b|vanish")
-_BUILDING_NEW = re.compile(r"\bnew\b|\bbuilt\b|\bbuild\b|construct|(?<!dis)appear")
+_BUILDING_NEW = re.compile(r"\bnew\b|\bbuilt\b(?![\s-]*up)|\bbuild\b|construct|(?<!dis)appear")
 
 
 _COVER_LOST = re.compile(

@@ -220,10 +220,15 @@ def _on_other_image(req: Request, last: StoredResult, scope: str, takes: dict[st
     return Plan("followup", [ToolCall(last.tool, args, why)], req.ws.last_focus)
 
 
+_IN_UNIT = re.compile(r"\s*(?:(?:and|so|what about|how about)\s+)?in\s", re.I)
+
+
 def _plan_unit_followup(req: Request) -> Plan | None:
     """'How much is that in acres?': the last answer's figure again, in the unit asked."""
     last = req.ws.last_result()
-    if last is None or req.cls is not None or req.obj is not None or not REFERS_BACK.search(req.message):
+    # "how much is that in acres?", or a bare "and in square feet?"
+    asks_again = REFERS_BACK.search(req.message) or _IN_UNIT.match(req.message)
+    if last is None or req.cls is not None or req.obj is not None or not asks_again:
         return None
     if asked_area_unit(req.message) is None:
         return None
@@ -370,7 +375,20 @@ def plan(message: str, ws: Workspace) -> Plan:
     else:
         planned = _plan(message, ws)
     planned.unit = asked_area_unit(message)
+    if _asks_dead_trees(message, planned):
+        planned.focus = "count_dead"  # "how many dead trees?": the count's leafless or dead ones
     return planned
+
+
+_DEAD = re.compile(r"\b(?:dead|leafless|snags?|dying)\b", re.I)
+
+
+def _asks_dead_trees(message: str, planned: Plan) -> bool:
+    return (
+        planned.focus == "count"
+        and bool(_DEAD.search(message))
+        and any(c.tool == "count_objects" and c.args.get("target") == "tree" for c in planned.calls)
+    )
 
 
 def _plan(message: str, ws: Workspace) -> Plan:

@@ -109,6 +109,12 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return _presence(result, target)
     if focus == "count":
         return _count(result, target)
+    if focus in ("largest", "smallest") and "count" in result.data:  # "how big is the largest building?"
+        sizes = [d.area_m2 for d in result.kept.detections or [] if d.area_m2 is not None]
+        return f"{round((max if focus == 'largest' else min)(sizes))} m2" if sizes else None
+    if focus == "count_dead":  # "how many dead trees?": those the count found leafless or dead
+        dead = result.data.get("dead_or_leafless")
+        return None if dead is None else str(int(dead))
     if focus == "count_gone":  # building change: "how many buildings were demolished?"
         gone = result.data.get("gone_count")
         return None if gone is None else str(int(gone))

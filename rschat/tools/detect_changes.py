@@ -82,7 +82,7 @@ PHRASES = (
             r"\b(?:buildings?|houses?|roads?) (?:that )?(?:is|are|were|was) (?:new|gone|removed)\b|"
             r"\b(?:is|are|were|was) (?:the |these |those |any )?(?:buildings?|houses?|roads?) (?:new|gone|removed)\b|"
             r"torn down|knocked down|\bvanish|"
-            r"\bbuilt\b|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b|\bloss\b|"
+            r"\bbuilt\b(?![\s-]*up)|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b|\bloss\b|"
             r"shr[iu]nk|expand|deforest|\bdid\b[\w\s]*\bgrow\b|\bcleared\b|\bcut down\b|\bfelled\b|\blogged\b",
             re.I,
         ),
