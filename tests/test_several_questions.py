@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import ROOT
@@ -24,7 +26,11 @@ NEON = ROOT / "tests" / "data" / "neon" / "OSBS_029.tif"
         # one question: a shared verb, a fragment, a single sentence
         ("is there water and forest?", ["is there water and forest?"]),
         ("what changed, and where?", ["what changed, and where?"]),
-        ("how many trees and buildings are there?", ["how many trees and buildings are there?"]),
+        ("how many large and small buildings are there?", ["how many large and small buildings are there?"]),
+        ("what is the area of trees and buildings?", ["what is the area of trees and buildings?"]),
+        # one verb shared by two things: two questions
+        ("how many trees and buildings are there?", ["How many trees are there?", "How many buildings are there?"]),
+        ("what is the mean NDVI and the pixel size?", ["What is the mean NDVI?", "What is the pixel size?"]),
         ("a? " * (MAX_QUESTIONS + 1), ["a? " * (MAX_QUESTIONS + 1)]),
     ],
 )  # fmt: skip
@@ -101,3 +107,70 @@ def test_a_bare_unit_follow_up_converts_the_figure_asked_last(settings):
     feet = list(turn(ws, "and in square feet?"))[-1].short_answer
     assert largest.endswith(" m2") and feet.endswith(" sq ft")
     assert abs(float(feet.split()[0]) * 0.09290304 - float(largest.split()[0])) <= 1
+
+
+# -- found by a new-user trial (session 2026-12-04, 3), fixed in session 2026-12-07 ------
+
+LEVIR_A = ROOT.parent / "shared" / "data" / "change" / "levir" / "A" / "test_2_0000_0000.png"
+PUCALLPA = ROOT / "tests" / "data" / "pucallpa"
+
+
+def test_trees_and_buildings_are_both_counted(settings):
+    steps = list(turn(Workspace(settings), "how many trees and buildings are there?", uploads=[NEON]))
+    counted = [s.args["target"] for s in steps if s.kind == "done"]
+    assert counted == ["tree", "building"] and len(steps[-1].short_answer.split("; ")) == 2
+
+
+def test_a_bounded_follow_up_counts_the_same_objects_again(settings):
+    ws = Workspace(settings)
+    total = int(list(turn(ws, "how many buildings are there?", uploads=[SPACENET]))[-1].short_answer)
+    steps = list(turn(ws, "how many are larger than 200 m2?"))
+    done = next(s for s in steps if s.kind == "done")
+    assert done.args["target"] == "building" and done.args["min_area_m2"] == 200.0
+    assert 0 < int(steps[-1].short_answer) < total
+    assert all(d.area_m2 > 200 for d in done.result.kept.detections)
+    # a thing of its own is not read as the last count's objects
+    assert not list(turn(ws, "how many depots are larger than 200 m2?"))[-1].answered
+
+
+def test_their_area_in_acres_after_a_count_is_the_footprints_area(settings):
+    ws = Workspace(settings)
+    counted = list(turn(ws, "how many buildings are there?", uploads=[SPACENET]))
+    m2 = next(s for s in counted if s.kind == "done").result.data["area_m2"]
+    acres = list(turn(ws, "how much area do they cover, in acres?"))[-1].short_answer
+    assert acres == f"{m2 / 4046.8564224:.2f} acres"
+    assert list(turn(ws, "how much area do they cover?"))[-1].short_answer == f"{round(m2)} m2"
+
+
+def test_densities_and_crown_widths_in_the_units_asked(settings):
+    ws = Workspace(settings)
+    per_ha = float(list(turn(ws, "what is the tree density?", uploads=[NEON]))[-1].short_answer.split()[0])
+    per_acre = list(turn(ws, "how many trees per acre are there?"))[-1].short_answer
+    assert per_acre == f"{per_ha * 0.40468564224:.1f} per acre"
+    across = list(turn(ws, "what is the average crown diameter?"))[-1]
+    assert across.short_answer.endswith(" m") and across.text.split("\n\n")[1].startswith("The ")
+    assert 2.0 < float(across.short_answer.split()[0]) < 8.0  # OSBS pines: crowns of a few metres
+
+
+def test_shares_of_change_and_a_class_changing_get_short_answers(settings):
+    ws = Workspace(settings)
+    files = [PUCALLPA / "2000.tif", PUCALLPA / "2020.tif"]
+    share = list(turn(ws, "what share of the area changed?", uploads=files))
+    done = next(s for s in share if s.kind == "done")
+    assert share[-1].short_answer == f"{done.result.data['changed_percent']:.1f}%"
+    water = list(turn(ws, "how much did the water area change, in hectares?"))
+    done = next(s for s in water if s.kind == "done")
+    assert done.args["target"] == "water"
+    net_ha = (done.result.data["gained_m2"] - done.result.data["lost_m2"]) / 1e4
+    assert water[-1].short_answer == f"{net_ha:.2f} ha"
+
+
+@pytest.mark.skipif(not LEVIR_A.exists(), reason="needs ../shared/data (evaluation pairs)")
+def test_the_area_new_buildings_added_is_theirs_not_land_cover(settings):
+    ws = Workspace(settings)
+    pair = [LEVIR_A, Path(str(LEVIR_A).replace("/A/", "/B/"))]
+    steps = list(turn(ws, "the pixel size is 0.5 m. how many new buildings are there and how much area did they add?",
+                      uploads=pair))  # fmt: skip
+    done = [s for s in steps if s.kind == "done"]
+    assert [s.tool for s in done] == ["detect_changes", "detect_changes"] and done[1].reused
+    assert steps[-1].short_answer.split("; ")[1] == f"{round(done[0].result.data['appeared_area_m2'])} m2"

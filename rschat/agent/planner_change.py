@@ -56,7 +56,8 @@ def _cover_focus(focus: str | None, said: str) -> str | None:
         return "cover_share_lost" if _COVER_LOST.search(said) else "cover_share_gained"
     if said.lstrip().startswith("where"):  # "where did the forest disappear?": the places, no figure
         return None
-    if re.search(r"\bnet\b", said):  # "what is the net change in forest?": gain less loss
+    # "what is the net change in forest?", "how much did the water area change?": gain less loss
+    if re.search(r"\bnet\b", said) or not (_COVER_LOST.search(said) or _COVER_GAINED.search(said)):
         return "cover_net"
     lost = bool(_COVER_LOST.search(said))
     if re.match(r"\W*(did|has|have|is|are|was|were)\b", said):
@@ -66,12 +67,22 @@ def _cover_focus(focus: str | None, said: str) -> str | None:
     return "cover_lost" if lost else "cover_gained"
 
 
+# "How much did the water area change?", "how has the forest changed?": the class's own
+# change (gain less loss), not every change in the image.
+_CLASS_CHANGED = re.compile(r"\bhow (?:much|has|have|did)\b.*\bchang(?:e|ed|es)\b")
+
+
 def _cover_target(cls: str | None, said: str) -> str | None:
     """The land-cover class whose loss or gain a change question asks about ("how much
     forest was lost?", "did the lake shrink?"), or None for any change."""
     if "deforest" in said:
         cls = "trees"
-    if cls in COVER_CLASSES and (_COVER_LOST.search(said) or _COVER_GAINED.search(said) or re.search(r"\bnet\b", said)):
+    if cls in COVER_CLASSES and (
+        _COVER_LOST.search(said)
+        or _COVER_GAINED.search(said)
+        or re.search(r"\bnet\b", said)
+        or _CLASS_CHANGED.search(said)
+    ):
         return cls
     return None
 

@@ -135,6 +135,23 @@ def plan_compare(req: Request) -> Plan | None:
     return Plan("compare", [c for c in calls if c is not None], f"compare_{relation}")
 
 
+def recount_bounded(req: Request) -> Plan | None:
+    """'How many are larger than 200 m2?', 'how many of them are under 50 m2?' after a
+    count: the same objects, over the same image and box, counted again within the bounds."""
+    last = req.ws.last_result()
+    bounds = area_bounds_of(req.message)
+    if not bounds or last is None or last.tool != "count_objects" or req.obj is not None or req.cls is not None:
+        return None
+    thing = asked_thing(req.message)
+    if req.focus not in ("count", "presence") or (
+        thing and not re.match(r"(are|is|were|was|there)\b", thing) and names_new_thing(req.message)
+    ):
+        return None  # "how many depots are larger than 200 m2?" names a thing of its own
+    args = {k: v for k, v in last.args.items() if k not in ("min_area_m2", "max_area_m2")} | bounds
+    why = f"count the {args.get('target')}s again{_bounded(bounds)}"
+    return Plan("count", [ToolCall("count_objects", args, why)], req.focus)
+
+
 def plan_count(req: Request) -> Plan:
     target = req.obj or ("tree" if req.cls == "trees" else None)
     if target is None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rschat.agent.planner_change import patch_followup, plan_change
-from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count
+from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count, recount_bounded
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
@@ -36,6 +36,7 @@ from rschat.agent.vocabulary import (
     VQA_NEEDS,
     WHOLE_IMAGE,
     asked_area_unit,
+    asked_per_unit,
     asked_thing,
     capabilities,
     class_of,
@@ -170,7 +171,13 @@ def _plan_object_size(req: Request) -> Plan | None:
     objects' sizes or their number per ha from the count (footprints, crowns), not the
     class's largest patch or cover share of land cover; answered
     from the last count of the same objects when there is one."""
-    if req.obj not in ("tree", "building") or req.focus not in ("largest", "smallest", "average", "density"):
+    if req.obj not in ("tree", "building") or req.focus not in (
+        "largest",
+        "smallest",
+        "average",
+        "average_diameter",
+        "density",
+    ):
         return None
     last = req.ws.last_result()
     same = {"target": req.obj, "image": req.image, "box": list(req.box) if req.box else None}
@@ -223,6 +230,9 @@ def _on_other_image(req: Request, last: StoredResult, scope: str, takes: dict[st
 _IN_UNIT = re.compile(r"\s*(?:(?:and|so|what about|how about)\s+)?in\s", re.I)
 
 
+_NAMES_FIGURE = re.compile(r"\b(?:area|cover(?:s|ed)?|footprints?|largest|smallest|biggest|average)\b", re.I)
+
+
 def _plan_unit_followup(req: Request) -> Plan | None:
     """'How much is that in acres?': the last answer's figure again, in the unit asked."""
     last = req.ws.last_result()
@@ -232,7 +242,11 @@ def _plan_unit_followup(req: Request) -> Plan | None:
         return None
     if asked_area_unit(req.message) is None:
         return None
-    return Plan("followup", focus=req.ws.last_focus or "area", use_result=last.id)
+    # "how much area do they cover, in acres?" after a count asks for their area, not the
+    # count again; "and in square feet?" for the last figure asked, whatever it was
+    names_figure = _NAMES_FIGURE.search(req.message)
+    asked = req.focus if names_figure and req.focus in ("area", "largest", "smallest", "average") else None
+    return Plan("followup", focus=asked or req.ws.last_focus or "area", use_result=last.id)
 
 
 def _plan_followup(req: Request) -> Plan | None:
@@ -240,7 +254,8 @@ def _plan_followup(req: Request) -> Plan | None:
     last = req.ws.last_result()
     # "is there a depot?" after "is there grass?" asks about a depot, not the grass
     names_something_new = req.focus in ("presence", "count") and names_new_thing(req.message)
-    refers_back = req.intent in (None, "count", "measure") and (
+    # "how much area do they cover?" reads as land cover ("how much"), but "they" are the last answer's
+    refers_back = req.intent in (None, "count", "measure", "segment") and (
         REFERS_BACK.search(req.message) if req.intent is not None else not names_something_new
     )
     if refers_back and req.focus is not None and last is not None and req.obj is None and req.cls is None:
@@ -375,6 +390,8 @@ def plan(message: str, ws: Workspace) -> Plan:
     else:
         planned = _plan(message, ws)
     planned.unit = asked_area_unit(message)
+    if planned.focus == "density":  # "how many trees per acre?": the density in that unit
+        planned.unit = planned.unit or asked_per_unit(message)
     if _asks_dead_trees(message, planned):
         planned.focus = "count_dead"  # "how many dead trees?": the count's leafless or dead ones
     return planned
@@ -422,6 +439,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
         _plan_rescoped(req)
         or patch_followup(req)
         or _plan_unit_followup(req)
+        or recount_bounded(req)
         or _plan_date_followup(req)
         or _plan_object_size(req)
         or _plan_followup(req)

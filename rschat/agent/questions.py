@@ -33,10 +33,52 @@ def split_questions(message: str) -> list[str]:
         parts.append(message[start:end].strip())
         start = m.end()
     parts.append(message[start:].strip())
-    parts = [p for p in parts if p]
+    parts = [q for p in parts if p for q in _distribute(p)]
     if len(parts) < 2 or len(parts) > MAX_QUESTIONS or any(len(p.split()) < _MIN_WORDS for p in parts):
         return [message]
     return [_as_question(p) for p in parts]
+
+
+# "How many trees and buildings are there?", "what is the mean NDVI and the pixel size?":
+# one verb shared by two things, asked as two questions. Read word by word (no pattern that
+# could backtrack), and only in short questions whose two things are short noun phrases.
+_SHARED_HEADS = (("how", "many"), ("count", "the"), ("count",), ("what", "is", "the"), ("what", "are", "the"))
+_TAIL_STARTS = {"are", "is", "in", "on", "inside", "within", "can", "do", "does", "there", "here", "visible", "of"}
+_NOT_IN_A_THING = {"of", "and", "or", "than", "with", "per", "between", "from", "to", "is", "are"}
+# "how many large and small buildings?": two adjectives of one noun, not two things
+_ADJECTIVES = {
+    "large", "small", "big", "medium", "tiny", "huge", "new", "old", "dead", "living", "tall", "short",
+    "circular", "square", "rectangular", "round", "largest", "smallest", "biggest", "mean", "average",
+}  # fmt: skip
+_MAX_SHARED_WORDS = 12
+_MAX_THING_WORDS = 3
+
+
+def _distribute(part: str) -> list[str]:
+    """A question whose verb is shared by two things, as two questions; else itself."""
+    words = part.rstrip("?. ").split()
+    lower = [w.lower().strip(",") for w in words]
+    if len(words) > _MAX_SHARED_WORDS or lower.count("and") != 1:
+        return [part]
+    head = next((h for h in _SHARED_HEADS if tuple(lower[: len(h)]) == h), None)
+    if head is None:
+        return [part]
+    cut = lower.index("and")
+    first = words[len(head) : cut]
+    rest = cut + 1 + (lower[cut + 1] == "the" if cut + 1 < len(lower) else 0)
+    # the second thing runs to the words the two share at the end ("are there"); a
+    # question about one thing ("what is the area of ...") keeps its shared tail only
+    end = next((i for i in range(rest, len(lower)) if lower[i] in _TAIL_STARTS), len(lower))
+    second, tail = words[rest:end], words[end:]
+    if head[0] == "what" and tail:  # "what is the A and the B of C": B's own words, not shared
+        return [part]
+    things = (first, second)
+    if first and first[-1].lower() in _ADJECTIVES:
+        return [part]
+    if any(not 1 <= len(t) <= _MAX_THING_WORDS or {w.lower() for w in t} & _NOT_IN_A_THING for t in things):
+        return [part]
+    lead = " ".join(words[: len(head)])
+    return [" ".join([lead, *t, *tail]) + ("?" if part.rstrip().endswith("?") else "") for t in things]
 
 
 _ASKS = re.compile(rf"(?:{_OPENERS.split('|count|')[0]})\b", re.I)

@@ -10,9 +10,11 @@ so lite and full mode fill ``Step.short_answer`` through one function.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rschat.agent.vocabulary import AREA_UNIT_M2, COUNT_BOUND_FOCUS
 from rschat.tools.base import ToolResult
+from rschat.tools.count_objects import equal_area_diameter_m
 
 # segment's own threshold: the short answer never contradicts the tool's sentence.
 from rschat.tools.segment import PRESENT_PERCENT
@@ -63,13 +65,25 @@ def _area(result: ToolResult, target: str | None) -> str | None:
     """The area a class covers in the whole image (not its largest region); unknown
     (None) without a pixel size."""
     d = result.data
-    if d.get("selected_count") is not None:
+    if d.get("appeared_area_m2") is not None:  # building change: "how much area do the new buildings cover?"
+        m2 = d.get("appeared_area_m2")
+    elif d.get("selected_count") is not None:
         m2 = d.get("selected_area_m2")
     elif "count" in d:  # counted objects: their footprints together (None for boxes)
         m2 = d.get("area_m2")
     else:
         m2 = d.get(f"{target}_area_m2") if target else d.get("area_m2")
     return None if m2 is None else f"{round(float(m2))} m2"  # type: ignore[arg-type]
+
+
+def _percent(result: ToolResult, target: str | None) -> str | None:
+    """A share of the analysed area: what changed, the class asked for, or the counted
+    objects' footprints ('21.6%')."""
+    d = result.data
+    for key in ("changed_percent", f"{target}_percent" if target else "", "cover_percent"):
+        if key and d.get(key) is not None:
+            return f"{float(d[key]):.1f}%"  # type: ignore[arg-type]
+    return None
 
 
 def _rural_urban(result: ToolResult) -> str | None:
@@ -120,34 +134,21 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if gone is None else str(int(gone))
     if focus == "area":
         return _area(result, target)
-    if focus in ("cover_lost", "cover_gained"):  # "how much forest was lost?"
-        m2 = result.data.get("lost_m2" if focus == "cover_lost" else "gained_m2")
-        return None if m2 is None else f"{round(float(m2))} m2"
-    if focus == "cover_net":  # "what is the net change in forest?": gained less lost, negative for a loss
-        lost, gained = result.data.get("lost_m2"), result.data.get("gained_m2")
-        return None if lost is None or gained is None else f"{round(float(gained) - float(lost))} m2"
-    if focus in ("cover_lost_largest", "cover_gained_largest"):  # "how big is the largest patch lost?"
-        m2 = result.data.get("lost_largest_m2" if focus == "cover_lost_largest" else "gained_largest_m2")
-        return None if m2 is None else f"{round(float(m2))} m2"
+    if focus is not None and focus.startswith("cover_"):
+        return _cover_change(result.data, focus)
+    if focus == "fraction":  # "what share of the area changed?", "what percent is water?"
+        return _percent(result, target)
     if focus in ("mean", "median", "min", "max") and f"index_{focus}" in result.data:  # "what is the mean NDVI?"
         return f"{float(result.data[f'index_{focus}']):.3f}"  # type: ignore[arg-type]
     if focus == "density":  # "what is the tree density?": counted objects per hectare
         per_ha = result.data.get("density_per_ha")
         return None if per_ha is None else f"{float(per_ha):.1f} per ha"
+    if focus == "average_diameter":  # "what is the average crown diameter?": a circle of the mean size
+        m2 = result.data.get("mean_size_m2")
+        return None if m2 is None else f"{equal_area_diameter_m(float(m2)):.1f} m"
     if focus == "average":  # "how big is the average tree?": one object's mean size
         m2 = result.data.get("mean_size_m2")
         return None if m2 is None else f"{round(float(m2))} m2"
-    if focus in ("cover_lost_count", "cover_gained_count"):  # "how many patches of forest were lost?"
-        n = result.data.get("lost_patches" if focus == "cover_lost_count" else "gained_patches")
-        return None if n is None else str(int(n))
-    if focus in ("cover_shrank", "cover_grew"):  # "did the lake shrink?": its net change, in pixels
-        lost, gained = result.data.get("lost_pixels"), result.data.get("gained_pixels")
-        if lost is None or gained is None:
-            return None
-        return "yes" if (lost > gained if focus == "cover_shrank" else gained > lost) else "no"
-    if focus in ("cover_any_lost", "cover_any_gained"):  # "was forest lost?": any of it
-        px = result.data.get("lost_pixels" if focus == "cover_any_lost" else "gained_pixels")
-        return None if px is None else ("yes" if px > 0 else "no")
     if focus == "rural_urban":
         return _rural_urban(result)
     if focus and (bound := COUNT_BOUND_FOCUS.fullmatch(focus)):  # "are there more than 10 buildings?"
@@ -157,6 +158,37 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         limit = int(bound.group(2))
         return "yes" if (int(found) > limit if bound.group(1) == "more" else int(found) < limit) else "no"
     return _image_info(result, focus)
+
+
+def _m2(value: object) -> str | None:
+    return None if value is None else f"{round(float(value))} m2"  # type: ignore[arg-type]
+
+
+def _cover_change(d: dict[str, Any], focus: str) -> str | None:
+    """A class's loss and gain ('how much forest was lost?', 'did the lake shrink?')."""
+    lost_or_gained = "lost" if "_lost" in focus or focus == "cover_shrank" else "gained"
+    if focus in ("cover_lost", "cover_gained"):  # "how much forest was lost?"
+        return _m2(d.get(f"{lost_or_gained}_m2"))
+    if focus == "cover_net":  # "what is the net change in forest?": gained less lost, negative for a loss
+        lost, gained = d.get("lost_m2"), d.get("gained_m2")
+        return None if lost is None or gained is None else _m2(float(gained) - float(lost))
+    if focus in ("cover_lost_largest", "cover_gained_largest"):  # "how big is the largest patch lost?"
+        return _m2(d.get(f"{lost_or_gained}_largest_m2"))
+    if focus in ("cover_share_lost", "cover_share_gained"):  # "what percent of the forest was lost?"
+        before, px = d.get("cover_before_pixels"), d.get(f"{lost_or_gained}_pixels")
+        return None if not before or px is None else f"{100.0 * float(px) / float(before):.1f}%"
+    if focus in ("cover_lost_count", "cover_gained_count"):  # "how many patches of forest were lost?"
+        n = d.get(f"{lost_or_gained}_patches")
+        return None if n is None else str(int(n))
+    if focus in ("cover_shrank", "cover_grew"):  # "did the lake shrink?": its net change, in pixels
+        lost, gained = d.get("lost_pixels"), d.get("gained_pixels")
+        if lost is None or gained is None:
+            return None
+        return "yes" if (lost > gained if focus == "cover_shrank" else gained > lost) else "no"
+    if focus in ("cover_any_lost", "cover_any_gained"):  # "was forest lost?": any of it
+        px = d.get(f"{lost_or_gained}_pixels")
+        return None if px is None else ("yes" if px > 0 else "no")
+    return None
 
 
 def _image_info(result: ToolResult, focus: str | None) -> str | None:
@@ -172,11 +204,17 @@ def _image_info(result: ToolResult, focus: str | None) -> str | None:
 
 
 _DIGITS = {"m2": 0, "ha": 2, "km2": 3, "acres": 2, "sq ft": 0}
+_ONE = {"m2": "m2", "ha": "ha", "km2": "km2", "acres": "acre", "sq ft": "sq ft"}
 
 
 def in_unit(short: str | None, unit: str | None) -> str | None:
     """An area's short answer ('2415925 m2') in the unit asked ('241.59 ha'); anything
     else as it is."""
+    if short is not None and unit is not None and short.endswith(" per ha") and unit != "ha":
+        per_m2 = float(short.removesuffix(" per ha")) / AREA_UNIT_M2["ha"]  # "406.2 per ha" -> "164.4 per acre"
+        value = per_m2 * AREA_UNIT_M2[unit]
+        digits = ".3g" if value < 0.1 else ".1f" if value < 1000 else ".0f"
+        return f"{value:{digits}} per {_ONE[unit]}"
     if short is None or unit is None or unit == "m2" or not short.endswith(" m2"):
         return short
     value = float(short.removesuffix(" m2")) / AREA_UNIT_M2[unit]
@@ -201,7 +239,7 @@ def parse(text: str) -> str | None:
     if m := _LEAD.match(text):
         short = m.group("short").strip().lower()
         if short in ("yes", "no", "rural", "urban") or re.fullmatch(
-            rf"{_NUMBER}( m2| m| per ha| ha| km2| acres| sq ft)?", short
+            rf"{_NUMBER}( m2| m| per (?:ha|acre|km2|m2)| ha| km2| acres| sq ft|%)?", short
         ):
             return _clean_number(short)
         if re.fullmatch(r"epsg:\d{4,6}", short):

@@ -120,12 +120,24 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     # "largest", not "large": "the area covered by large buildings" asks for an area.
     ("largest", re.compile(r"\blargest\b|\bbiggest\b|\bmain\b|\bmajor\b", re.I)),
     ("smallest", re.compile(r"\bsmallest\b|\btiniest\b", re.I)),
+    # "what is the average crown diameter?": one object's typical width, in m
+    (
+        "average_diameter",
+        re.compile(r"\A(?=.*\b(average|mean|typical|median)\b)(?=.*\b(diameter|across|wide|width)\b)", re.I | re.S),
+    ),
     # "how big is the average tree?", "the mean building size": one object's typical size
     # (not "the mean NDVI", which names no size).
     (
         "average",
         re.compile(
             r"\A(?=.*\b(average|mean|typical|median)\b)(?=.*\b(size|area|big|large|diameter|wide)\b)", re.I | re.S
+        ),
+    ),
+    # "what share of the area changed?": a share, though it names the area
+    (
+        "fraction",
+        re.compile(
+            r"\b(?:percent(?:age)?|share|fraction|proportion) of (?:the |this |its )?(?:area|image|scene|tile)\b", re.I
         ),
     ),
     ("area", re.compile(r"how (big|large)|how much area|\barea\b|hectare|\bha\b|m2|km2|\bacres?\b|square|size", re.I)),
@@ -316,6 +328,16 @@ def asked_area_unit(message: str) -> str | None:
     if m is None:
         return None
     return area_unit(m.group(1) or m.group(2))
+
+
+# "How many trees per acre?": a density's unit of area.
+_PER_UNIT = re.compile(r"\bper (acre|hectare|ha|km2|km\u00b2|square kilomet(?:re|er)|m2|square met(?:re|er))\b", re.I)
+
+
+def asked_per_unit(message: str) -> str | None:
+    """'acres', 'ha', 'km2' or 'm2' when a density is asked per that unit of area."""
+    m = _PER_UNIT.search(message)
+    return None if m is None else area_unit(m.group(1))
 
 
 # m2 in one unit of area, by the names ``area_unit`` gives.

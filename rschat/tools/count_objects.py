@@ -333,7 +333,7 @@ def _largest_text(result: ToolResult, f: CountFigures, source: str, smallest: bo
     )
 
 
-def _average_text(result: ToolResult, f: CountFigures, source: str) -> str:
+def _average_text(result: ToolResult, f: CountFigures, source: str, diameter: bool = False) -> str:
     """'The 36 buildings average 142 m2 each (median 118 m2; footprints)'; for trees the
     crown from its box, with the diameter of a circle of that area."""
     dets, target = result.kept.detections, result.kept.target or "object"
@@ -353,10 +353,21 @@ def _average_text(result: ToolResult, f: CountFigures, source: str) -> str:
     )
     if any("were assumed" in n for n in result.notes):
         what += ", with the assumed pixel size"
+    across = f"{equal_area_diameter_m(mean):.1f} m"
+    if diameter:  # "what is the average crown diameter?": the width first, the area behind it
+        return (
+            f"The {len(sizes)} {plural} are about {across} across on average (the diameter of a circle of their "
+            f"mean area, {mean:,.0f} m2; median {median:,.0f} m2; {what}) ({source})."
+        )
     text = f"The {len(sizes)} {plural} average {mean:,.0f} m2 each (median {median:,.0f} m2; {what})"
     if target == "tree":
-        text += f": a crown about {2 * np.sqrt(mean / np.pi):.1f} m across"
+        text += f": a crown about {across} across"
     return f"{text} ({source})."
+
+
+def equal_area_diameter_m(area_m2: float) -> float:
+    """The diameter of the circle of this area: a crown's or footprint's width."""
+    return float(2 * np.sqrt(area_m2 / np.pi))
 
 
 def answer(result: ToolResult, reading: Reading) -> str:
@@ -364,8 +375,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
     assert isinstance(f, CountFigures)
     if reading.focus in ("largest", "smallest"):
         return _largest_text(result, f, reading.source, smallest=reading.focus == "smallest")
-    if reading.focus == "average":
-        return _average_text(result, f, reading.source)
+    if reading.focus in ("average", "average_diameter"):
+        return _average_text(result, f, reading.source, diameter=reading.focus == "average_diameter")
     if reading.focus == "rural_urban" and f.cover_percent is not None:
         return (
             f"**Buildings** cover {f.cover_percent:.1f}% of {result.kept.scope} ({result.summary}; "
