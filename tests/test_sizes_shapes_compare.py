@@ -240,3 +240,33 @@ def test_hazy_satellite_forest_is_not_called_water():
     lc = lcr.classify(raster)
     assert lc.mask("water")[:, :160].mean() < 0.05 and lc.mask("trees")[:, :160].mean() > 0.9
     assert lc.mask("water")[:, 180:].mean() > 0.9
+
+
+# -- rivers: channel-shaped water, not any water (session 2026-12-07) ------------------------
+
+PUCALLPA_2020 = Path(__file__).parent / "data" / "pucallpa" / "2020.tif"
+OSBS = Path(__file__).parent / "data" / "neon" / "OSBS_029.tif"
+
+
+def test_a_river_is_the_channel_shaped_water_not_a_lake():
+    from rschat.geo.shapes import channels
+
+    water = np.zeros((200, 200), bool)
+    water[90:102, :] = True  # a river across the image
+    water[20:60, 20:60] = (YY[:40, :40] - 20) ** 2 + (XX[:40, :40] - 20) ** 2 < 400  # a round lake
+    found = channels(water)
+    assert found[95].all() and not found[20:60, 20:60].any()
+    assert attributes_of("is there a river?") == (None, "channel")
+    assert attributes_of("how many streams are there?") == (None, "channel")
+    assert attributes_of("is there water?") == (None, None)
+
+
+def test_is_there_a_river_on_real_imagery(settings):
+    ws = Workspace(settings)
+    steps = list(turn(ws, "is there a river?", uploads=[PUCALLPA_2020]))  # the Ucayali, with oxbow lakes
+    done = next(s for s in steps if s.kind == "done")
+    assert done.args["shape"] == "channel" and steps[-1].short_answer == "yes"
+    assert done.result.data["selected_count"] < done.result.data["water_region_count"]  # the lakes are not rivers
+    assert list(turn(ws, "how many rivers are there?"))[-1].short_answer == "1"
+    dry = Workspace(settings)
+    assert list(turn(dry, "is there a river?", uploads=[OSBS]))[-1].short_answer == "no"

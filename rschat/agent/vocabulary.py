@@ -450,10 +450,17 @@ def area_bounds_of(text: str) -> dict[str, float]:
     return bounds
 
 
+# Water shaped as a channel: "is there a river?" is not "is there water?" (a lake is none).
+CHANNEL_WORDS = re.compile(r"\b(rivers?|streams?|canals?|creeks?|brooks?)\b", re.I)
+
+
 def attributes_of(text: str) -> tuple[str | None, str | None]:
-    """The size word and the shape word of a phrase ('large', 'circular'), or None."""
+    """The size word and the shape word of a phrase ('large', 'circular', 'channel' for a
+    river), or None."""
     size, shape = SIZE_WORDS.search(text), SHAPE_WORDS.search(text)
     shape_word = shape.group(1).lower() if shape else None
+    if shape_word is None and CHANNEL_WORDS.search(text):
+        shape_word = "channel"
     return (size.group(1).lower() if size else None), ("circular" if shape_word == "round" else shape_word)
 
 

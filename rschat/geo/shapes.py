@@ -24,8 +24,13 @@ from scipy import ndimage
 from shapely import MultiPoint
 from skimage import measure
 
+from rschat.geo.vector import centre_line, label_regions
+
 Size = Literal["small", "medium", "large"]
 Shape = Literal["square", "rectangular", "circular"]
+# Land-cover areas also take "channel": a river, stream or canal (``channels``), judged on
+# the class's whole mask, since a river crosses the image in pieces.
+RegionShape = Literal["square", "rectangular", "circular", "channel"]
 SIZES: tuple[Size, ...] = ("small", "medium", "large")
 SHAPES: tuple[Shape, ...] = ("square", "rectangular", "circular")
 MEDIUM_FROM_M2 = 100.0
@@ -106,9 +111,38 @@ def matches(area_m2: float | None, shape: Shape | None, size: Size | None, wante
     return shape == wanted_shape or (wanted_shape == "rectangular" and shape == "square")
 
 
-def describe(size: Size | None, shape: Shape | None) -> str:
+def describe(size: Size | None, shape: str | None) -> str:
     """'large (>= 500 m2) square' for a result's scope; '' without either."""
-    return " ".join(w for w in (SIZE_TEXT[size] if size else "", shape or "") if w)
+    shown = "channel-shaped (rivers, streams, canals)" if shape == "channel" else shape
+    return " ".join(w for w in (SIZE_TEXT[size] if size else "", shown or "") if w)
+
+
+CHANNEL_ELONGATION = 6.0
+CHANNEL_ELONGATION_ALONE = 20.0  # long enough to be a river piece without touching two edges
+CHANNEL_WIDTH_SPREAD = 3.0
+
+
+def channels(water: np.ndarray) -> np.ndarray:
+    """The water shaped as channels: long for its width and of even width. Pieces of a
+    river broken by sandbars or a bridge count together when each is unmistakably long;
+    a shorter body only when it crosses the image on its own (two edges, over a third of
+    its side). Lakes are none."""
+    labels, n = label_regions(water)
+    found = np.zeros_like(water, dtype=bool)
+    h, w = water.shape
+    for body in measure.regionprops(labels) if n else []:
+        if body.area < 0.001 * water.size:
+            continue
+        length, widths = centre_line(body.image)  # bounded: thinning costs side cubed
+        elongation = length * length / body.area
+        if widths.size == 0 or np.percentile(widths, 90) > CHANNEL_WIDTH_SPREAD * max(float(np.median(widths)), 1.0):
+            continue
+        y0, x0, y1, x1 = body.bbox
+        edges = (y0 == 0) + (x0 == 0) + (y1 == h) + (x1 == w)
+        crosses = edges >= 2 and length >= min(h, w) / 3  # not a pond in a corner
+        if elongation >= CHANNEL_ELONGATION_ALONE or (elongation >= CHANNEL_ELONGATION and crosses):
+            found[body.slice] |= body.image
+    return found
 
 
 def within(area_m2: float | None, min_m2: float | None, max_m2: float | None) -> bool:

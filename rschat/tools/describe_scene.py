@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 from pydantic import create_model
-from skimage import measure
 
 from rschat.backends import landcover_rules as lcr
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
-from rschat.geo.vector import centre_line, label_regions
+from rschat.geo.shapes import channels
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -77,34 +76,6 @@ def _edge_side(x: float, y: float, width: int, height: int) -> str:
 # over the median, along its centre line). Measured: the Ucayali's pieces at 30 m 50-61,
 # prairie potholes (NAIP, North Dakota) up to 11, and 17 for potholes joined by flooded
 # narrows, whose width spread is 3.8 (the river's 1.4-1.6).
-CHANNEL_ELONGATION = 6.0
-CHANNEL_ELONGATION_ALONE = 20.0  # long enough to be a river piece without touching two edges
-CHANNEL_WIDTH_SPREAD = 3.0
-
-
-def channels(water: np.ndarray) -> np.ndarray:
-    """The water shaped as channels: long for its width and of even width. Pieces of a
-    river broken by sandbars or a bridge count together when each is unmistakably long;
-    a shorter body only when it crosses the image on its own (two edges, over a third of
-    its side). Lakes are none."""
-    labels, n = label_regions(water)
-    found = np.zeros_like(water, dtype=bool)
-    h, w = water.shape
-    for body in measure.regionprops(labels) if n else []:
-        if body.area < 0.001 * water.size:
-            continue
-        length, widths = centre_line(body.image)  # bounded: thinning costs side cubed
-        elongation = length * length / body.area
-        if widths.size == 0 or np.percentile(widths, 90) > CHANNEL_WIDTH_SPREAD * max(float(np.median(widths)), 1.0):
-            continue
-        y0, x0, y1, x1 = body.bbox
-        edges = (y0 == 0) + (x0 == 0) + (y1 == h) + (x1 == w)
-        crosses = edges >= 2 and length >= min(h, w) / 3  # not a pond in a corner
-        if elongation >= CHANNEL_ELONGATION_ALONE or (elongation >= CHANNEL_ELONGATION and crosses):
-            found[body.slice] |= body.image
-    return found
-
-
 def river_sentence(water: np.ndarray) -> str | None:
     """'a river crosses from the north-west to the south-east' when the channel-shaped
     water (see ``channels``) covers enough of the image and touches two of its edges;

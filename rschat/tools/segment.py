@@ -18,7 +18,7 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
-from rschat.geo.shapes import Shape, Size, describe, matches, shape_of, size_unresolved
+from rschat.geo.shapes import RegionShape, Size, channels, describe, matches, shape_of, size_unresolved
 from rschat.geo.vector import Region, regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
     Args,
@@ -54,7 +54,9 @@ class SegmentArgs(Args):
     size: Size | None = Field(
         None, description="also count the target's areas of this size (small < 100 m2 <= medium < 500 m2 <= large)"
     )
-    shape: Shape | None = Field(None, description="also count the target's areas of this outline")
+    shape: RegionShape | None = Field(
+        None, description="also count the target's areas of this outline ('channel': rivers, streams, canals)"
+    )
 
 
 # Per-class figures for every class (and "vegetation" = trees + low vegetation), built from
@@ -210,12 +212,16 @@ def _selected_regions(
         return {}
     if (why := size_unresolved(args.size, gsd)) is not None:
         raise InputError(f"I can't tell the {args.size} {args.target.replace('_', ' ')} areas apart: {why}.")
-    picked = []
-    for r in regions:
-        x0, y0, x1, y1 = r.bbox
-        outline = shape_of(labels[y0:y1, x0:x1] == r.id) if args.shape else None
-        if matches(r.area_m2, outline, args.size, args.shape):
-            picked.append(r)
+    if args.shape == "channel":  # "is there a river?": the areas that are part of a channel
+        river_ids = set(np.unique(labels[channels(labels > 0)]).tolist())
+        picked = [r for r in regions if r.id in river_ids and matches(r.area_m2, None, args.size, None)]
+    else:
+        picked = []
+        for r in regions:
+            x0, y0, x1, y1 = r.bbox
+            outline = shape_of(labels[y0:y1, x0:x1] == r.id) if args.shape else None
+            if matches(r.area_m2, outline, args.size, args.shape):  # type: ignore[arg-type]
+                picked.append(r)
     areas = [r.area_m2 for r in picked]
     return {
         "selection": describe(args.size, args.shape),
@@ -365,8 +371,8 @@ def _selected_text(result: ToolResult, target: str, source: str) -> str:
     n, of, which = d["selected_count"], d.get(f"{target}_region_count") or 0, d.get("selection")
     m2 = d.get("selected_area_m2")
     together = f", {area_text(m2)} together" if n and m2 is not None else ""
-    verdict = "Yes" if n else "No"
-    return f"**{verdict}**: {n} of the {of} {target.replace('_', ' ')} areas are {which}{together} ({source})."
+    verdict, verb = "Yes" if n else "No", "is" if n == 1 else "are"
+    return f"**{verdict}**: {n} of the {of} {target.replace('_', ' ')} areas {verb} {which}{together} ({source})."
 
 
 def answer(result: ToolResult, reading: Reading) -> str:
