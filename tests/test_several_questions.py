@@ -31,6 +31,9 @@ NEON = ROOT / "tests" / "data" / "neon" / "OSBS_029.tif"
         # one verb shared by two things: two questions
         ("how many trees and buildings are there?", ["How many trees are there?", "How many buildings are there?"]),
         ("what is the mean NDVI and the pixel size?", ["What is the mean NDVI?", "What is the pixel size?"]),
+        # what the message states is read from the whole message, not repeated in a heading
+        ("the pixel size is 0.5 m. how many trees are there? is there water?",
+         ["How many trees are there?", "Is there water?"]),
         ("a? " * (MAX_QUESTIONS + 1), ["a? " * (MAX_QUESTIONS + 1)]),
     ],
 )  # fmt: skip

@@ -33,7 +33,7 @@ def split_questions(message: str) -> list[str]:
         parts.append(message[start:end].strip())
         start = m.end()
     parts.append(message[start:].strip())
-    parts = [q for p in parts if p for q in _distribute(p)]
+    parts = [q for p in parts if p for q in _distribute(_without_statements(p))]
     if len(parts) < 2 or len(parts) > MAX_QUESTIONS or any(len(p.split()) < _MIN_WORDS for p in parts):
         return [message]
     return [_as_question(p) for p in parts]
@@ -79,6 +79,18 @@ def _distribute(part: str) -> list[str]:
         return [part]
     lead = " ".join(words[: len(head)])
     return [" ".join([lead, *t, *tail]) + ("?" if part.rstrip().endswith("?") else "") for t in things]
+
+
+_OPENS_A_REQUEST = re.compile(rf"\W*(?:please\s+|also\s+|then\s+|now\s+)?(?:{_OPENERS}|find|show|map|measure)\b", re.I)
+
+
+def _without_statements(part: str) -> str:
+    """A part without the statements before its question ('The pixel size is 0.5 m. how
+    many new buildings are there'): the agent has read them from the whole message."""
+    sentences = re.split(r"(?<=[.!])\s+", part)
+    while len(sentences) > 1 and not _OPENS_A_REQUEST.match(sentences[0]) and "?" not in sentences[0]:
+        sentences.pop(0)
+    return " ".join(sentences)
 
 
 _ASKS = re.compile(rf"(?:{_OPENERS.split('|count|')[0]})\b", re.I)
