@@ -270,3 +270,15 @@ def test_is_there_a_river_on_real_imagery(settings):
     assert list(turn(ws, "how many rivers are there?"))[-1].short_answer == "1"
     dry = Workspace(settings)
     assert list(turn(dry, "is there a river?", uploads=[OSBS]))[-1].short_answer == "no"
+
+
+NAIP_2012 = Path(__file__).parents[2] / "shared" / "data" / "timeseries" / "naip" / "m_4709963_se_14_1_20120731.tif"
+
+
+@pytest.mark.skipif(not NAIP_2012.exists(), reason="needs ../shared/data (NAIP time series)")
+def test_a_flooded_pothole_lake_with_an_outlet_is_no_river(settings):
+    """Prairie potholes flooded in 2012: a lake narrowing to a tail across the north-west
+    corner read as a river (its widths spread 2.2x; rivers keep theirs within 2x)."""
+    ws = Workspace(settings)
+    assert list(turn(ws, "is there a river?", uploads=[NAIP_2012]))[-1].short_answer == "no"
+    assert "river" not in list(turn(ws, "describe the scene"))[-1].text
