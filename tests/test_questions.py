@@ -360,8 +360,9 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     gained = list(turn(ws, "what percent of the forest was gained between 1985 and 2020?"))[-1].text
     gained_share = 100 * f["gained_pixels"] / f["cover_before_pixels"]
     assert gained.startswith(f"{gained_share:.1f}% of the trees on the before date: the share gained")
-    largest = list(turn(ws, "how big is the largest one?"))[-1].text
-    assert largest.startswith("The largest trees lost-or-gained region")
+    largest = list(turn(ws, "how big is the largest one?"))[-1]
+    assert largest.text.split("\n\n")[1].startswith("The largest trees lost-or-gained region")
+    assert largest.short_answer == f"{round(result.kept.regions[0].area_m2)} m2"  # the region's area first
     patch = list(turn(ws, "how big is the largest patch lost?"))  # that result's figure, no new detection
     assert not any(s.kind == "start" for s in patch)
     assert patch[-1].short_answer == f"{round(f['lost_largest_m2'])} m2"

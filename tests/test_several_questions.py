@@ -177,3 +177,49 @@ def test_the_area_new_buildings_added_is_theirs_not_land_cover(settings):
     done = [s for s in steps if s.kind == "done"]
     assert [s.tool for s in done] == ["detect_changes", "detect_changes"] and done[1].reused
     assert steps[-1].short_answer.split("; ")[1] == f"{round(done[0].result.data['appeared_area_m2'])} m2"
+
+
+# -- found by a new-user trial (session 2026-12-07) ----------------------------------------
+
+NAIP_PAIR = [ROOT / "assets" / "examples" / "naip_2009-08-18.tif", ROOT / "assets" / "examples" / "naip_2015-09-26.tif"]
+
+
+def test_a_change_area_in_the_unit_asked_and_regions_within_bounds(settings):
+    ws = Workspace(settings)
+    steps = list(turn(ws, "What changed?", uploads=NAIP_PAIR))
+    result = next(s for s in steps if s.kind == "done").result
+    m2 = result.data["changed_area_m2"]
+    assert list(turn(ws, "How much is that in acres?"))[-1].short_answer == f"{m2 / 4046.8564224:.2f} acres"
+    largest = result.kept.regions[0].area_m2
+    assert (
+        list(turn(ws, "how big is the largest one in square kilometres?"))[-1].short_answer
+        == f"{largest / 1e6:.3f} km2"
+    )
+    over = [r for r in result.kept.regions if r.area_m2 > 1e5]
+    answer = list(turn(ws, "How many are larger than 10 ha?"))[-1]
+    assert answer.short_answer == str(len(over)) and f"of the {len(result.kept.regions)} change regions" in answer.text
+    both = list(turn(ws, "What share of the area changed, and how many hectares is that?"))[-1]
+    assert both.short_answer == f"{result.data['changed_percent']:.1f}%; {m2 / 1e4:.2f} ha"
+
+
+def test_a_unit_before_the_question_is_not_a_question_of_its_own(settings):
+    ws = Workspace(settings)
+    list(turn(ws, "how many buildings are there?", uploads=[SPACENET]))
+    assert list(turn(ws, "and in square feet, how big is the largest one?"))[-1].short_answer.endswith(" sq ft")
+
+
+def test_the_total_area_of_buildings_is_their_footprints_not_the_largest_built_up_region(settings):
+    ws = Workspace(settings)
+    steps = list(turn(ws, "What is the total area of the buildings in acres?", uploads=[SPACENET]))
+    done = next(s for s in steps if s.kind == "done")
+    assert done.tool == "count_objects"
+    assert steps[-1].short_answer == f"{done.result.data['area_m2'] / 4046.8564224:.2f} acres"
+
+
+@pytest.mark.skipif(not LEVIR_A.exists(), reason="needs ../shared/data (evaluation pairs)")
+def test_a_follow_up_after_the_pixel_size_is_stated_is_computed_again(settings):
+    ws = Workspace(settings)
+    first = list(turn(ws, "How big is the building area in m2?", uploads=[LEVIR_A]))[-1]
+    assert first.short_answer is None and "no pixel size" in first.text
+    again = list(turn(ws, "the pixel size is 0.5 m. How big is the building area in m2?"))
+    assert not next(s for s in again if s.kind == "done").reused and again[-1].short_answer.endswith(" m2")

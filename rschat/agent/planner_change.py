@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from rschat.agent.plans import Plan, Request, where, with_box
+from rschat.agent.short_answer import regions_within_focus
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import area_bounds_of
 from rschat.agent.workspace import Workspace
@@ -111,6 +112,27 @@ def _target_args(building_change: bool, cover: str | None, said: str) -> dict[st
     return {"target": cover} if cover else {}
 
 
+def _change_focus(req: Request, focus: str | None, building_change: bool, cover: str | None) -> str | None:
+    """The figure a change question asks for: a class's loss or gain, change regions within
+    area bounds, or the buildings that went."""
+    said = req.message.lower()
+    if cover is not None:  # "how much forest was lost?": the class's loss (or gain) is the figure asked for
+        focus = _cover_focus(focus, said)
+    if (
+        focus == "count"
+        and not building_change
+        and cover is None
+        and req.obj is None
+        and (bounds := area_bounds_of(said))
+    ):
+        focus = regions_within_focus(bounds)  # "how many change regions are larger than 10 ha?"
+    if building_change and focus == "count" and _BUILDING_GONE.search(said):
+        # "how many were demolished?": the number that went; "built or demolished?": both
+        # numbers in the answer, and no single short answer.
+        focus = None if _BUILDING_NEW.search(said) else "count_gone"
+    return focus
+
+
 def plan_change(req: Request) -> Plan:
     ws, focus = req.ws, req.focus
     said = req.message.lower()
@@ -127,12 +149,7 @@ def plan_change(req: Request) -> Plan:
     target = _target_args(bool(building_change), cover, said)
     if counts_objects and cover is not None:  # "how many trees were cut down?": trees in the trees' loss
         cover = None
-    if cover is not None:  # "how much forest was lost?": the class's loss (or gain) is the figure asked for
-        focus = _cover_focus(focus, said)
-    if building_change and focus == "count" and _BUILDING_GONE.search(said):
-        # "how many were demolished?": the number that went; "built or demolished?": both
-        # numbers in the answer, and no single short answer.
-        focus = None if _BUILDING_NEW.search(said) else "count_gone"
+    focus = _change_focus(req, focus, bool(building_change), cover)
     if pair is not None:
         a, b = pair
         call = ToolCall(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from rschat.agent.plans import Plan, Request, where, with_box
+from rschat.agent.short_answer import regions_within_focus
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     COUNT_BOUND_FOCUS,
@@ -140,7 +141,12 @@ def recount_bounded(req: Request) -> Plan | None:
     count: the same objects, over the same image and box, counted again within the bounds."""
     last = req.ws.last_result()
     bounds = area_bounds_of(req.message)
-    if not bounds or last is None or last.tool != "count_objects" or req.obj is not None or req.cls is not None:
+    if not bounds or last is None or req.obj is not None or req.cls is not None:
+        return None
+    if last.tool in ("detect_changes", "segment") and last.args.get("target") != "building" and req.focus == "count":
+        # "how many are larger than 10 ha?" after "what changed?": the stored regions within the bounds
+        return Plan("followup", focus=regions_within_focus(bounds), use_result=last.id)
+    if last.tool != "count_objects":
         return None
     thing = asked_thing(req.message)
     if req.focus not in ("count", "presence") or (

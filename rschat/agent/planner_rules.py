@@ -230,7 +230,11 @@ def _on_other_image(req: Request, last: StoredResult, scope: str, takes: dict[st
 _IN_UNIT = re.compile(r"\s*(?:(?:and|so|what about|how about)\s+)?in\s", re.I)
 
 
-_NAMES_FIGURE = re.compile(r"\b(?:area|cover(?:s|ed)?|footprints?|largest|smallest|biggest|average)\b", re.I)
+_NAMES_FIGURE = re.compile(
+    r"\b(?:area|cover(?:s|ed)?|footprints?|largest|smallest|biggest|average)\b|"
+    r"\bhow many (?:hectares|acres|square|sq|km2|m2)\b",
+    re.I,
+)
 
 
 def _plan_unit_followup(req: Request) -> Plan | None:
@@ -263,8 +267,25 @@ def _plan_followup(req: Request) -> Plan | None:
     return None
 
 
+def _buildings_area(req: Request) -> Plan | None:
+    """'What is the total area of the buildings?': their footprints, from the last count of
+    buildings or a new one, where the pixels resolve single buildings; not the largest
+    built-up region."""
+    raster = req.ws.rasters.get(req.image or "")
+    if req.obj != "building" or raster is None or (raster.pixel_size_m() or 0.0) > MAX_BUILDING_GSD_M:
+        return None
+    last = req.ws.last_result()
+    if last is not None and last.tool == "count_objects" and last.args.get("target") == "building":
+        return Plan("followup", focus="area", use_result=last.id)
+    plan = plan_count(req)
+    plan.focus = "area"
+    return plan
+
+
 def _plan_measure(req: Request) -> Plan:
     ws, image, cls = req.ws, req.image, req.cls
+    if (footprints := _buildings_area(req)) is not None:
+        return footprints
     if cls is not None and cls != "vegetation":
         return Plan(
             "measure",
@@ -389,12 +410,24 @@ def plan(message: str, ws: Workspace) -> Plan:
             planned = _plan(message, ws)
     else:
         planned = _plan(message, ws)
+    planned = _recomputed_if_stale(planned, ws)
     planned.unit = asked_area_unit(message)
     if planned.focus == "density":  # "how many trees per acre?": the density in that unit
         planned.unit = planned.unit or asked_per_unit(message)
     if _asks_dead_trees(message, planned):
         planned.focus = "count_dead"  # "how many dead trees?": the count's leafless or dead ones
     return planned
+
+
+def _recomputed_if_stale(planned: Plan, ws: Workspace) -> Plan:
+    """A follow-up on a result computed before its images changed (a pixel size or band
+    order stated since, a new upload under the same name) runs that call again on the
+    images as they are now, rather than answering from figures that no longer apply."""
+    stored = next((s for s in ws.results if s.id == planned.use_result), None)
+    if stored is None or ws.is_current(stored):
+        return planned
+    why = f"{stored.tool.replace('_', ' ')} again: the images changed since result {stored.id}"
+    return Plan(planned.intent, [ToolCall(stored.tool, dict(stored.args), why)], planned.focus)
 
 
 _DEAD = re.compile(r"\b(?:dead|leafless|snags?|dying)\b", re.I)

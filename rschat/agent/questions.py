@@ -20,6 +20,8 @@ _OPENERS = (
 )
 # One scan, no nested or adjacent quantifiers: linear in the message's length.
 _CUT = re.compile(rf"\?\s+|(?:,\s*and|,|;|\band)\s+(?=(?:{_OPENERS})\b)", re.I)
+# "and in square feet, how big is the largest one?": a unit for the question, not a question
+_UNIT_ONLY = re.compile(r"\W*(?:and\s+|so\s+)?(?:in|into|as)\s+(?:square\s+|sq\.?\s*)?[a-z0-9]+\W*$", re.I)
 MAX_QUESTIONS = 4  # more than this is a list to split by hand, not a chat message
 _MIN_WORDS = 2  # "where?" alone is not a question the planner can read
 
@@ -34,7 +36,11 @@ def split_questions(message: str) -> list[str]:
         start = m.end()
     parts.append(message[start:].strip())
     parts = [q for p in parts if p for q in _distribute(_without_statements(p))]
-    if len(parts) < 2 or len(parts) > MAX_QUESTIONS or any(len(p.split()) < _MIN_WORDS for p in parts):
+    if (
+        len(parts) < 2
+        or len(parts) > MAX_QUESTIONS
+        or any(len(p.split()) < _MIN_WORDS or _UNIT_ONLY.match(p) for p in parts)
+    ):
         return [message]
     return [_as_question(p) for p in parts]
 
@@ -106,7 +112,7 @@ def _as_question(part: str) -> str:
 
 
 # "How many buildings are there? How big are they?": the second is about the first's result.
-_EARLIER = re.compile(r"\b(?:they|them|those|these|their|its)\b", re.I)
+_EARLIER = re.compile(r"\b(?:they|them|those|these|their|its)\b|\b(?:is|was|are) that\b", re.I)
 
 
 def refers_to_earlier(part: str) -> bool:

@@ -8,6 +8,8 @@ answer is read from a ``ToolResult``.
 
 from __future__ import annotations
 
+import re
+
 from rschat.agent import short_answer as short
 from rschat.agent.steps import Step
 from rschat.tools import REGISTRY
@@ -55,6 +57,30 @@ def _target(step: Step) -> str | None:
     return target if isinstance(target, str) else None
 
 
+def _regions_within_text(steps: list[Step], focus: str) -> str | None:
+    """'4 of the 15 change regions are larger than 10 ha: 59.43, 30.01, ... ha.'"""
+    from rschat.geo.shapes import describe_bounds
+
+    for step in steps:
+        if step.kind == "done" and step.result is not None and (found := short.regions_within(step.result, focus)):
+            picked, total = found
+            low, high = (float(v) if v else None for v in focus.removeprefix(short.REGIONS_WITHIN).split(":"))
+            what = (
+                "change regions"
+                if step.tool == "detect_changes"
+                else f"{_target(step) or 'class'} areas".replace("_", " ")
+            )
+            sizes = ", ".join(f"{r.area_m2 / 1e4:,.2f}" for r in picked[:10]) + (" ..." if len(picked) > 10 else "")
+            listed = f": {sizes} ha" if picked else ""
+            verb = "is" if len(picked) == 1 else "are"
+            bounds = describe_bounds(low, high)
+            if all(v is None or v >= 1e4 for v in (low, high)):  # "larger than 10 ha", as it was asked
+                bounds = bounds.replace(" m2", "").replace(",", "")
+                bounds = re.sub(r"\d+(?:\.\d+)?", lambda m: f"{float(m.group()) / 1e4:g}", bounds) + " ha"
+            return f"{len(picked)} of the {total} {what} {verb} {bounds}{listed}."
+    return None
+
+
 def short_answer(steps: list[Step], focus: str | None) -> str | None:
     """The closed answer the turn's results give (the first step that holds the figure:
     a class's whole area from segment before a measure of its largest region)."""
@@ -98,5 +124,7 @@ def answer(
                 method_lines += _method_lines(r, step.tool)
     if focus is not None and focus.startswith("compare_") and (both := _comparison(steps, focus)) is not None:
         parts.insert(0, both[1])
+    if focus is not None and focus.startswith(short.REGIONS_WITHIN) and (said := _regions_within_text(steps, focus)):
+        parts.insert(0, said)
     text = "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
     return _with_lead(text, short.in_unit(short_answer(steps, focus), unit))

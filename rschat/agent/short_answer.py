@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from rschat.agent.vocabulary import AREA_UNIT_M2, COUNT_BOUND_FOCUS
+from rschat.geo.shapes import within
 from rschat.tools.base import ToolResult
 from rschat.tools.count_objects import equal_area_diameter_m
 
@@ -71,9 +72,44 @@ def _area(result: ToolResult, target: str | None) -> str | None:
         m2 = d.get("selected_area_m2")
     elif "count" in d:  # counted objects: their footprints together (None for boxes)
         m2 = d.get("area_m2")
+    elif "changed_area_m2" in d and d.get("lost_m2") is None:  # "what changed?" then "how much is that in acres?"
+        m2 = d.get("changed_area_m2")
     else:
         m2 = d.get(f"{target}_area_m2") if target else d.get("area_m2")
     return None if m2 is None else f"{round(float(m2))} m2"  # type: ignore[arg-type]
+
+
+# The focus of "how many (change regions, water areas) are larger than 10 ha?": regions of a
+# result within area bounds, 'regions_within:MIN:MAX' in m2 (either may be empty).
+REGIONS_WITHIN = "regions_within:"
+
+
+def regions_within_focus(bounds: dict[str, float]) -> str:
+    low, high = bounds.get("min_area_m2"), bounds.get("max_area_m2")
+    return f"{REGIONS_WITHIN}{'' if low is None else low:}:{'' if high is None else high}"
+
+
+def regions_within(result: ToolResult, focus: str) -> tuple[list[Any], int] | None:
+    """(the result's regions within the focus's bounds, how many regions it has), or None
+    when it has no regions or their areas are unknown (no pixel size)."""
+    regions = result.kept.regions
+    if regions is None or "count" in result.data or any(r.area_m2 is None for r in regions):
+        return None
+    low, high = (float(v) if v else None for v in focus.removeprefix(REGIONS_WITHIN).split(":"))
+    return [r for r in regions if within(r.area_m2, low, high)], len(regions)
+
+
+def _extreme(result: ToolResult, focus: str) -> str | None:
+    """The largest (or smallest) counted object's area, else the largest region's (change
+    regions, a class's areas: kept largest first)."""
+    pick = max if focus == "largest" else min
+    if "count" in result.data:
+        sizes = [d.area_m2 for d in result.kept.detections or [] if d.area_m2 is not None]
+        return f"{round(pick(sizes))} m2" if sizes else None
+    regions = result.kept.regions or []
+    if not regions or regions[0].area_m2 is None:
+        return None
+    return f"{round(float((regions[0] if focus == 'largest' else regions[-1]).area_m2))} m2"  # type: ignore[arg-type]
 
 
 def _percent(result: ToolResult, target: str | None) -> str | None:
@@ -123,9 +159,8 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return _presence(result, target)
     if focus == "count":
         return _count(result, target)
-    if focus in ("largest", "smallest") and "count" in result.data:  # "how big is the largest building?"
-        sizes = [d.area_m2 for d in result.kept.detections or [] if d.area_m2 is not None]
-        return f"{round((max if focus == 'largest' else min)(sizes))} m2" if sizes else None
+    if focus in ("largest", "smallest"):  # "how big is the largest building?", "... change region?"
+        return _extreme(result, focus)
     if focus == "count_dead":  # "how many dead trees?": those the count found leafless or dead
         dead = result.data.get("dead_or_leafless")
         return None if dead is None else str(int(dead))
@@ -134,6 +169,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if gone is None else str(int(gone))
     if focus == "area":
         return _area(result, target)
+    if focus is not None and focus.startswith(REGIONS_WITHIN):  # "how many change regions are larger than 10 ha?"
+        found = regions_within(result, focus)
+        return None if found is None else str(len(found[0]))
     if focus is not None and focus.startswith("cover_"):
         return _cover_change(result.data, focus)
     if focus == "fraction":  # "what share of the area changed?", "what percent is water?"
@@ -152,11 +190,11 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
     if focus == "rural_urban":
         return _rural_urban(result)
     if focus and (bound := COUNT_BOUND_FOCUS.fullmatch(focus)):  # "are there more than 10 buildings?"
-        found = _count(result, target)
-        if found is None:
+        counted_now = _count(result, target)
+        if counted_now is None:
             return None
         limit = int(bound.group(2))
-        return "yes" if (int(found) > limit if bound.group(1) == "more" else int(found) < limit) else "no"
+        return "yes" if (int(counted_now) > limit if bound.group(1) == "more" else int(counted_now) < limit) else "no"
     return _image_info(result, focus)
 
 

@@ -391,6 +391,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
     if f.area_m2 is not None and f.count:
         share = f"; {f.cover_percent:.1f}% of the area counted" if f.cover_percent is not None else ""
         text += f" Their footprints cover {f.area_m2:,.0f} m2 ({f.area_m2 / 1e4:,.2f} ha{share})."
+    elif reading.focus == "area" and f.count:  # no pixel size: the count alone, said so
+        text += " Their area is unknown: the image has no pixel size (say 'the pixel size is X m')."
     return text
 
 
