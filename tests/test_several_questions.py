@@ -223,3 +223,23 @@ def test_a_follow_up_after_the_pixel_size_is_stated_is_computed_again(settings):
     assert first.short_answer is None and "no pixel size" in first.text
     again = list(turn(ws, "the pixel size is 0.5 m. How big is the building area in m2?"))
     assert not next(s for s in again if s.kind == "done").reused and again[-1].short_answer.endswith(" m2")
+
+
+def test_tell_me_the_pixel_size_and_both_dates_of_a_pair(settings):
+    ws = Workspace(settings)
+    steps = list(turn(ws, "Describe the scene and tell me the pixel size.", uploads=[NEON]))
+    assert [s.tool for s in steps if s.kind == "done"] == ["describe_scene", "image_info"]
+    assert "0.1 m pixels" in steps[-1].text
+    dates = list(turn(Workspace(settings), "What are the acquisition dates?", uploads=NAIP_PAIR))[-1].text
+    assert "2009-08-18" in dates and "2015-09-26" in dates
+
+
+def test_which_year_had_the_lowest_ndvi_after_a_trend(settings):
+    ws = Workspace(settings)
+    stack = [PUCALLPA / f"{y}.tif" for y in (1985, 2000, 2020)]
+    steps = list(turn(ws, "the bands are SWIR1, NIR, red, green. Show the NDVI trend", uploads=stack))
+    rows = next(s for s in steps if s.kind == "done").result.kept.rows
+    lowest = min(rows, key=lambda r: r["mean"])["date"]
+    answer = list(turn(ws, "which year had the lowest NDVI?"))[-1]
+    assert answer.short_answer == lowest and len(lowest) == 4  # a year from the names: no invented day
+    assert f"lowest in {lowest}" in answer.text

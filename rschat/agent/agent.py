@@ -150,7 +150,7 @@ def _describe_uploads(ws: Workspace, names: list[str]) -> str:
     parts, notes = [], []
     for name in names:
         r = ws.rasters[name]
-        date = f", {r.date.isoformat()}" if r.date else ""
+        date = f", {r.date_label}" if r.date else ""
         parts.append(f"{name} = {r.name} ({r.width}x{r.height}, {r.count} band(s), {r.describe_georef()}{date})")
         notes += [n for n in r.notes if n not in notes]
     return "; ".join(parts) + "".join(f"\n\nNote: {n}" for n in notes)

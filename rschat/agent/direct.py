@@ -29,7 +29,7 @@ def session_images(ws: Workspace) -> list[tuple[str, Image.Image]]:
     out = []
     for name in names[:MAX_IMAGES]:
         r = ws.rasters[name]
-        label = name + (f", {r.date.isoformat()}" if r.date else "")
+        label = name + (f", {r.date_label}" if r.date else "")
         out.append((label, Image.fromarray(rgb_preview(r))))
     return out
 

@@ -166,6 +166,25 @@ def _plan_date_followup(req: Request) -> Plan | None:
     return Plan("followup", focus=f"date:{m.group(1)}", use_result=last.id)
 
 
+_EXTREME_DATE = re.compile(
+    r"\b(?:which|what|when)\b(?=.*\b(lowest|least|minimum|smallest|highest|most|maximum|largest|peak(?:ed)?)\b)", re.I
+)
+
+
+def _plan_extreme_date(req: Request) -> Plan | None:
+    """'Which year had the lowest NDVI?' after a time series: the date of its lowest (or
+    highest) mean, from the stored table."""
+    last = req.ws.last_result()
+    m = _EXTREME_DATE.search(req.message)
+    if last is None or last.tool != "analyze_timeseries" or m is None or req.obj:
+        return None
+    index = INDEX_WORDS.search(req.message)
+    if (index and index.group(1).lower() != (last.result.kept.target or "")) or req.cls not in (None, "vegetation"):
+        return None  # another index, or a class's cover: their own tools
+    low = m.group(1).lower() in ("lowest", "least", "minimum", "smallest")
+    return Plan("followup", focus=f"date_of:{'min' if low else 'max'}", use_result=last.id)
+
+
 def _plan_object_size(req: Request) -> Plan | None:
     """'How big is the largest building?', 'the average tree?', 'the tree density?': single
     objects' sizes or their number per ha from the count (footprints, crowns), not the
@@ -345,7 +364,8 @@ def _only_buildings_readable(req: Request) -> bool:
     return gsd is None or gsd <= MAX_BUILDING_GSD_M
 
 
-_EVERY_IMAGE = re.compile(r"\b(these|those|they|both|all|each|every)\b|\bimages\b", re.I)
+# "when were these taken?", "what are the acquisition dates?" (of a pair: both)
+_EVERY_IMAGE = re.compile(r"\b(these|those|they|both|all|each|every)\b|\bimages\b|\bdates\b", re.I)
 
 
 def _plan_image_info(req: Request) -> Plan:
@@ -474,6 +494,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
         or _plan_unit_followup(req)
         or recount_bounded(req)
         or _plan_date_followup(req)
+        or _plan_extreme_date(req)
         or _plan_object_size(req)
         or _plan_followup(req)
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from rschat.agent.vocabulary import AREA_UNIT_M2, COUNT_BOUND_FOCUS
 from rschat.geo.shapes import within
+from rschat.tools.analyze_timeseries import extreme_row
 from rschat.tools.base import ToolResult
 from rschat.tools.count_objects import equal_area_diameter_m
 
@@ -189,6 +190,9 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if m2 is None else f"{round(float(m2))} m2"
     if focus == "rural_urban":
         return _rural_urban(result)
+    if focus in ("date_of:min", "date_of:max"):  # "which year had the lowest NDVI?"
+        row = extreme_row(result, focus.split(":")[1])
+        return None if row is None else str(row["date"] or row["image"])
     if focus and (bound := COUNT_BOUND_FOCUS.fullmatch(focus)):  # "are there more than 10 buildings?"
         counted_now = _count(result, target)
         if counted_now is None:
@@ -282,6 +286,8 @@ def parse(text: str) -> str | None:
             return _clean_number(short)
         if re.fullmatch(r"epsg:\d{4,6}", short):
             return short.upper()
+        if re.fullmatch(r"(?:19|20)\d\d(?:-\d\d-\d\d)?", short):  # "which year had the lowest NDVI?"
+            return short
         return None
     if text.lstrip().startswith("**"):  # a tool's bold title, not a reply to normalise
         return None

@@ -8,6 +8,7 @@ top-left pixel; ``transform`` (an affine) maps them to map coordinates in ``crs`
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +43,16 @@ class Raster:
             raise ValueError(f"Raster data must be (bands, H, W), got shape {self.data.shape}")
         if not self.band_names:
             self.band_names = tuple(f"band {i + 1}" for i in range(self.data.shape[0]))
+
+    @property
+    def date_label(self) -> str:
+        """The date as known: '2015-09-26', or '1985' when only the year was in the file's
+        name (held as 1 July for ordering and trends, never shown as a day)."""
+        if self.date is None:
+            return ""
+        if (self.date.month, self.date.day) == (7, 1) and not re.search(r"0?7\D?01", self.name):
+            return str(self.date.year)
+        return self.date.isoformat()
 
     @property
     def count(self) -> int:

@@ -115,14 +115,14 @@ def _decimal_years(rasters: list[Raster], notes: list[str]) -> tuple[list[Any], 
     return dates, years
 
 
-def _row(name: str, raster: Raster, date: Any, values: np.ndarray) -> dict[str, Any]:
+def _row(name: str, raster: Raster, date: str, values: np.ndarray) -> dict[str, Any]:
     """One date's statistics of the index over the valid pixels."""
     finite = values[np.isfinite(values)]
     nan = float("nan")
     return {
         "image": name,
         "source": raster.name,
-        "date": date.isoformat() if date else "",
+        "date": date,
         "mean": float(finite.mean()) if finite.size else nan,
         "median": float(np.median(finite)) if finite.size else nan,
         "std": float(finite.std()) if finite.size else nan,
@@ -181,7 +181,8 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
         values = _index_map(r, index)
         if inside is not None:
             values = np.where(inside, values, np.nan)
-        rows.append(_row(name, r, d, values[y0:y1, x0:x1]))
+        label = ctx.rasters[name].date_label or (d.isoformat() if d else "")  # '1985' when only the year is known
+        rows.append(_row(name, r, label, values[y0:y1, x0:x1]))
     rows, means, years = _dates_with_data(rows, years, notes)
     ctx.progress(0.6, "statistics computed")
 
@@ -237,12 +238,35 @@ def answer(result: ToolResult, reading: Reading) -> str:
             why = "its image there had no valid pixel (cloud or no data)" if skipped else "no image of that year"
             return f"The series has no usable date in {year}: {why} (dates used: {dates}) ({reading.source})."
         said = "; ".join(
-            f"on {r['date'] or r['image']} the mean {label} over {result.kept.scope} was {r['mean']:.3f} "
+            f"{'in' if len(str(r['date'])) == 4 else 'on'} {r['date'] or r['image']} the mean {label} over {result.kept.scope} was {r['mean']:.3f} "
             f"(median {r['median']:.3f}, std {r['std']:.3f}; {r['valid_percent']:.0f}% of the pixels valid)"
             for r in rows
         )
         return f"{said[0].upper()}{said[1:]} ({reading.source})."
+    if reading.focus and reading.focus.startswith("date_of:"):
+        return _extreme_date_text(result, reading)
     return plain_answer("Time series")(result, reading)
+
+
+def extreme_row(result: ToolResult, which: str) -> dict[str, Any] | None:
+    """The table's row with the lowest ('min') or highest ('max') mean."""
+    rows = [r for r in result.kept.rows or [] if np.isfinite(r["mean"])]
+    return (min if which == "min" else max)(rows, key=lambda r: r["mean"]) if rows else None
+
+
+def _extreme_date_text(result: ToolResult, reading: Reading) -> str:
+    which = (reading.focus or "").split(":", 1)[1]
+    row = extreme_row(result, which)
+    label = (result.kept.target or "index").upper()
+    if row is None:
+        return f"The series has no date with valid pixels ({reading.source})."
+    means = ", ".join(f"{r['date'] or r['image']} {r['mean']:.3f}" for r in result.kept.rows or [])
+    when = row["date"] or row["image"]
+    on = "in" if len(str(when)) == 4 else "on"  # 'in 1990', 'on 2015-09-26'
+    return (
+        f"The mean {label} over {result.kept.scope} was {'lowest' if which == 'min' else 'highest'} {on} "
+        f"{when}: {row['mean']:.3f} (per date: {means}) ({reading.source})."
+    )
 
 
 def _plot(years, means, stds, fit, index: str, path) -> None:  # type: ignore[no-untyped-def]

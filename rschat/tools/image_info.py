@@ -49,7 +49,8 @@ ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
         r"\b(?:what|which)(?: is|'s| are)? (?:the |its |this image's |the image's )?(?:spatial |ground )?"
         r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\b"
         rf"|\b(?:pixel size|resolution|gsd) of (?:the|this|that|each) (?:{_IMAGE[3:-1]}|pixel)\b"
-        r"|\bhow (?:big|large) (?:is|are) (?:a|the|its|each) pixels?\b", re.I)),
+        r"|\bhow (?:big|large) (?:is|are) (?:a|the|its|each) pixels?\b"
+        r"|\b(?:tell|give|show) me (?:the |its )?(?:spatial |ground )?(?:pixel size|pixel spacing|resolution|gsd)\b", re.I)),
     ("crs", re.compile(r"\b(crs|coordinate (reference )?system|projection|epsg|datum|utm zone)\b", re.I)),
     # "how wide is the image?", "the image size in pixels", "its dimensions": the grid's size
     ("size", re.compile(
@@ -127,7 +128,7 @@ def _bounds_text(raster: Raster) -> str:
 def _date_text(raster: Raster) -> str:
     if raster.date is None:
         return "no date in the file or its name"
-    if (raster.date.month, raster.date.day) == (7, 1) and not re.search(r"0?7\D?01", raster.name):
+    if raster.date_label == str(raster.date.year):
         return f"from {raster.date.year} (the year in its name; no day given)"
     return f"dated {raster.date.isoformat()}"
 

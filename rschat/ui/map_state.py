@@ -42,7 +42,9 @@ def _overlay(ws: Workspace, name: str, files: dict[str, str]) -> dict[str, Any] 
     else:
         _, bounds = mercator_png(raster, path)
         path.with_suffix(".json").write_text(json.dumps(bounds))
-    label = file_label(raster.name, files) + (f" {raster.date.isoformat()}" if raster.date else "")
+    label = file_label(raster.name, files)
+    if raster.date and raster.date_label not in label:  # '1985', not '1985 1985'
+        label += f" {raster.date_label}"
     return {"name": label, "url": file_url(path), "bounds": bounds, "footprint": footprint_wgs84(raster)}
 
 
