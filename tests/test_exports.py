@@ -224,3 +224,35 @@ def test_cli_export_flag(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert {"vectors.gpkg", "map.html", "transcript.md"} <= {p.name for p in tmp_path.iterdir()}
+
+
+# -- export requests in the chat (found by a new-user trial, session 2026-12-07) ------------
+
+SPACENET = ROOT / "tests" / "data" / "spacenet" / "sample_geotiff.tif"
+
+
+def test_building_footprints_are_polygons_that_open_in_a_gis(settings):
+    import geopandas as gpd
+
+    ws = Workspace(settings)
+    steps = list(turn(ws, "Export the building footprints as GeoJSON.", uploads=[SPACENET]))  # counts them first
+    done = next(s for s in steps if s.kind == "done")
+    assert done.tool == "count_objects" and done.args["target"] == "building"
+    outlines = next(a.path for a in done.result.artifacts if a.path.name.endswith("_outlines.geojson"))
+    shapes = gpd.read_file(outlines)
+    assert len(shapes) == done.result.data["count"] and set(shapes.geom_type) == {"Polygon"} and shapes.is_valid.all()
+    # the footprints' own areas, not their boxes': within a pixel or so of the mask's
+    areas = shapes.to_crs(32616).area
+    assert (areas - shapes["area_m2"]).abs().max() < 10 and areas.sum() < 0.8 * shapes.to_crs(32616).envelope.area.sum()
+
+
+def test_an_export_request_offers_the_named_results_files_and_says_what_it_does_not_write(settings):
+    ws = Workspace(settings)
+    list(turn(ws, "what changed?", uploads=PAIR))  # r1
+    list(turn(ws, "what is the mean NDVI of the after image?"))  # r2
+    steps = list(turn(ws, "Give me the change polygons as a shapefile."))
+    done = next(s for s in steps if s.kind == "done")
+    assert done.reused and done.result_id == "r1" and ws.answered_from == ["r1"]
+    assert steps[-1].text.startswith("rschat does not write shapefile files") and "ogr2ogr" in steps[-1].text
+    plain = list(turn(ws, "export"))[-1].text
+    assert "Export" in plain and "GeoPackage" in plain  # the button that writes the whole session

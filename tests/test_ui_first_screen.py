@@ -77,3 +77,20 @@ def test_the_overlay_legend_names_its_colours(tmp_path: Path):
     legend = panels.overlay_legend(session)
     assert session.ws.last_result().tool == "segment"  # type: ignore[union-attr]
     assert all(color in legend for color in CLASS_COLORS.values()) and "low vegetation" in legend
+
+
+def test_the_downloads_are_the_files_of_the_results_the_answer_used(tmp_path: Path):
+    """A reused result's files, not the newest result's; both parts' files for a two-part
+    answer (a new-user trial found the r5 GeoJSON offered beside an answer from r4)."""
+    from rschat.agent import turn
+
+    session = UiSession(Workspace(Settings(work_dir=tmp_path)))
+    pair = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+    list(turn(session.ws, "what changed?", uploads=pair))  # r1
+    list(turn(session.ws, "how much vegetation was lost?"))  # r2
+    list(turn(session.ws, "what changed?"))  # r1 again, reused
+    files = panels.refresh(session)["files"]
+    assert files and all(Path(f).name.startswith("r1_") for f in files)
+    list(turn(session.ws, "what is the mean NDVI of the after image? what share of the area changed?"))
+    names = {Path(f).name.split("_")[0] for f in panels.refresh(session)["files"]}
+    assert names == {"r1", "r3"}  # the NDVI's files and the change's

@@ -276,6 +276,24 @@ def turn(
     named: dict[str, Path] | None = None,
     control: TurnControl | None = None,
 ) -> Iterator[Step]:
+    """Run one chat turn (see ``_turn``), and note which results it answered from, run or
+    reused, so that the panels offer their files rather than the newest result's."""
+    used: list[str] = []
+    for step in _turn(ws, message, uploads, named, control):
+        if step.kind == "done" and step.result_id:
+            used.append(step.result_id)
+        if step.kind == "answer" and used:
+            ws.answered_from = list(dict.fromkeys(used))
+        yield step
+
+
+def _turn(
+    ws: Workspace,
+    message: str,
+    uploads: list[Path] | None = None,
+    named: dict[str, Path] | None = None,
+    control: TurnControl | None = None,
+) -> Iterator[Step]:
     """Run one chat turn. ``uploads`` are files attached to the message (named by
     ``Workspace.load_uploads``); ``named`` maps explicit slots ('before', 'after', 'image')
     to files. Points and boxes are set on the workspace beforehand (UI clicks, CLI flags).
@@ -383,6 +401,8 @@ def _plan_and_answer(
         ws.remember_focus(plan.focus)
         text = yield from _run_plan(ws, message, plan, model, failed, control)
         answered = not failed
+    if plan.note:  # said first: the format asked for is not the one given
+        text = f"{plan.note}\n\n{text}"
     return text, answered
 
 

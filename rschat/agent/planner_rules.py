@@ -20,13 +20,13 @@ from typing import Any
 
 from rschat.agent.planner_change import patch_followup, plan_change
 from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count, recount_bounded
+from rschat.agent.planner_export import plan_export
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     BOX_WORDS,
     BUILDING_USE,
     BUILDING_USE_CANNOT,
-    EXPORT_REPLY,
     GENERATION_SLOTS,
     INDEX_WORDS,
     REFERS_BACK,
@@ -468,7 +468,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
     if req.intent == "clear":
         return Plan("clear", reply="The points and boxes are cleared.")
     if req.intent == "export":
-        return Plan("export", reply=EXPORT_REPLY)
+        return plan_export(req)
     if BOX_WORDS.search(message) and req.box is None and ws.rasters:
         reply = (
             "There is no box on the image yet: drag one on the image (or give `--box X0,Y0,X1,Y1` in the CLI), "

@@ -74,7 +74,10 @@ AGENT_INTENTS: tuple[Phrase, ...] = (
         "export",
         re.compile(
             r"\b(export|download|save)\s+(it|them|this|that|these|those|everything|all|the (results?|session|"
-            r"layers?|answers?|vectors?|outputs?|files?|chat))\b|^\W*export\W*$",
+            r"layers?|answers?|vectors?|outputs?|files?|chat))\b|^\W*export\W*$"
+            # "give me the change polygons as a shapefile", "export the NDVI series as CSV"
+            r"|^\W*(?:please\s+)?(?:export|download)\b|\b(?:give|send|get) me\b.*\b(?:as|in|to) (?:an? )?"
+            r"(?:shapefiles?|shp|geojson|geopackage|gpkg|csv|geotiff|tiff?|kml|kmz)\b",
             re.I,
         ),
         12,
@@ -85,6 +88,10 @@ EXPORT_REPLY = (
     "layer (in their CRS), an HTML map and the transcript; each answer's own files (GeoTIFF, GeoJSON, PNG) are "
     "in the downloads. In the CLI, add `--export` to `rschat ask`."
 )
+# A file format asked for by name, and the formats rschat does not write (with the one it
+# writes instead).
+FILE_FORMAT = re.compile(r"\b(shapefiles?|shp|geojson|geopackage|gpkg|csv|geotiff|tiff?|kml|kmz|png)\b", re.I)
+NOT_WRITTEN = {"shapefile": "GeoJSON", "shapefiles": "GeoJSON", "shp": "GeoJSON", "kml": "GeoJSON", "kmz": "GeoJSON"}
 # "the box", "this box": a question about a box the user has not drawn.
 BOX_WORDS = re.compile(r"\b(the|this|my|that) box\b", re.I)
 

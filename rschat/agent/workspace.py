@@ -58,6 +58,9 @@ class Workspace:
     # The region drawn on the map (GeoJSON, EPSG:4326); restricts the tools until cleared.
     region: dict[str, Any] | None = None
     last_focus: str | None = None  # the figure the last question that ran tools asked for
+    # The results the last turn that used tools answered from (run or reused), in order: the
+    # panels show their files and overlay, not whichever result happens to be newest.
+    answered_from: list[str] = field(default_factory=list)
     # What the user told us about the images: pixel size (m), band order.
     stated_gsd_m: float | None = None
     stated_bands: tuple[str, ...] | None = None
@@ -235,6 +238,14 @@ class Workspace:
 
     def last_result(self) -> StoredResult | None:
         return self.results[-1] if self.results else None
+
+    def shown_results(self) -> list[StoredResult]:
+        """The results the last turn answered from that still hold for the images loaded
+        (else the newest current one): what the downloads and the image panel show."""
+        by_id = {s.id: s for s in self.results}
+        shown = [by_id[i] for i in self.answered_from if i in by_id and self.is_current(by_id[i])]
+        last = self.last_result()
+        return shown or ([last] if last is not None and self.is_current(last) else [])
 
     def close(self) -> None:
         """Delete the session's files (called when the session ends)."""

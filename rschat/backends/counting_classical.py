@@ -15,7 +15,7 @@ house. This is weak evidence under tree canopy; the tool says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -38,10 +38,19 @@ class Detection:
     kind: str  # e.g. "tree (green crown)", "tree (leafless/dead crown)", "building"
     area_m2: float | None = None  # footprint area, where the detector outlines the object
     shape: Shape | None = None  # the outline's shape word (rschat.geo.shapes), None when it has none
+    # The footprint's outline, a closed ring of (x, y) pixel corners, where the detector
+    # outlines the object (the building model's masks); None for boxes only.
+    outline: tuple[tuple[float, float], ...] | None = None
 
     @property
     def center(self) -> tuple[float, float]:
         return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+    def shifted(self, dx: float, dy: float) -> Detection:
+        """The detection moved by (dx, dy) pixels (a tile's detections into the file's grid)."""
+        x0, y0, x1, y1 = self.box
+        ring = None if self.outline is None else tuple((x + dx, y + dy) for x, y in self.outline)
+        return replace(self, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy), outline=ring)
 
 
 def _local_std(x: np.ndarray, sigma: float) -> np.ndarray:

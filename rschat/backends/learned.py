@@ -250,8 +250,23 @@ def buildings(rgb: np.ndarray, gsd_m: float) -> list[Detection] | None:
             y, x = sl
             box = (float(x.start), float(y.start), float(x.stop), float(y.stop))
             m2 = area * gsd_m**2
-            out.append(Detection(box, m2, "building", area_m2=m2, shape=shape_of(own)))
+            ring = outline(own, x.start, y.start)
+            out.append(Detection(box, m2, "building", area_m2=m2, shape=shape_of(own), outline=ring))
     return out
+
+
+def outline(own: np.ndarray, x0: int, y0: int) -> tuple[tuple[float, float], ...]:
+    """A footprint mask's outer boundary as a closed ring of (x, y) pixel coordinates in
+    the image (the mask's crop starts at x0, y0), simplified to within half a pixel: what
+    a GIS user loads as the building's polygon."""
+    from shapely import Polygon
+    from skimage import measure
+
+    contours = measure.find_contours(np.pad(own, 1).astype(np.uint8), 0.5)
+    rows_cols = max(contours, key=len)
+    # contour points are at pixel centres, padded by one: (row - 1 + 0.5, col - 1 + 0.5)
+    ring = Polygon([(c - 0.5 + x0, r - 0.5 + y0) for r, c in rows_cols]).simplify(0.5)
+    return tuple((round(x, 2), round(y, 2)) for x, y in ring.exterior.coords)
 
 
 def scene(rgb: np.ndarray, gsd_m: float | None, max_tiles: int = 64) -> list[tuple[str, float]] | None:

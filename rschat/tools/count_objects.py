@@ -151,6 +151,40 @@ def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) 
     return out
 
 
+_OUTLINED = {"building": "footprints", "tree": "crown boxes"}
+
+
+def outlines_geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) -> dict:
+    """Polygons of detections for a GIS: the footprint where the detector outlines it (the
+    building model), else its box (a tree's crown box), EPSG:4326 when georeferenced."""
+    rings = [
+        d.outline
+        or (
+            (d.box[0], d.box[1]),
+            (d.box[2], d.box[1]),
+            (d.box[2], d.box[3]),
+            (d.box[0], d.box[3]),
+            (d.box[0], d.box[1]),
+        )
+        for d in dets
+    ]
+    xs = np.array([x for ring in rings for x, _ in ring], dtype=np.float64)
+    ys = np.array([y for ring in rings for _, y in ring], dtype=np.float64)
+    points = pixels_to_lonlat(raster, xs, ys, offset)
+    feats, start = [], 0
+    for i, (d, ring) in enumerate(zip(dets, rings, strict=True)):
+        coords = points[start : start + len(ring)]
+        start += len(ring)
+        props = {"id": i + 1, "kind": d.kind, "outline": "footprint" if d.outline else "box"}
+        if d.area_m2 is not None:
+            props["area_m2"] = round(d.area_m2, 1)
+        feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [coords]}, "properties": props})
+    out: dict = {"type": "FeatureCollection", "features": feats}
+    if not raster.georeferenced:
+        out["coordinates"] = "pixel (x right, y down); the image has no georeference"
+    return out
+
+
 def _detect_with_sam_clip(target: str, raster: Raster, ctx: ToolContext) -> tuple[list[cc.Detection], str, list[str]]:
     """Full mode: SAM's masks that CLIP names as the target, as detections (boxes)."""
     from rschat.backends.loading import load_clip, load_sam
@@ -289,6 +323,8 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         figures.dead_or_leafless = sum("dead" in d.kind for d in dets)
     path_geo = ctx.path(f"count_{target}.geojson")
     path_geo.write_text(json.dumps(_geojson(dets, raster, offset)))
+    path_shapes = ctx.path(f"count_{target}_outlines.geojson")
+    path_shapes.write_text(json.dumps(outlines_geojson(dets, raster, offset)))
     overlay = write_png(ctx.path(f"count_{target}.png"), _draw(rgb_preview(raster), dets))
     return ToolResult(
         summary=f"{len(dets)} {_singular(plural) if len(dets) == 1 else plural} in {scope}{how}",
@@ -296,6 +332,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         artifacts=[
             Artifact("overlay", overlay, f"{plural} (boxes)"),
             Artifact("geojson", path_geo, f"{plural} as points with boxes (GeoJSON)"),
+            Artifact("geojson", path_shapes, f"{plural} as polygons: {_OUTLINED.get(target, 'boxes')} (GeoJSON)"),
         ],
         method=method,
         limits=limits,

@@ -33,6 +33,7 @@ from rschat.tools.count_objects import (
     _singular,
     _what,
     cover_percent,
+    outlines_geojson,
 )
 from rschat.tools.tiled import file_source, shown_raster, tile_progress, tile_side, tiled_scope
 
@@ -61,10 +62,7 @@ def _tile_detections(
             and tile.col <= tile.read_col + cx < tile.col + tile.width
         )
         if in_core and (inside is None or inside[min(int(cy), raster.height - 1), min(int(cx), raster.width - 1)]):
-            x0, y0, x1, y1 = d.box
-            kept.append(
-                replace(d, box=(x0 + tile.read_col, y0 + tile.read_row, x1 + tile.read_col, y1 + tile.read_row))
-            )
+            kept.append(d.shifted(tile.read_col, tile.read_row))
     return kept
 
 
@@ -163,6 +161,8 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         figures.dead_or_leafless = sum("dead" in d.kind for d in found)
     path_geo = ctx.path(f"count_{args.target}.geojson")
     path_geo.write_text(json.dumps(_geojson(found, _file_grid(src, image), (0, 0))))
+    path_shapes = ctx.path(f"count_{args.target}_outlines.geojson")
+    path_shapes.write_text(json.dumps(outlines_geojson(found, _file_grid(src, image), (0, 0))))
     preview = shown_raster(image, ctx.settings.overview_side if ctx.settings else 2048)
     step = image.width / preview.width
     boxes = [replace(d, box=tuple(v / step for v in d.box)) for d in shown]  # type: ignore[arg-type]
@@ -171,7 +171,8 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
         summary=f"{len(found)} {_singular(plural) if len(found) == 1 else plural} in {scope}",
         figures=figures,
         artifacts=[Artifact("overlay", overlay, f"{plural} (boxes, on an overview)"),
-                   Artifact("geojson", path_geo, f"{plural} as points with boxes (GeoJSON)")],
+                   Artifact("geojson", path_geo, f"{plural} as points with boxes (GeoJSON)"),
+                   Artifact("geojson", path_shapes, f"{plural} as polygons (GeoJSON)")],
         method=method,
         limits=limits,
         notes=[*image.notes, *notes],

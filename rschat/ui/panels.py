@@ -55,9 +55,8 @@ def with_prompts(session: UiSession) -> str | None:
 def refresh(session: UiSession) -> dict[str, Any]:
     """Values for the image panel, slider and downloads from the session's latest state."""
     ws = session.ws
-    last = ws.last_result()
-    if last is not None and not ws.is_current(last):  # computed from images since replaced
-        last = None
+    shown = ws.shown_results()  # the results the last answer used (none computed from images since replaced)
+    last = shown[-1] if shown else None
     slider = None
     files: list[str] = []
     if "before" in ws.rasters and "after" in ws.rasters:
@@ -68,9 +67,10 @@ def refresh(session: UiSession) -> dict[str, Any]:
     session.base_image, session.base_is_raster = None, False
     if shown_raster:
         session.base_image, session.base_is_raster = preview_path(session, shown_raster), True
+    # every file of the answer's results: a two-part answer offers both parts' downloads
+    files = list(dict.fromkeys(str(a.path) for s in shown for a in s.result.artifacts if a.kind in DOWNLOAD_KINDS))
     if last is not None:
         res = last.result
-        files = [str(a.path) for a in res.artifacts if a.kind in DOWNLOAD_KINDS]
         overlay, plot = res.artifact("overlay"), res.artifact("plot")
         if overlay is not None and _same_size(overlay.path, session.base_image):
             session.base_image, session.base_is_raster = str(overlay.path), True
@@ -85,8 +85,9 @@ def refresh(session: UiSession) -> dict[str, Any]:
 def overlay_legend(session: UiSession) -> str:
     """A line under the image panel saying what the colours of the overlay shown mean
     (HTML; empty when the panel shows a plain image)."""
-    last = session.ws.last_result()
-    if last is None or session.base_image is None or not session.ws.is_current(last):
+    shown = session.ws.shown_results()
+    last = shown[-1] if shown else None
+    if last is None or session.base_image is None:
         return ""
     overlay = last.result.artifact("overlay")
     if overlay is None or session.base_image != str(overlay.path):

@@ -1,0 +1,82 @@
+"""The rule planner for export requests: "give me the change polygons as a shapefile",
+"export the building footprints as GeoJSON", "export the NDVI series as CSV".
+
+The files of every answer are written when it runs (GeoTIFF, GeoJSON, CSV, PNG), so an
+export request is answered from the stored result it names: the answer is shown again and
+the downloads offer that result's files. A thing named but not yet computed is computed
+(the building footprints); a format rschat does not write (shapefile, KML) is said so,
+with the one it writes and how to convert it. "Export" alone points at the Export button,
+which writes the whole session (GeoPackage, GeoJSON, HTML map, transcript); so does
+"export everything", or "export it" with nothing named.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rschat.agent.planner_change import plan_change
+from rschat.agent.planner_closed import plan_count
+from rschat.agent.plans import Plan, Request
+from rschat.agent.vocabulary import EXPORT_REPLY, FILE_FORMAT, INDEX_WORDS, NOT_WRITTEN
+from rschat.agent.workspace import StoredResult
+
+_CHANGE = re.compile(r"\bchang|\blost\b|\bloss\b|\bgain", re.I)
+_SERIES = re.compile(r"\bseries\b|\btrend\b|\bthrough time\b|\bover time\b", re.I)
+_CROWNS = re.compile(r"\bcrowns?\b", re.I)
+_FOOTPRINTS = re.compile(r"\bfootprints?\b", re.I)
+
+
+def _format_note(message: str) -> str | None:
+    """What to say about the format asked for, when rschat does not write it."""
+    missing = [m.group(1) for m in FILE_FORMAT.finditer(message) if m.group(1).lower() in NOT_WRITTEN]
+    if not missing:
+        return None
+    return (
+        f"rschat does not write {missing[0]} files: the downloads hold GeoJSON (EPSG:4326), and the **Export** button "
+        "writes a GeoPackage of every layer; QGIS and ArcGIS open both. To convert one: "
+        '`ogr2ogr -f "ESRI Shapefile" out.shp FILE.geojson` (GDAL).'
+    )
+
+
+def _latest(req: Request, tool: str, target: object = None) -> StoredResult | None:
+    """The newest current result of a tool (with this target, when one is given)."""
+    for stored in reversed(req.ws.results):
+        if stored.tool != tool or not req.ws.is_current(stored):
+            continue
+        if target is None or stored.args.get("target") == target or stored.result.kept.target == target:
+            return stored
+    return None
+
+
+def _named_result(req: Request) -> tuple[bool, StoredResult | None]:
+    """(whether the message names what to export, the stored result it names or None)."""
+    said = req.message
+    if _SERIES.search(said) or (INDEX_WORDS.search(said) and _latest(req, "analyze_timeseries")):
+        index = INDEX_WORDS.search(said)
+        return True, _latest(req, "analyze_timeseries", index.group(1).lower() if index else None)
+    if req.obj in ("tree", "building") or _CROWNS.search(said) or _FOOTPRINTS.search(said):
+        obj = req.obj or ("tree" if _CROWNS.search(said) else "building")
+        if obj == "tree" and not _CROWNS.search(said) and req.cls == "trees":  # "the trees": crowns or canopy
+            return True, _latest(req, "count_objects", "tree") or _latest(req, "segment", "trees")
+        return True, _latest(req, "count_objects", obj)
+    if _CHANGE.search(said):
+        return True, _latest(req, "detect_changes", req.cls)
+    if req.cls is not None:
+        return True, _latest(req, "segment", req.cls) or _latest(req, "detect_changes", req.cls)
+    return False, None
+
+
+def plan_export(req: Request) -> Plan:
+    note = _format_note(req.message)
+    named, stored = _named_result(req)
+    if stored is None and not named and FILE_FORMAT.search(req.message):  # "give me that as a shapefile"
+        shown = req.ws.shown_results()
+        stored = shown[-1] if shown else None
+    if stored is not None:
+        return Plan("export", use_result=stored.id, note=note)
+    if named and req.ws.rasters:  # "export the building footprints" before any count: count them
+        plan = plan_change(req) if _CHANGE.search(req.message) else plan_count(req) if req.obj else None
+        if plan is not None and plan.calls:
+            plan.note = note
+            return plan
+    return Plan("export", reply="\n\n".join(t for t in (note, EXPORT_REPLY) if t))
