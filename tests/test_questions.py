@@ -114,7 +114,7 @@ def test_each_result_owns_its_files(settings):
     ws2.add_box((0, 0, 200, 200))
     list(turn(ws2, "how many trees in the box?"))
     files = [a.path for s in ws2.results for a in s.result.artifacts]
-    assert len(set(files)) == len(files) == 4
+    assert len(set(files)) == len(files) == 6  # overlay, points and outlines of each count
 
 
 def test_an_enormous_message_is_refused_quickly_and_the_session_goes_on(settings):

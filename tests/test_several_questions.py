@@ -243,3 +243,32 @@ def test_which_year_had_the_lowest_ndvi_after_a_trend(settings):
     answer = list(turn(ws, "which year had the lowest NDVI?"))[-1]
     assert answer.short_answer == lowest and len(lowest) == 4  # a year from the names: no invented day
     assert f"lowest in {lowest}" in answer.text
+
+
+def test_a_part_of_the_image_named_in_words_is_a_box(settings):
+    ws = Workspace(settings)
+    whole = next(s for s in turn(ws, "What changed?", uploads=NAIP_PAIR) if s.kind == "done").result
+    steps = list(turn(ws, "What changed in the north half of the image?"))
+    done = next(s for s in steps if s.kind == "done")
+    width, height = ws.rasters["before"].width, ws.rasters["before"].height
+    assert done.args["box"] == [0, 0, width, round(height / 2)] and "north half" in steps[0].text
+    assert done.result.data["changed_pixels"] < whole.data["changed_pixels"]
+    assert ws.boxes == []  # the user's own prompts are untouched
+    from rschat.agent.vocabulary import named_part
+
+    assert named_part("how many trees in the top-left quarter?") == ("top left quarter", (0.0, 0.0, 0.5, 0.5))
+    assert named_part("what is in the north quarter?") is None  # no corner named
+
+
+def test_other_dates_and_a_class_compared_between_dates(settings):
+    ws = Workspace(settings)
+    stack = [ROOT / "assets" / "examples" / f"pucallpa_{y}.tif" for y in (1985, 2000, 2020)]
+    list(turn(ws, "How much forest was lost between 1985 and 2020?", uploads=stack))
+    steps = list(turn(ws, "What about between 2000 and 2020 only?"))
+    done = next(s for s in steps if s.kind == "done")
+    assert (done.args["before"], done.args["after"], done.args["target"]) == ("t2", "t3", "trees")
+    assert steps[-1].short_answer == f"{round(done.result.data['lost_m2'])} m2"
+    water = list(turn(ws, "How much water area is there in 2020 compared with 1985?"))
+    done = next(s for s in water if s.kind == "done")
+    assert done.args["target"] == "water" and water[-1].text.startswith("**-")  # the net change, a loss
+    assert "," in water[-1].text.split("**")[1]  # the lead reads 4,425,988 m2, not 4425988 m2

@@ -29,7 +29,8 @@ def test_closed_questions_get_short_answers_stated_first():
     )
     assert water["short_answer"] == "yes" and water["answer"].startswith("**Yes")
     assert area["short_answer"].endswith(" m2") and float(area["short_answer"].split()[0]) > 0
-    assert area["answer"].startswith(f"**{area['short_answer']}**")
+    value, unit = area["short_answer"].split()
+    assert area["answer"].startswith(f"**{int(value):,} {unit}**")  # thousands separated for reading
     assert kind["short_answer"] in ("rural", "urban") and kind["answer"].startswith(
         f"**{kind['short_answer'].title()}.**"
     )

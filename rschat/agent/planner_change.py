@@ -16,7 +16,7 @@ from rschat.backends.cover_change import COVER_CLASSES
 from rschat.geo.stack import stack_names
 
 
-def _dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
+def dated_pair(message: str, ws: Workspace) -> tuple[str, str] | None:
     """Two images of a dated stack named by their years in the message ('between 1990
     and 2020'), earlier first; None when the message names fewer than two stack dates."""
     stack = stack_names(ws.rasters)
@@ -70,7 +70,10 @@ def _cover_focus(focus: str | None, said: str) -> str | None:
 
 # "How much did the water area change?", "how has the forest changed?": the class's own
 # change (gain less loss), not every change in the image.
-_CLASS_CHANGED = re.compile(r"\bhow (?:much|has|have|did)\b.*\bchang(?:e|ed|es)\b")
+# "How much water is there in 2020 compared with 1985?": the class on both dates, and its net change.
+_CLASS_CHANGED = re.compile(
+    r"\bhow (?:much|has|have|did)\b.*\bchang(?:e|ed|es)\b|\bcompared (?:with|to)\b|\bversus\b|\bvs\b"
+)
 
 
 def _cover_target(cls: str | None, said: str) -> str | None:
@@ -138,7 +141,7 @@ def plan_change(req: Request) -> Plan:
     said = req.message.lower()
     if (followup := patch_followup(req)) is not None:
         return followup
-    pair = _dated_pair(req.message, ws)
+    pair = dated_pair(req.message, ws)
     # "Which buildings are new?": only buildings that appeared or went, not every change;
     # "what changed around the buildings?" still asks for any change.
     building_change = req.obj == "building" and _BUILDING_CHANGE.search(said)

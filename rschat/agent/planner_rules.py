@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rschat.agent.planner_change import patch_followup, plan_change
+from rschat.agent.planner_change import dated_pair, patch_followup, plan_change
 from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count, recount_bounded
 from rschat.agent.planner_export import plan_export
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
@@ -42,6 +42,7 @@ from rschat.agent.vocabulary import (
     class_of,
     focus_of,
     intent_of,
+    named_part,
     names_new_thing,
     object_of,
     out_of_reach,
@@ -169,6 +170,20 @@ def _plan_date_followup(req: Request) -> Plan | None:
 _EXTREME_DATE = re.compile(
     r"\b(?:which|what|when)\b(?=.*\b(lowest|least|minimum|smallest|highest|most|maximum|largest|peak(?:ed)?)\b)", re.I
 )
+
+
+def _plan_other_dates(req: Request) -> Plan | None:
+    """'What about between 2000 and 2020 only?' after a change question: the same comparison
+    between the two dates named."""
+    last = req.ws.last_result()
+    pair = dated_pair(req.message, req.ws)
+    if last is None or last.tool != "detect_changes" or pair is None or req.intent is not None or req.obj:
+        return None
+    if req.cls not in (None, last.args.get("target")):
+        return None  # another class: a question of its own
+    args = {**last.args, "before": pair[0], "after": pair[1]}
+    why = f"the last comparison again, between {pair[0]} and {pair[1]}"
+    return Plan("followup", [ToolCall("detect_changes", args, why)], req.ws.last_focus)
 
 
 def _plan_extreme_date(req: Request) -> Plan | None:
@@ -428,6 +443,13 @@ def plan(message: str, ws: Workspace) -> Plan:
     if WHOLE_IMAGE.search(message) and (ws.boxes or ws.region is not None):
         with ws.prompts_set_aside():  # "how much water in the whole image?" with a box drawn
             planned = _plan(message, ws)
+    elif (part := _part_as_box(message, ws)) is not None:
+        label, box = part
+        with ws.box_for_question(box):  # "what changed in the north half?"
+            planned = _plan(message, ws)
+        for call in planned.calls:
+            if call.args.get("box") == list(box):
+                call.why += f" (the {label}: pixels x {box[0]}-{box[2]}, y {box[1]}-{box[3]})"
     else:
         planned = _plan(message, ws)
     planned = _recomputed_if_stale(planned, ws)
@@ -437,6 +459,19 @@ def plan(message: str, ws: Workspace) -> Plan:
     if _asks_dead_trees(message, planned):
         planned.focus = "count_dead"  # "how many dead trees?": the count's leafless or dead ones
     return planned
+
+
+def _part_as_box(message: str, ws: Workspace) -> tuple[str, tuple[int, int, int, int]] | None:
+    """A part of the image named in words, as a box in pixels of the image the prompts are
+    drawn on (the single image, or a pair's before image, whose grid the after image is
+    reprojected onto)."""
+    part = named_part(message)
+    shown = next((n for n in ("image", "before") if n in ws.rasters), next(iter(ws.rasters), None))
+    if part is None or shown is None:
+        return None
+    label, (fx0, fy0, fx1, fy1) = part
+    r = ws.rasters[shown]
+    return label, (round(fx0 * r.width), round(fy0 * r.height), round(fx1 * r.width), round(fy1 * r.height))
 
 
 def _recomputed_if_stale(planned: Plan, ws: Workspace) -> Plan:
@@ -495,6 +530,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
         or recount_bounded(req)
         or _plan_date_followup(req)
         or _plan_extreme_date(req)
+        or _plan_other_dates(req)
         or _plan_object_size(req)
         or _plan_followup(req)
     )

@@ -264,9 +264,12 @@ def in_unit(short: str | None, unit: str | None) -> str | None:
 
 
 def lead(short: str) -> str:
-    """How the answer states it first: '**Yes.**', '**12**', '**4693 m2**', '**Urban.**'."""
+    """How the answer states it first: '**Yes.**', '**12**', '**4,693 m2**', '**Urban.**'
+    (thousands separated for reading; ``parse`` reads it back without them)."""
     if short in ("yes", "no", "rural", "urban"):
         return f"**{short.capitalize()}.**"
+    if m := re.fullmatch(r"(-?)(\d+)(\.\d+)?( .+|%)?", short):
+        return f"**{m.group(1)}{int(m.group(2)):,}{m.group(3) or ''}{m.group(4) or ''}**"
     return f"**{short}**"
 
 

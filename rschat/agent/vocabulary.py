@@ -296,6 +296,36 @@ GSD_UNITS_M = {"mm": 0.001, "mi": 0.001, "cm": 0.01, "ce": 0.01, "km": 1000.0, "
                "fe": 0.3048, "fo": 0.3048, "m": 1.0, "me": 1.0}  # fmt: skip
 
 
+# "What changed in the north half?", "how many trees in the top-left quarter?": a part of the
+# image named in words, read as a box (fractions of the width and height: x0, y0, x1, y1).
+_SIDE = {"north": "n", "northern": "n", "top": "n", "upper": "n", "south": "s", "southern": "s", "bottom": "s",
+         "lower": "s", "west": "w", "western": "w", "left": "w", "east": "e", "eastern": "e", "right": "e"}  # fmt: skip
+_PART = re.compile(
+    r"\b(?:in|of|for|within|over|on)\s+the\s+(north|south|east|west|top|bottom|upper|lower|left|right|northern|"
+    r"southern|eastern|western)(?:[- ]?(east|west|left|right|eastern|western))?\s+(half|part|quarter|corner|quadrant|"
+    r"side)\b",
+    re.I,
+)
+
+
+def named_part(message: str) -> tuple[str, tuple[float, float, float, float]] | None:
+    """('north half', (0, 0, 1, 0.5)) for a part of the image named in words, or None."""
+    m = _PART.search(message)
+    if m is None:
+        return None
+    first, second, kind = _SIDE[m.group(1).lower()], m.group(2), m.group(3).lower()
+    x0, y0, x1, y1 = 0.0, 0.0, 1.0, 1.0
+    sides = {first} | ({_SIDE[second.lower()]} if second else set())
+    if kind in ("quarter", "corner", "quadrant") and len(sides) < 2:
+        return None  # "the north quarter" names no corner
+    for side in sides:
+        x0, y0, x1, y1 = {
+            "n": (x0, y0, x1, 0.5), "s": (x0, 0.5, x1, y1), "w": (x0, y0, 0.5, y1), "e": (0.5, y0, x1, y1)
+        }[side]  # fmt: skip
+    label = " ".join(w for w in (m.group(1), m.group(2), m.group(3)) if w).lower()
+    return label, (x0, y0, x1, y1)
+
+
 # "How much water is in the whole image?": the question sets the user's box and region aside.
 WHOLE_IMAGE = re.compile(r"\b(?:whole|entire|full|complete) (?:image|scene|picture|tile|photo)\b|\beverywhere\b", re.I)
 

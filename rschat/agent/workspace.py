@@ -149,6 +149,17 @@ class Workspace:
         finally:
             self.boxes, self.region = boxes, region
 
+    @contextmanager
+    def box_for_question(self, box: tuple[int, int, int, int]) -> Iterator[None]:
+        """Plan with a box the question named in words ('the north half'), in place of the
+        user's own prompts, which stay for the questions after."""
+        boxes = self.boxes
+        self.boxes = [box]
+        try:
+            yield
+        finally:
+            self.boxes = boxes
+
     def remember_focus(self, focus: str | None) -> None:
         """The figure the last question that ran tools asked for ('count', 'area'), so that
         'and in the box?' asks for it again."""
