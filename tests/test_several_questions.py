@@ -272,3 +272,17 @@ def test_other_dates_and_a_class_compared_between_dates(settings):
     done = next(s for s in water if s.kind == "done")
     assert done.args["target"] == "water" and water[-1].text.startswith("**-")  # the net change, a loss
     assert "," in water[-1].text.split("**")[1]  # the lead reads 4,425,988 m2, not 4425988 m2
+
+
+def test_when_did_the_river_move_names_the_interval_that_changed_most(settings):
+    ws = Workspace(settings)
+    stack = [ROOT / "assets" / "examples" / f"pucallpa_{y}.tif" for y in (1985, 2000, 2020)]
+    steps = list(turn(ws, "the bands are SWIR1, NIR, red, green. When did the river move?", uploads=stack))
+    done = next(s for s in steps if s.kind == "done")
+    assert done.tool == "analyze_timeseries" and done.result.kept.target in ("mndwi", "ndwi")
+    rows = done.result.kept.rows
+    most = max(range(1, len(rows)), key=lambda i: rows[i]["water_switched_percent"])
+    assert steps[-1].text.startswith(f"Most change came between {rows[most - 1]['date']} and {rows[most]['date']}")
+    # the loss of forest is told with its share of the first date's forest
+    text = list(turn(ws, "How much forest was lost between 1985 and 2020?"))[-1].text
+    assert "% of it) and" in text

@@ -172,6 +172,26 @@ _EXTREME_DATE = re.compile(
 )
 
 
+_WHEN_CHANGED = re.compile(
+    r"(?:^|[.!?;])\W*when\b[^.!?]*\b(?:mov|chang|shift|shr[iu]nk|grow|grew|appear|disappear|flood|dr(?:y|ied)|clear|cut|lost|retreat|"
+    r"expand|migrat|meander)",
+    re.I,
+)
+
+
+def _plan_when_changed(req: Request) -> Plan | None:
+    """'When did the river move?', 'when was the forest cleared?' on three or more dated
+    images: the index through the dates, answered with the interval that changed most (for
+    water, the pixels that turned water or land)."""
+    if not _WHEN_CHANGED.search(req.message) or len(stack_names(req.ws.rasters)) < 3:
+        return None
+    m = INDEX_WORDS.search(req.message)
+    index = m.group(1).lower() if m else "water" if req.cls == "water" else "auto"
+    why = ("a water index" if index == "water" else index.upper()) + " through the dated images: when it changed most"
+    call = ToolCall("analyze_timeseries", with_box({"index": index}, req.ws), why)
+    return Plan("timeseries", [call], "when_changed")
+
+
 def _plan_other_dates(req: Request) -> Plan | None:
     """'What about between 2000 and 2020 only?' after a change question: the same comparison
     between the two dates named."""
@@ -536,6 +556,9 @@ def _plan(message: str, ws: Workspace) -> Plan:
     )
     if followup is not None:
         return followup
+    when = _plan_when_changed(req)
+    if when is not None:
+        return when
     closed = plan_compare(req) if req.focus == "compare" else plan_closed(req)
     if closed is not None:
         return closed

@@ -275,6 +275,8 @@ def write_geotiff(path: Path, data: np.ndarray, like: Raster, nodata: float | No
     }
     if like.georeferenced:
         profile.update(crs=like.crs, transform=like.transform)
+    elif like.gsd_m:  # a stated pixel size: no place on Earth, but GIS measures in metres
+        profile.update(transform=Affine(like.gsd_m, 0.0, 0.0, 0.0, -like.gsd_m, 0.0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path, "w", **profile) as dst:

@@ -131,6 +131,35 @@ def _row(name: str, raster: Raster, date: str, values: np.ndarray) -> dict[str, 
     }
 
 
+def _per_date(  # type: ignore[no-untyped-def]
+    names: list[str], aligned: list[Raster], dates, index: str, ctx: ToolContext, inside, box: tuple[int, int, int, int]
+) -> list[dict[str, Any]]:
+    """Each date's row of statistics over the box (and the drawn region)."""
+    x0, y0, x1, y1 = box
+    rows: list[dict[str, Any]] = []
+    previous = None
+    for name, r, d in zip(names, aligned, dates, strict=True):
+        values = _index_map(r, index)
+        if inside is not None:
+            values = np.where(inside, values, np.nan)
+        label = ctx.rasters[name].date_label or (d.isoformat() if d else "")  # '1985' when only the year is known
+        rows.append(_row(name, r, label, values[y0:y1, x0:x1]))
+        if index in ("ndwi", "mndwi"):  # "when did the river move?": the pixels that turned water or land
+            rows[-1]["water_switched_percent"] = _switched_percent(previous, values[y0:y1, x0:x1])
+            previous = values[y0:y1, x0:x1]
+    return rows
+
+
+def _switched_percent(before: np.ndarray | None, after: np.ndarray) -> float:
+    """The share (%) of the pixels valid on both dates that are water (index > 0) on one and
+    not the other: a river that moves keeps its area but switches its banks; NaN on the
+    first date."""
+    if before is None:
+        return float("nan")
+    both = np.isfinite(before) & np.isfinite(after)
+    return 100.0 * float(((before > 0) != (after > 0))[both].mean()) if both.any() else float("nan")
+
+
 def _dates_with_data(
     rows: list[dict[str, Any]], years: np.ndarray, notes: list[str]
 ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
@@ -176,13 +205,7 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
     # 2. Per-date statistics over the image, the box or the drawn region.
     x0, y0, x1, y1 = clipped_box(args.box, ref) if args.box else (0, 0, ref.width, ref.height)
     inside = region_mask_of(args.region, ctx, ref)
-    rows = []
-    for name, r, d in zip(names, aligned, dates, strict=True):
-        values = _index_map(r, index)
-        if inside is not None:
-            values = np.where(inside, values, np.nan)
-        label = ctx.rasters[name].date_label or (d.isoformat() if d else "")  # '1985' when only the year is known
-        rows.append(_row(name, r, label, values[y0:y1, x0:x1]))
+    rows = _per_date(names, aligned, dates, index, ctx, inside, (x0, y0, x1, y1))
     rows, means, years = _dates_with_data(rows, years, notes)
     ctx.progress(0.6, "statistics computed")
 
@@ -245,7 +268,33 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return f"{said[0].upper()}{said[1:]} ({reading.source})."
     if reading.focus and reading.focus.startswith("date_of:"):
         return _extreme_date_text(result, reading)
+    if reading.focus == "when_changed":
+        return _when_text(result, reading)
     return plain_answer("Time series")(result, reading)
+
+
+def _when_text(result: ToolResult, reading: Reading) -> str:
+    """'When did the river move?': the interval between consecutive dates where most pixels
+    turned water or land (a water index), else where the mean index moved most."""
+    rows = result.kept.rows or []
+    label = (result.kept.target or "index").upper()
+    when = [str(r["date"] or r["image"]) for r in rows]
+    switched = [float(r.get("water_switched_percent", np.nan)) for r in rows]
+    if len(rows) > 1 and all(np.isfinite(s) for s in switched[1:]):
+        k = int(np.argmax(switched[1:])) + 1
+        steps = ", ".join(f"{when[i - 1]} -> {when[i]} {switched[i]:.1f}%" for i in range(1, len(rows)))
+        return (
+            f"Most change came between {when[k - 1]} and {when[k]}: {switched[k]:.1f}% of the pixels turned water or "
+            f"land ({label} > 0 on one date, not the other). Between consecutive dates: {steps}. The dates bound when "
+            f"it happened; images between them would narrow it ({reading.source})."
+        )
+    means = [r["mean"] for r in rows]
+    k = int(np.nanargmax(np.abs(np.diff(means)))) + 1 if len(rows) > 1 else 0
+    steps = ", ".join(f"{when[i - 1]} -> {when[i]} {means[i] - means[i - 1]:+.3f}" for i in range(1, len(rows)))
+    return (
+        f"The mean {label} changed most between {when[k - 1]} and {when[k]} ({means[k] - means[k - 1]:+.3f}); between "
+        f"consecutive dates: {steps} ({reading.source})."
+    )
 
 
 def extreme_row(result: ToolResult, which: str) -> dict[str, Any] | None:

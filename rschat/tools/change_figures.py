@@ -131,10 +131,12 @@ def cover_text(f: ChangeFigures, cover: str) -> str:
     net = ""
     if f.lost_m2 is not None and f.gained_m2 is not None:
         net = f" (net {(f.gained_m2 - f.lost_m2) / 1e4:+,.2f} ha)"
+    # "how much forest was lost, in hectares and as a percentage?": the loss as a share of the first date's cover
+    of_before = f" ({100 * (f.lost_pixels or 0) / f.cover_before_pixels:.1f}% of it)" if f.cover_before_pixels else ""
     return (
         f"{name} covered {share(f.cover_before_percent, f.cover_before_m2)} of the judged area on the before date "
         f"and {share(f.cover_after_percent, f.cover_after_m2)} on the after: {size(f.lost_pixels, f.lost_m2)} "
-        f"lost and {size(f.gained_pixels, f.gained_m2)} gained{net}"
+        f"lost{of_before} and {size(f.gained_pixels, f.gained_m2)} gained{net}"
     )
 
 
