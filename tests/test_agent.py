@@ -119,3 +119,15 @@ def test_sessions_do_not_share_state(settings):
     a, b = Workspace(settings), Workspace(settings)
     list(turn(a, "what changed?", uploads=PAIR))
     assert not b.rasters and not b.results and a.out_dir != b.out_dir
+
+
+def test_a_note_said_of_several_uploads_is_said_once():
+    """An 8-date stack of false-colour composites printed the same warning 8 times."""
+    from rschat.agent.agent import _grouped
+
+    notes = [(y, f"'{y}' has 4 unnamed bands (their lowest correlation is -0.{i}): state the order") for i, y in
+             enumerate(("1985", "1990", "1995"), start=2)]  # fmt: skip
+    assert _grouped([*notes, ("x", "'x' is small")]) == [
+        notes[0][1] + " Likewise for '1990' and '1995'.",
+        "'x' is small",
+    ]

@@ -66,3 +66,14 @@ def test_band_count_mismatch_is_an_error():
     b = Raster(np.zeros((4, 10, 10), np.uint8), name="b")
     with pytest.raises(InputError, match="different bands"):
         align_pair(a, b)
+
+
+def test_images_of_different_places_are_told_so_before_their_bands():
+    """A NAIP tile (4 bands) beside the NEON OSBS tile (3 bands), a new user's mistake, was
+    answered 'the pair has different bands'; the real problem is that they do not overlap."""
+    from conftest import ASSETS
+    from rschat.geo.io import read_raster
+
+    naip, osbs = read_raster(ASSETS / "naip_2009-08-18.tif"), read_raster(ASSETS / "OSBS_029.tif")
+    with pytest.raises(InputError, match="do not overlap on the ground: they are images of different places"):
+        align_pair(naip, osbs)

@@ -147,13 +147,31 @@ REGION_LET_GO = (
 def _describe_uploads(ws: Workspace, names: list[str]) -> str:
     """What was loaded, and what the reader noticed (a large scene held as an overview,
     unnamed bands shown as 1-3, a dropped zero-size georeference), each note once."""
-    parts, notes = [], []
+    parts, said = [], []
     for name in names:
         r = ws.rasters[name]
         date = f", {r.date_label}" if r.date else ""
         parts.append(f"{name} = {r.name} ({r.width}x{r.height}, {r.count} band(s), {r.describe_georef()}{date})")
-        notes += [n for n in r.notes if n not in notes]
-    return "; ".join(parts) + "".join(f"\n\nNote: {n}" for n in notes)
+        said += [(r.name, n) for n in r.notes]
+    return "; ".join(parts) + "".join(f"\n\nNote: {n}" for n in _grouped(said))
+
+
+def _grouped(notes: list[tuple[str, str]]) -> list[str]:
+    """Each note once; one said of several images (an 8-date stack of false-colour
+    composites) in full for the first, then 'Likewise for ...' (it was repeated 8 times)."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name, note in notes:
+        key = re.sub(r"-?\d+(?:\.\d+)?", "#", note.replace(f"'{name}'", "'*'"))
+        if all(n != note for _, n in groups.get(key, [])):
+            groups.setdefault(key, []).append((name, note))
+    out = []
+    for members in groups.values():
+        others = [f"'{name}'" for name, _ in members[1:]]
+        likewise = (
+            f" Likewise for {', '.join(others[:-1])}{' and ' if len(others) > 1 else ''}{others[-1]}." if others else ""
+        )
+        out.append(members[0][1] + likewise)
+    return out
 
 
 def _load(ws: Workspace, uploads: list[Path] | None, named: dict[str, Path] | None) -> list[str]:

@@ -30,8 +30,25 @@ def _same_grid(a: Raster, b: Raster) -> bool:
     )
 
 
+def _apart(a: Raster, b: Raster) -> bool:
+    """Whether two georeferenced rasters' footprints miss each other on the ground (their
+    bounds in longitude and latitude do not intersect)."""
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    boxes = [transform_bounds(r.crs, "EPSG:4326", *array_bounds(r.height, r.width, r.transform)) for r in (a, b)]
+    (w1, s1, e1, n1), (w2, s2, e2, n2) = boxes
+    return e1 < w2 or e2 < w1 or n1 < s2 or n2 < s1
+
+
 def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
-    """Return (before, after) on before's grid, or raise InputError explaining why not."""
+    """Return (before, after) on before's grid, or raise InputError explaining why not.
+    Two images of different places are told so first, whatever else differs."""
+    if before.georeferenced and after.georeferenced and _apart(before, after):
+        raise InputError(
+            f"'{before.name}' and '{after.name}' do not overlap on the ground: they are images of different places "
+            "(their footprints are disjoint), so there is nothing to compare. Upload two images of the same place."
+        )
     if before.count != after.count:
         raise InputError(
             f"The pair has different bands: '{before.name}' has {before.count}, '{after.name}' has "
