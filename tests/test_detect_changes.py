@@ -218,3 +218,21 @@ def test_with_near_infrared_green_water_over_grass_stays_change() -> None:
     assert not_ground_change(before, after, scale_px=8).all()  # colour alone: "vegetation both dates"
     ndvi = (np.full((32, 32), 0.6, np.float32), np.full((32, 32), -0.2, np.float32))
     assert not not_ground_change(before, after, scale_px=8, ndvi=ndvi).any()
+
+
+def test_vegetation_compared_across_seasons_says_so():
+    """NAIP of 18 August against 26 September: 'low vegetation lost' was the harvest."""
+    import datetime as dt
+
+    from rschat.tools.detect_changes import season_limit
+
+    before, after, _ = make_pair()
+    before.date, after.date = dt.date(2009, 8, 18), dt.date(2015, 9, 26)
+    before.name, after.name = "naip_20090818", "naip_20150926"
+    (said,) = season_limit("low_vegetation", before, after)
+    assert said.startswith("the dates are 39 days apart in the year (2009-08-18, 2015-09-26)")
+    assert season_limit("water", before, after) == []  # water has no growing season
+    after.date = dt.date(2015, 8, 30)
+    assert season_limit("trees", before, after) == []  # the same time of year
+    before.date, before.name = dt.date(2009, 7, 1), "1985"  # a year only: the season is unknown
+    assert season_limit("trees", before, after) == []

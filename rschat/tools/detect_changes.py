@@ -159,6 +159,27 @@ def _within_bounds(
     return split, split.mask
 
 
+SEASON_DAYS = 30  # dates further apart in the year than this are in another stage of the growing season
+
+
+def season_limit(target: str | None, before: Raster, after: Raster) -> list[str]:
+    """A caveat when vegetation is compared between dates of different seasons (NAIP of 18
+    August against 26 September: low vegetation '100% lost' was the harvest)."""
+    if target not in ("trees", "low_vegetation", "vegetation") or before.date is None or after.date is None:
+        return []
+    if len(before.date_label) < 10 or len(after.date_label) < 10:
+        return []  # a year only: the season is unknown
+    apart = abs(before.date.timetuple().tm_yday - after.date.timetuple().tm_yday)
+    apart = min(apart, 365 - apart)
+    if apart <= SEASON_DAYS:
+        return []
+    return [
+        f"the dates are {apart} days apart in the year ({before.date_label}, {after.date_label}): crops, grass and "
+        "leaves change with the season, so part of the vegetation lost or gained may be harvest, mowing or leaf "
+        "fall rather than a change of land cover"
+    ]
+
+
 def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     # 1. Inputs: the pair on one grid (reprojected or refused, see geo.pair).
     before, after = align_pair(ctx.raster(args.before), ctx.raster(args.after))
@@ -173,6 +194,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     if not valid.any():
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     mask, method, notes, split, limits = detect(args.target, before, after, valid)
+    limits += season_limit(args.target, ctx.raster(args.before), ctx.raster(args.after))
     split, mask = _within_bounds(args, before, split, mask, notes)
     ctx.progress(0.6, "change mask computed")
 
