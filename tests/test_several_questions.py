@@ -286,3 +286,10 @@ def test_when_did_the_river_move_names_the_interval_that_changed_most(settings):
     # the loss of forest is told with its share of the first date's forest
     text = list(turn(ws, "How much forest was lost between 1985 and 2020?"))[-1].text
     assert "% of it) and" in text
+
+
+def test_an_area_in_two_units(settings):
+    ws = Workspace(settings)
+    answer = list(turn(ws, "What is the total canopy cover, in m2 and in acres?", uploads=[NEON]))[-1]
+    m2 = float(answer.short_answer.split()[0])
+    assert answer.text.startswith(f"**{int(m2):,} m2** ({m2 / 4046.8564224:.2f} acres)")

@@ -217,7 +217,7 @@ def _reuse(ws: Workspace, plan: Plan) -> Generator[Step, None, str]:
         reused=True,
     )  # fmt: skip
     yield reused
-    return responder.answer([reused], plan.focus, plan.point, plan.unit)
+    return responder.answer([reused], plan.focus, plan.point, plan.unit, plan.also_unit)
 
 
 def _run_plan(
@@ -234,7 +234,7 @@ def _run_plan(
         yield step
     if control.reason:  # cancelled or out of time: say so, not "the tool failed"
         return control.message()
-    text = responder.answer(steps, plan.focus, plan.point, plan.unit)
+    text = responder.answer(steps, plan.focus, plan.point, plan.unit, plan.also_unit)
     if model is not None:
         text = yield from _model_answer(model, ws, message, steps, text, control)
     return text

@@ -47,6 +47,7 @@ from rschat.agent.vocabulary import (
     object_of,
     out_of_reach,
     scope_followup,
+    second_area_unit,
 )
 from rschat.agent.workspace import StoredResult, Workspace
 from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
@@ -474,6 +475,7 @@ def plan(message: str, ws: Workspace) -> Plan:
         planned = _plan(message, ws)
     planned = _recomputed_if_stale(planned, ws)
     planned.unit = asked_area_unit(message)
+    planned.also_unit = second_area_unit(message)
     if planned.focus == "density":  # "how many trees per acre?": the density in that unit
         planned.unit = planned.unit or asked_per_unit(message)
     if _asks_dead_trees(message, planned):

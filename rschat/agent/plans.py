@@ -24,6 +24,7 @@ class Plan:
     point: tuple[float, float] | None = None  # a clicked point the answer is about
     answered: bool = True  # False: the reply says what is missing or out of reach (CLI exits 1)
     unit: str | None = None  # the unit an area's short answer is asked in ('ha', 'acres'); m2 otherwise
+    also_unit: str | None = None  # a second unit asked for ('in m2 and in acres'), given beside the first
     note: str | None = None  # said before the answer (a file format rschat does not write, and what it gives)
 
 

@@ -96,15 +96,21 @@ def short_answer(steps: list[Step], focus: str | None) -> str | None:
     return None
 
 
-def _with_lead(text: str, found: str | None) -> str:
-    """The short answer first, unless the tool's own answer already opens with it."""
-    if found is None or short.parse(text) == found:
+def _with_lead(text: str, found: str | None, also: str | None = None) -> str:
+    """The short answer first (with the figure in a second unit asked for, '**846 m2**
+    (0.21 acres)'), unless the tool's own answer already opens with it."""
+    if found is None or (also is None and short.parse(text) == found):
         return text
-    return f"{short.lead(found)}\n\n{text}"
+    beside = f" ({also})" if also and also != found else ""
+    return f"{short.lead(found)}{beside}\n\n{text}"
 
 
 def answer(
-    steps: list[Step], focus: str | None, point: tuple[float, float] | None = None, unit: str | None = None
+    steps: list[Step],
+    focus: str | None,
+    point: tuple[float, float] | None = None,
+    unit: str | None = None,
+    also_unit: str | None = None,
 ) -> str:
     """Compose the answer for a turn from its finished and failed steps; an area's short
     answer in the unit the question asked for."""
@@ -127,4 +133,6 @@ def answer(
     if focus is not None and focus.startswith(short.REGIONS_WITHIN) and (said := _regions_within_text(steps, focus)):
         parts.insert(0, said)
     text = "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
-    return _with_lead(text, short.in_unit(short_answer(steps, focus), unit))
+    found = short_answer(steps, focus)
+    also = short.in_unit(found, also_unit) if also_unit else None
+    return _with_lead(text, short.in_unit(found, unit), also)

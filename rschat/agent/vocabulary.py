@@ -367,6 +367,19 @@ def asked_area_unit(message: str) -> str | None:
     return area_unit(m.group(1) or m.group(2))
 
 
+def second_area_unit(message: str) -> str | None:
+    """The second unit of 'in m2 and in acres', 'in hectares and acres', or None."""
+    m = _UNIT_ASKED.search(message)
+    if m is None:
+        return None
+    rest = re.match(r"\s*(?:,|and|or)\s+(?:(?:in|as)\s+)?(\w+(?:\s+\w+)?)", message[m.end() :])
+    if rest is None:
+        return None
+    second = _UNIT_ASKED.match("in " + rest.group(1))
+    unit = area_unit(second.group(1)) if second and second.group(1) else None
+    return unit if unit != area_unit(m.group(1) or m.group(2)) else None
+
+
 # "How many trees per acre?": a density's unit of area.
 _PER_UNIT = re.compile(r"\bper (acre|hectare|ha|km2|km\u00b2|square kilomet(?:re|er)|m2|square met(?:re|er))\b", re.I)
 
