@@ -71,15 +71,67 @@ def _blobs(score: np.ndarray, px_per_m: float, r_min_m: float, r_max_m: float, t
     # the blobs found on the NEON and NAIP tiles are the same.
     small = np.ascontiguousarray(score[::step, ::step], dtype=np.float32)
     px = px_per_m / step
-    found = feature.blob_log(
-        small,
-        min_sigma=r_min_m * px / np.sqrt(2),
-        max_sigma=r_max_m * px / np.sqrt(2),
-        num_sigma=8,
-        threshold=threshold,
-        overlap=0.3,
+    found = blob_log_in_halves(
+        small, min_sigma=r_min_m * px / np.sqrt(2), max_sigma=r_max_m * px / np.sqrt(2), threshold=threshold
     )
     return [(y * step, x * step, s * step * np.sqrt(2), float(small[int(y), int(x)])) for y, x, s in found]
+
+
+BLOB_OVERLAP = 0.3  # blobs sharing more of the smaller one's disc than this are one (the smaller goes)
+_HALVES_FROM_PX = 512  # smaller images: one call is as fast
+
+
+def blob_log_in_halves(image: np.ndarray, min_sigma: float, max_sigma: float, threshold: float) -> np.ndarray:
+    """scikit-image's blob_log (8 scales), run on the top and bottom halves of a large
+    image in two threads: its Gaussian filters and maximum filter release the GIL and run
+    on one core each, so two cores take about half the time (the tree tool's 1.5 s target
+    on 2 cores). Each half carries a margin of 4 sigma so that its filters see what the
+    whole image's would; a blob belongs to the half its centre is in, and blobs across the
+    seam are pruned as blob_log prunes (the smaller of two that overlap goes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = image.shape[0]
+    args = {"min_sigma": min_sigma, "max_sigma": max_sigma, "num_sigma": 8, "threshold": threshold}
+    if h < _HALVES_FROM_PX:
+        return feature.blob_log(image, overlap=BLOB_OVERLAP, **args)
+    mid, margin = h // 2, int(np.ceil(4 * max_sigma)) + 2
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        top, bottom = pool.map(
+            lambda part: feature.blob_log(part, overlap=BLOB_OVERLAP, **args),
+            (image[: mid + margin], image[mid - margin :]),
+        )
+    bottom = bottom + np.array([mid - margin, 0, 0])
+    blobs = np.concatenate([top[top[:, 0] < mid], bottom[bottom[:, 0] >= mid]]).reshape(-1, 3)
+    return _pruned_across(blobs, mid, 2 * np.sqrt(2) * max_sigma)
+
+
+def _pruned_across(blobs: np.ndarray, seam: int, reach: float) -> np.ndarray:
+    """Blobs near the seam that overlap one from the other half by more than BLOB_OVERLAP
+    of the smaller's disc lose the smaller (radius sigma * sqrt(2), as blob_log)."""
+    near = np.flatnonzero(np.abs(blobs[:, 0] - seam) < reach)
+    drop: set[int] = set()
+    for a in near:
+        for b in near:
+            if a >= b or a in drop or b in drop or (blobs[a, 0] < seam) == (blobs[b, 0] < seam):
+                continue
+            r1, r2 = blobs[a, 2] * np.sqrt(2), blobs[b, 2] * np.sqrt(2)
+            d = float(np.hypot(*(blobs[a, :2] - blobs[b, :2])))
+            if _disc_overlap(d, r1, r2) > BLOB_OVERLAP:
+                drop.add(int(a) if r1 < r2 else int(b))
+    return np.delete(blobs, sorted(drop), axis=0)
+
+
+def _disc_overlap(d: float, r1: float, r2: float) -> float:
+    """The area two discs share, as a share of the smaller's area."""
+    small, large = sorted((r1, r2))
+    if d >= r1 + r2:
+        return 0.0
+    if d <= large - small:
+        return 1.0
+    a = small**2 * np.arccos((d**2 + small**2 - large**2) / (2 * d * small))
+    b = large**2 * np.arccos((d**2 + large**2 - small**2) / (2 * d * large))
+    c = 0.5 * np.sqrt((-d + small + large) * (d + small - large) * (d - small + large) * (d + small + large))
+    return float((a + b - c) / (np.pi * small**2))
 
 
 def refuse_blank(image: np.ndarray) -> None:
