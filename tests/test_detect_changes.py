@@ -236,3 +236,18 @@ def test_vegetation_compared_across_seasons_says_so():
     assert season_limit("trees", before, after) == []  # the same time of year
     before.date, before.name = dt.date(2009, 7, 1), "1985"  # a year only: the season is unknown
     assert season_limit("trees", before, after) == []
+
+
+def test_histogram_matching_on_8_bit_levels_is_scikit_images():
+    """The change detector matches the after image's histogram on 256 levels (fast); the
+    result must be scikit-image's match_histograms, and other inputs go to it."""
+    from skimage import exposure
+
+    from rschat.backends.change_classical import matched_histograms
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (120, 90, 3)).astype(np.float32) / 255
+    b = rng.integers(30, 200, (120, 90, 3)).astype(np.float32) / 255
+    assert np.abs(matched_histograms(a, b) - exposure.match_histograms(a, b, channel_axis=-1)).max() < 1e-6
+    c = b + 0.001  # not 8-bit levels: scikit-image itself
+    assert np.array_equal(matched_histograms(a, c), exposure.match_histograms(a, c, channel_axis=-1))

@@ -164,9 +164,30 @@ def not_ground_change(
     return same_vegetation | shadow
 
 
+def matched_histograms(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """scikit-image's match_histograms (per channel, float), computed on 256 levels when
+    both images hold 8-bit levels (k / 255, as previews of 8-bit files do): the same
+    quantile mapping, from a bincount instead of sorting a million floats per channel
+    (0.13 s -> 0.01 s on a 1024 px pair; the 1.5 s target of a change question)."""
+    codes = [np.rint(x * 255.0) for x in (image, reference)]
+    if any(np.abs(c / 255.0 - x).max() > 1e-6 for c, x in zip(codes, (image, reference), strict=True)):
+        return exposure.match_histograms(image, reference, channel_axis=-1)
+    out = np.empty_like(image)
+    for ch in range(image.shape[-1]):
+        src, ref = (c[..., ch].astype(np.intp).ravel() for c in codes)
+        src_counts, ref_counts = np.bincount(src, minlength=256), np.bincount(ref, minlength=256)
+        src_levels, ref_levels = np.flatnonzero(src_counts), np.flatnonzero(ref_counts)
+        src_q = np.cumsum(src_counts[src_levels]) / src.size
+        ref_q = np.cumsum(ref_counts[ref_levels]) / ref.size
+        mapped = np.zeros(256)
+        mapped[src_levels] = np.interp(src_q, ref_q, ref_levels / 255.0)
+        out[..., ch] = mapped[src].reshape(image.shape[:-1])
+    return out
+
+
 def change_score(before_rgb: np.ndarray, after_rgb: np.ndarray, valid: np.ndarray, scale_px: float) -> np.ndarray:
     """Combined change evidence for two (H, W, 3) float RGB images in [0, 1]."""
-    after_matched = exposure.match_histograms(after_rgb, before_rgb, channel_axis=-1)
+    after_matched = matched_histograms(after_rgb, before_rgb)
     parts = evidence(before_rgb, after_matched, scale_px)
     score = sum(w * _robust(part, valid) for w, part in zip(WEIGHTS, parts, strict=True))
     assert isinstance(score, np.ndarray)
