@@ -293,3 +293,77 @@ def test_an_area_in_two_units(settings):
     answer = list(turn(ws, "What is the total canopy cover, in m2 and in acres?", uploads=[NEON]))[-1]
     m2 = float(answer.short_answer.split()[0])
     assert answer.text.startswith(f"**{int(m2):,} m2** ({m2 / 4046.8564224:.2f} acres)")
+
+
+# -- found by a second new-user trial (session 2026-12-07) ---------------------------------
+
+SOAP = ROOT / "tests" / "data" / "neon" / "SOAP_061.png"
+SJER = ROOT / "tests" / "data" / "neon" / "2018_SJER_3_252000_4107000_image_477.tif"
+
+
+def test_shrink_or_grow_is_the_net_change_not_a_no(settings):
+    ws = Workspace(settings)
+    stack = [ROOT / "assets" / "examples" / f"pucallpa_{y}.tif" for y in (1985, 2000, 2020)]
+    answer = list(turn(ws, "did the water shrink or grow between 1985 and 2020, and by how much?", uploads=stack))[-1]
+    assert answer.short_answer.endswith(" m2") and answer.short_answer not in ("yes", "no")
+
+
+def test_in_acres_after_a_share_is_the_area(settings):
+    ws = Workspace(settings)
+    list(turn(ws, "what percentage of the image is covered by trees?", uploads=[NEON]))
+    assert list(turn(ws, "in acres?"))[-1].short_answer.endswith(" acres")
+
+
+def test_areas_of_a_class_and_new_buildings_within_bounds(settings):
+    ws = Workspace(settings)
+    answer = list(turn(ws, "how many water bodies are larger than 10 ha?", uploads=[NAIP_PAIR[1]]))
+    done = next(s for s in answer if s.kind == "done").result
+    assert answer[-1].short_answer == str(sum(r.area_m2 > 1e5 for r in done.kept.regions))
+    assert f"of the {len(done.kept.regions)} water areas are larger than 10 ha" in answer[-1].text
+
+
+@pytest.mark.skipif(not LEVIR_A.exists(), reason="needs ../shared/data (evaluation pairs)")
+def test_new_buildings_larger_than_a_bound(settings):
+    ws = Workspace(settings)
+    pair = [LEVIR_A, Path(str(LEVIR_A).replace("/A/", "/B/"))]
+    every = int(
+        list(turn(ws, "the pixel size is 0.5 m. how many new buildings were built?", uploads=pair))[-1].short_answer
+    )
+    steps = list(turn(ws, "how many of them are bigger than 100 m2?"))
+    done = next(s for s in steps if s.kind == "done")
+    assert done.args["min_area_m2"] == 100.0 and int(steps[-1].short_answer) < every
+
+
+def test_year_follow_ups_on_a_stack(settings):
+    ws = Workspace(settings)
+    stack = [ROOT / "assets" / "examples" / f"pucallpa_{y}.tif" for y in (1985, 2000, 2020)]
+    list(turn(ws, "the bands are SWIR1, NIR, red, green", uploads=stack))
+    list(turn(ws, "whats the mean ndvi in 2020"))
+    steps = list(turn(ws, "and in 1985?"))
+    done = next(s for s in steps if s.kind == "done")
+    assert done.tool == "spectral_index" and ws.rasters[done.args["image"]].date.year == 1985
+    assert next(s for s in turn(ws, "what is the NDVI in 2000?") if s.kind == "done").tool == "spectral_index"
+    series = next(s for s in turn(ws, "show the NDWI trend") if s.kind == "done").result.kept.rows
+    wettest = max(series, key=lambda r: r["above_zero_percent"])["date"]
+    assert list(turn(ws, "which year had the most water?"))[-1].short_answer == wettest
+
+
+def test_living_trees_and_shorthand(settings):
+    ws = Workspace(settings)
+    dead = int(list(turn(ws, "how many dead trees are there?", uploads=[SOAP]))[-1].short_answer)
+    every = next(s for s in ws.results if s.tool == "count_objects").result.data["count"]
+    assert list(turn(ws, "and how many living ones?"))[-1].short_answer == str(every - dead)
+    steps = list(turn(Workspace(settings), "hw many trees r there?", uploads=[SJER]))
+    assert next(s for s in steps if s.kind == "done").tool == "count_objects"
+    answer = list(turn(ws, "how many buildngs are there?"))[-1]
+    assert "buildngs" not in answer.text and next(s for s in ws.results[::-1]).args["target"] == "building"
+
+
+def test_what_lite_mode_cannot_tell_is_said_plainly(settings):
+    ws = Workspace(settings)
+    for question, said in (
+        ("are these houses residential or commercial?", "what a building is used for"),
+        ("how tall are the buildings?", "heights"),
+    ):
+        answer = list(turn(ws, question, uploads=[SPACENET]))[-1]
+        assert not answer.answered and said in answer.text, question

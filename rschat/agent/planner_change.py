@@ -61,6 +61,8 @@ def _cover_focus(focus: str | None, said: str) -> str | None:
     if re.search(r"\bnet\b", said) or not (_COVER_LOST.search(said) or _COVER_GAINED.search(said)):
         return "cover_net"
     lost = bool(_COVER_LOST.search(said))
+    if lost and _COVER_GAINED.search(said):  # "did the lakes shrink or grow?": which, and by how much
+        return "cover_net"
     if re.match(r"\W*(did|has|have|is|are|was|were)\b", said):
         if re.search(r"\blost\b|\bgained\b|clear(ed|ing)|disappear", said):  # "was forest lost?": any loss
             return "cover_any_lost" if lost else "cover_any_gained"

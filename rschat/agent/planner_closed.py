@@ -143,6 +143,12 @@ def recount_bounded(req: Request) -> Plan | None:
     bounds = area_bounds_of(req.message)
     if not bounds or last is None or req.obj is not None or req.cls is not None:
         return None
+    if last.tool == "detect_changes" and last.args.get("target") == "building" and req.focus == "count":
+        # "how many of them are bigger than 100 m2?" after new buildings: that change again, within the bounds
+        args = {k: v for k, v in last.args.items() if k not in ("min_area_m2", "max_area_m2")} | bounds
+        return Plan(
+            "count", [ToolCall("detect_changes", args, f"buildings that appeared or went{_bounded(bounds)}")], "count"
+        )
     if last.tool in ("detect_changes", "segment") and last.args.get("target") != "building" and req.focus == "count":
         # "how many are larger than 10 ha?" after "what changed?": the stored regions within the bounds
         return Plan("followup", focus=regions_within_focus(bounds), use_result=last.id)

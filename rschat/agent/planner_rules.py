@@ -22,6 +22,7 @@ from rschat.agent.planner_change import dated_pair, patch_followup, plan_change
 from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count, recount_bounded
 from rschat.agent.planner_export import plan_export
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
+from rschat.agent.short_answer import regions_within_focus
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
     BOX_WORDS,
@@ -35,11 +36,13 @@ from rschat.agent.vocabulary import (
     VARIATION,
     VQA_NEEDS,
     WHOLE_IMAGE,
+    area_bounds_of,
     asked_area_unit,
     asked_per_unit,
     asked_thing,
     capabilities,
     class_of,
+    fix_typos,
     focus_of,
     intent_of,
     named_part,
@@ -159,8 +162,10 @@ def _plan_date_followup(req: Request) -> Plan | None:
     new series keep their own planners."""
     last = req.ws.last_result()
     m = _ONE_YEAR.search(req.message)
-    if last is None or last.tool != "analyze_timeseries" or m is None or req.intent is not None or req.obj:
+    if last is None or last.tool != "analyze_timeseries" or m is None or req.intent not in (None, "spectral_index"):
         return None  # "how many trees in 2020?", "describe the image of 2020": their own tools
+    if req.obj:
+        return None
     index = INDEX_WORDS.search(req.message)
     series = last.result.kept.target or ""
     if (index and index.group(1).lower() != series) or req.cls not in (None, "vegetation"):
@@ -207,6 +212,25 @@ def _plan_other_dates(req: Request) -> Plan | None:
     return Plan("followup", [ToolCall("detect_changes", args, why)], req.ws.last_focus)
 
 
+_YEAR_ONLY = re.compile(r"\W*(?:and|what about|how about)?\s*(?:in|for|on|at)?\s*((?:19|20)\d\d)\W*", re.I)
+
+
+def _plan_other_year(req: Request) -> Plan | None:
+    """'And in 1985?' after a one-image question about a dated stack's image: the same
+    call on the image of that year."""
+    last = req.ws.last_result()
+    m = _YEAR_ONLY.fullmatch(req.message)
+    if last is None or m is None or "image" not in last.args:
+        return None
+    stack = stack_names(req.ws.rasters)
+    by_year = {req.ws.rasters[n].date.year: n for n in stack if req.ws.rasters[n].date is not None}  # type: ignore[union-attr]
+    name = by_year.get(int(m.group(1)))
+    if name is None:
+        return None
+    why = f"the last question ({last.tool.replace('_', ' ')}) again on {name} ({m.group(1)})"
+    return Plan("followup", [ToolCall(last.tool, {**last.args, "image": name}, why)], req.ws.last_focus)
+
+
 def _plan_extreme_date(req: Request) -> Plan | None:
     """'Which year had the lowest NDVI?' after a time series: the date of its lowest (or
     highest) mean, from the stored table."""
@@ -215,10 +239,13 @@ def _plan_extreme_date(req: Request) -> Plan | None:
     if last is None or last.tool != "analyze_timeseries" or m is None or req.obj:
         return None
     index = INDEX_WORDS.search(req.message)
-    if (index and index.group(1).lower() != (last.result.kept.target or "")) or req.cls not in (None, "vegetation"):
+    series = last.result.kept.target or ""
+    water_series = req.cls == "water" and series in ("ndwi", "mndwi")  # "which year had the most water?"
+    if (index and index.group(1).lower() != series) or (req.cls not in (None, "vegetation") and not water_series):
         return None  # another index, or a class's cover: their own tools
     low = m.group(1).lower() in ("lowest", "least", "minimum", "smallest")
-    return Plan("followup", focus=f"date_of:{'min' if low else 'max'}", use_result=last.id)
+    water = ":water" if water_series and not index else ""  # "the most water": its share, not the mean index
+    return Plan("followup", focus=f"date_of:{'min' if low else 'max'}{water}", use_result=last.id)
 
 
 def _plan_object_size(req: Request) -> Plan | None:
@@ -305,7 +332,14 @@ def _plan_unit_followup(req: Request) -> Plan | None:
     # count again; "and in square feet?" for the last figure asked, whatever it was
     names_figure = _NAMES_FIGURE.search(req.message)
     asked = req.focus if names_figure and req.focus in ("area", "largest", "smallest", "average") else None
-    return Plan("followup", focus=asked or req.ws.last_focus or "area", use_result=last.id)
+    # "in acres?" after a share or a count: the area behind it (a percent has no acres)
+    last_focus = req.ws.last_focus
+    kept = (
+        last_focus
+        if last_focus in ("largest", "smallest", "average") or (last_focus or "").startswith("cover_")
+        else None
+    )
+    return Plan("followup", focus=asked or kept or "area", use_result=last.id)
 
 
 def _plan_followup(req: Request) -> Plan | None:
@@ -461,6 +495,9 @@ def _request(message: str, ws: Workspace) -> Request:
 
 
 def plan(message: str, ws: Workspace) -> Plan:
+    # what the message asks, read as meant: without what it states about the bands ("the
+    # bands are r, g, b" is no question), shorthand and misspelt domain words corrected
+    message = fix_typos(without_band_order(message))
     if WHOLE_IMAGE.search(message) and (ws.boxes or ws.region is not None):
         with ws.prompts_set_aside():  # "how much water in the whole image?" with a box drawn
             planned = _plan(message, ws)
@@ -474,12 +511,15 @@ def plan(message: str, ws: Workspace) -> Plan:
     else:
         planned = _plan(message, ws)
     planned = _recomputed_if_stale(planned, ws)
+    counts_areas = planned.focus == "count" and planned.calls and planned.calls[-1].tool == "segment"
+    if counts_areas and (bounds := area_bounds_of(message)):  # "how many water bodies are larger than 10 ha?"
+        planned.focus = regions_within_focus(bounds)
     planned.unit = asked_area_unit(message)
     planned.also_unit = second_area_unit(message)
     if planned.focus == "density":  # "how many trees per acre?": the density in that unit
         planned.unit = planned.unit or asked_per_unit(message)
-    if _asks_dead_trees(message, planned):
-        planned.focus = "count_dead"  # "how many dead trees?": the count's leafless or dead ones
+    if (which := _asks_dead_or_living(message, planned, ws)) is not None:
+        planned.focus = which  # "how many dead trees?", "and how many living ones?": part of the count
     return planned
 
 
@@ -508,14 +548,19 @@ def _recomputed_if_stale(planned: Plan, ws: Workspace) -> Plan:
 
 
 _DEAD = re.compile(r"\b(?:dead|leafless|snags?|dying)\b", re.I)
+_LIVING = re.compile(r"\b(?:living|alive|live|healthy|green|leafy)\b", re.I)
 
 
-def _asks_dead_trees(message: str, planned: Plan) -> bool:
-    return (
-        planned.focus == "count"
-        and bool(_DEAD.search(message))
-        and any(c.tool == "count_objects" and c.args.get("target") == "tree" for c in planned.calls)
-    )
+def _asks_dead_or_living(message: str, planned: Plan, ws: Workspace) -> str | None:
+    """'count_dead' or 'count_living' when a count of trees (run now, or the stored one a
+    follow-up reads) asks for its leafless-or-dead or its living part."""
+    if planned.focus != "count":
+        return None
+    stored = next((s for s in ws.results if s.id == planned.use_result), None)
+    calls = [*planned.calls, *([ToolCall(stored.tool, stored.args, "")] if stored else [])]
+    if not any(c.tool == "count_objects" and c.args.get("target") == "tree" for c in calls):
+        return None
+    return "count_dead" if _DEAD.search(message) else "count_living" if _LIVING.search(message) else None
 
 
 def _plan(message: str, ws: Workspace) -> Plan:
@@ -552,6 +597,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
         or recount_bounded(req)
         or _plan_date_followup(req)
         or _plan_extreme_date(req)
+        or _plan_other_year(req)
         or _plan_other_dates(req)
         or _plan_object_size(req)
         or _plan_followup(req)

@@ -162,9 +162,11 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return _count(result, target)
     if focus in ("largest", "smallest"):  # "how big is the largest building?", "... change region?"
         return _extreme(result, focus)
-    if focus == "count_dead":  # "how many dead trees?": those the count found leafless or dead
-        dead = result.data.get("dead_or_leafless")
-        return None if dead is None else str(int(dead))
+    if focus in ("count_dead", "count_living"):  # "how many dead trees?", "and how many living ones?"
+        dead, every = result.data.get("dead_or_leafless"), result.data.get("count")
+        if dead is None or every is None:
+            return None
+        return str(int(dead) if focus == "count_dead" else int(every) - int(dead))
     if focus == "count_gone":  # building change: "how many buildings were demolished?"
         gone = result.data.get("gone_count")
         return None if gone is None else str(int(gone))
@@ -190,8 +192,8 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if m2 is None else f"{round(float(m2))} m2"
     if focus == "rural_urban":
         return _rural_urban(result)
-    if focus in ("date_of:min", "date_of:max"):  # "which year had the lowest NDVI?"
-        row = extreme_row(result, focus.split(":")[1])
+    if focus is not None and focus.startswith("date_of:"):  # "which year had the lowest NDVI?"
+        row = extreme_row(result, focus)
         return None if row is None else str(row["date"] or row["image"])
     if focus and (bound := COUNT_BOUND_FOCUS.fullmatch(focus)):  # "are there more than 10 buildings?"
         counted_now = _count(result, target)
@@ -268,7 +270,8 @@ def lead(short: str) -> str:
     (thousands separated for reading; ``parse`` reads it back without them)."""
     if short in ("yes", "no", "rural", "urban"):
         return f"**{short.capitalize()}.**"
-    if m := re.fullmatch(r"(-?)(\d+)(\.\d+)?( .+|%)?", short):
+    # 5 digits and more: '2000' may be a year, '41,063,192 m2' is not
+    if (m := re.fullmatch(r"(-?)(\d+)(\.\d+)?( .+|%)?", short)) and len(m.group(2)) > 4:
         return f"**{m.group(1)}{int(m.group(2)):,}{m.group(3) or ''}{m.group(4) or ''}**"
     return f"**{short}**"
 

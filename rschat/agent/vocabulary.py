@@ -166,6 +166,15 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
 # what lite mode cannot do with it).
 OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
     (
+        # "how tall are the buildings?", "the height of the trees": heights need a surface model read as such
+        re.compile(
+            r"\bhow (?:tall|high) (?:is|are) (?:the |these |those |this |that )?(?:buildings?|trees?|houses?|towers?)\b"
+            r"|\bheights? of\b|\belevation\b|\bstoreys?\b",
+            re.I,
+        ),
+        "measure heights or elevations (it reads images, not surface models; a DSM's values are not read as metres)",
+    ),
+    (
         re.compile(r"\b(kind|type|species|sort)s? of (trees?|plants?|crops?|forest)\b|\bspecies\b", re.I),
         "tell tree or plant species apart",
     ),
@@ -257,7 +266,9 @@ BUILDING_USE = re.compile(
     rf"\b{_USES}\s+buildings?\b|\bbuildings?\s+(?:that\s+)?(?:are|is|were)\s+(?:used\s+(?:as|for)\s+)?"
     rf"(?:\w+\s+)?{_USES}\b|\b(?:are|is)\s+(?:the\s+|these\s+|those\s+|any\s+)?buildings?\s+{_USES}\b|"
     r"\bbuildings?\b.*\b(?:in|inside|within) (?:the |a |an )?(?:residential|commercial|industrial|retail) "
-    r"(?:area|zone|district)",
+    r"(?:area|zone|district)"
+    # "are these houses residential or commercial?"
+    r"|\b(?:residential|commercial|industrial) or (?:residential|commercial|industrial)\b",
     re.I,
 )
 BUILDING_USE_CANNOT = "tell what a building is used for (ask 'how many buildings?' for all of them, whatever their use)"
@@ -324,6 +335,77 @@ def named_part(message: str) -> tuple[str, tuple[float, float, float, float]] | 
         }[side]  # fmt: skip
     label = " ".join(w for w in (m.group(1), m.group(2), m.group(3)) if w).lower()
     return label, (x0, y0, x1, y1)
+
+
+# Chat shorthand and misspelt domain words ("hw many buildngs r there?"), read as meant
+# before planning. Only these words are corrected: a word close to
+# one of them (difflib ratio >= 0.85, same first letter: 'large' is not 'largest', 'tress'
+# not 'trees') and not itself one; numbers, file names and other words stay as typed.
+_SHORTHAND = {"hw": "how", "r": "are", "u": "you", "wat": "what", "wht": "what", "whats": "what is", "wheres": "where is",
+              "hows": "how is", "pls": "please", "plz": "please", "abt": "about", "w/": "with"}  # fmt: skip
+_DOMAIN_WORDS = [
+    "buildings",
+    "building",
+    "houses",
+    "house",
+    "trees",
+    "tree",
+    "crowns",
+    "crown",
+    "forest",
+    "water",
+    "vegetation",
+    "river",
+    "rivers",
+    "lake",
+    "lakes",
+    "change",
+    "changed",
+    "changes",
+    "count",
+    "describe",
+    "scene",
+    "pixel",
+    "resolution",
+    "largest",
+    "smallest",
+    "average",
+    "density",
+    "hectares",
+    "acres",
+    "percent",
+    "percentage",
+    "rural",
+    "urban",
+    "there",
+    "what",
+    "many",
+    "much",
+    "area",
+    "cover",
+    "covered",
+    "image",
+    "images",
+]
+
+
+def fix_typos(message: str) -> str:
+    """The message with chat shorthand spelt out and misspelt domain words corrected."""
+    import difflib
+
+    def fixed(m: re.Match[str]) -> str:
+        word = m.group(0)
+        lower = word.lower()
+        if lower in _SHORTHAND:
+            return _SHORTHAND[lower]
+        if len(lower) < 4 or lower in _DOMAIN_WORDS:
+            return word
+        close = difflib.get_close_matches(lower, _DOMAIN_WORDS, n=1, cutoff=0.85)
+        if not close or close[0][0] != lower[0] or close[0].startswith(lower) or lower.startswith(close[0]):
+            return word  # another word, or a form of the same one ('acre' is not 'acres' misspelt)
+        return close[0]
+
+    return re.sub(r"(?<![\w./-])[A-Za-z]+(?![\w./-])", fixed, message)
 
 
 # "How much water is in the whole image?": the question sets the user's box and region aside.

@@ -297,23 +297,32 @@ def _when_text(result: ToolResult, reading: Reading) -> str:
     )
 
 
-def extreme_row(result: ToolResult, which: str) -> dict[str, Any] | None:
-    """The table's row with the lowest ('min') or highest ('max') mean."""
-    rows = [r for r in result.kept.rows or [] if np.isfinite(r["mean"])]
-    return (min if which == "min" else max)(rows, key=lambda r: r["mean"]) if rows else None
+def extreme_row(result: ToolResult, focus: str) -> dict[str, Any] | None:
+    """The table's row with the lowest ('date_of:min') or highest ('date_of:max') mean, or
+    water share ('date_of:max:water')."""
+    key = "above_zero_percent" if focus.endswith(":water") else "mean"
+    rows = [r for r in result.kept.rows or [] if np.isfinite(r[key])]
+    return (min if ":min" in focus else max)(rows, key=lambda r: r[key]) if rows else None
 
 
 def _extreme_date_text(result: ToolResult, reading: Reading) -> str:
-    which = (reading.focus or "").split(":", 1)[1]
-    row = extreme_row(result, which)
+    focus = reading.focus or ""
+    row = extreme_row(result, focus)
     label = (result.kept.target or "index").upper()
     if row is None:
         return f"The series has no date with valid pixels ({reading.source})."
-    means = ", ".join(f"{r['date'] or r['image']} {r['mean']:.3f}" for r in result.kept.rows or [])
     when = row["date"] or row["image"]
     on = "in" if len(str(when)) == 4 else "on"  # 'in 1990', 'on 2015-09-26'
+    most = "least" if ":min" in focus else "most"
+    if focus.endswith(":water"):
+        shares = ", ".join(f"{r['date'] or r['image']} {r['above_zero_percent']:.1f}%" for r in result.kept.rows or [])
+        return (
+            f"Water ({label} > 0) covered the {most} of {result.kept.scope} {on} {when}: {row['above_zero_percent']:.1f}% "
+            f"(per date: {shares}) ({reading.source})."
+        )
+    means = ", ".join(f"{r['date'] or r['image']} {r['mean']:.3f}" for r in result.kept.rows or [])
     return (
-        f"The mean {label} over {result.kept.scope} was {'lowest' if which == 'min' else 'highest'} {on} "
+        f"The mean {label} over {result.kept.scope} was {'lowest' if ':min' in focus else 'highest'} {on} "
         f"{when}: {row['mean']:.3f} (per date: {means}) ({reading.source})."
     )
 

@@ -59,6 +59,7 @@ ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
     ("area", re.compile(
         rf"\b(?:area|extent|footprint|size) of (?:the|this|that) (?:whole )?{_IMAGE}"
         rf"|\b(?:how much|what) (?:area|ground|land) does (?:the|this|that|it) (?:{_IMAGE} )?cover"
+        rf"|\b(?:area|ground) covered by (?:the|this|that) (?:whole )?{_IMAGE}"
         rf"|\bhow (?:big|large) is (?:the|this|that) (?:whole )?{_IMAGE}", re.I)),
     ("bands", re.compile(
         r"\b(?:how many|what|which) bands\b|\b(?:what|which) are (?:the|its|the image's) bands\b"

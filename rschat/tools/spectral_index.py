@@ -67,7 +67,9 @@ PHRASES = (
         "spectral_index",
         re.compile(
             rf"\b{_STAT}\b[^.?!]{{0,30}}\b{_NAME}\b|\b{_NAME}\b[^.?!]{{0,20}}\b(?:map|values?|statistics|stats|range)\b"
-            rf"|\A\W*(?:what is|what's|show|show me) (?:the |its )?{_NAME}\W*\Z",
+            # "what is the NDVI?", "whats the ndvi in 2000?", "show me the NDWI of the after image"
+            rf"|\A\W*(?:what is|what's|whats|show|show me|give me|tell me) (?:the |its )?{_NAME}"
+            rf"(?:\s+(?:in|on|for|of)\s+[\w -]{{1,30}})?\W*\Z",
             re.I,
         ),
         35,
