@@ -36,7 +36,9 @@ from rschat.ui.session import SessionStore
 PAIR = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
 TREES = ASSETS / "OSBS_029.tif"
 HOSTILE = ["clear ", "clear points ", "segment ", "find all the ", "a ", " ", "1 ", "bands are ", "pixel size ",
-           "is this ", "how many ", "1999 ", "how big is the largest ", "(", "x"]  # fmt: skip
+           "is this ", "how many ", "1999 ", "how big is the largest ", "(", "x",
+           # the planner's follow-ups of 2026-12-07: years, 'when', shares, exports
+           "how much ", ". ", "which year ", "give me ", "when ", "and in "]  # fmt: skip
 
 
 def text_of(message: dict) -> str:

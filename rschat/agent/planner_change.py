@@ -74,7 +74,7 @@ def _cover_focus(focus: str | None, said: str) -> str | None:
 # change (gain less loss), not every change in the image.
 # "How much water is there in 2020 compared with 1985?": the class on both dates, and its net change.
 _CLASS_CHANGED = re.compile(
-    r"\bhow (?:much|has|have|did)\b.*\bchang(?:e|ed|es)\b|\bcompared (?:with|to)\b|\bversus\b|\bvs\b"
+    r"\bhow (?:much|has|have|did)\b[^.?!]{0,80}?\bchang(?:e|ed|es)\b|\bcompared (?:with|to)\b|\bversus\b|\bvs\b"
 )
 
 

@@ -174,12 +174,13 @@ def _plan_date_followup(req: Request) -> Plan | None:
 
 
 _EXTREME_DATE = re.compile(
-    r"\b(?:which|what|when)\b(?=.*\b(lowest|least|minimum|smallest|highest|most|maximum|largest|peak(?:ed)?)\b)", re.I
+    r"\b(?:which|what|when)\b(?=[^.?!]{0,80}?\b(lowest|least|minimum|smallest|highest|most|maximum|largest|peak(?:ed)?)\b)",
+    re.I,
 )
 
 
 _WHEN_CHANGED = re.compile(
-    r"(?:^|[.!?;])\W*when\b[^.!?]*\b(?:mov|chang|shift|shr[iu]nk|grow|grew|appear|disappear|flood|dr(?:y|ied)|clear|cut|lost|retreat|"
+    r"(?:^|[.!?;])\s*when\b[^.!?]*\b(?:mov|chang|shift|shr[iu]nk|grow|grew|appear|disappear|flood|dr(?:y|ied)|clear|cut|lost|retreat|"
     r"expand|migrat|meander)",
     re.I,
 )
@@ -212,7 +213,8 @@ def _plan_other_dates(req: Request) -> Plan | None:
     return Plan("followup", [ToolCall("detect_changes", args, why)], req.ws.last_focus)
 
 
-_YEAR_ONLY = re.compile(r"\W*(?:and|what about|how about)?\s*(?:in|for|on|at)?\s*((?:19|20)\d\d)\W*", re.I)
+# no two adjacent quantifiers over the same characters: linear on 300 kB of spaces
+_YEAR_ONLY = re.compile(r"\W*(?:(?:and|what about|how about)\s+)?(?:(?:in|for|on|at)\s+)?((?:19|20)\d\d)\W*", re.I)
 
 
 def _plan_other_year(req: Request) -> Plan | None:

@@ -76,7 +76,7 @@ AGENT_INTENTS: tuple[Phrase, ...] = (
             r"\b(export|download|save)\s+(it|them|this|that|these|those|everything|all|the (results?|session|"
             r"layers?|answers?|vectors?|outputs?|files?|chat))\b|^\W*export\W*$"
             # "give me the change polygons as a shapefile", "export the NDVI series as CSV"
-            r"|^\W*(?:please\s+)?(?:export|download)\b|\b(?:give|send|get) me\b.*\b(?:as|in|to) (?:an? )?"
+            r"|^\W*(?:please\s+)?(?:export|download)\b|\b(?:give|send|get) me\b.{0,80}?\b(?:as|in|to) (?:an? )?"
             r"(?:shapefiles?|shp|geojson|geopackage|gpkg|csv|geotiff|tiff?|kml|kmz)\b",
             re.I,
         ),
@@ -151,7 +151,7 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     (
         "fraction",
         re.compile(
-            r"percent|%|fraction|share|proportion|ratio|how much of\b|how much [\w -]+? (?:is|are) (?:there|in|on)\b",
+            r"percent|%|fraction|share|proportion|ratio|how much of\b|how much [\w -]{1,60}? (?:is|are) (?:there|in|on)\b",
             re.I,
         ),
     ),
@@ -389,23 +389,29 @@ _DOMAIN_WORDS = [
 ]
 
 
+_LONGEST_TO_CORRECT = 2_000  # characters: a chat question; longer text (the CLI reads anything) is read as typed
+
+
 def fix_typos(message: str) -> str:
     """The message with chat shorthand spelt out and misspelt domain words corrected."""
+    if len(message) > _LONGEST_TO_CORRECT:
+        return message
+    return re.sub(r"(?<![\w./-])[A-Za-z]+(?![\w./-])", lambda m: _corrected(m.group(0)), message)
+
+
+@lru_cache(maxsize=4096)
+def _corrected(word: str) -> str:
     import difflib
 
-    def fixed(m: re.Match[str]) -> str:
-        word = m.group(0)
-        lower = word.lower()
-        if lower in _SHORTHAND:
-            return _SHORTHAND[lower]
-        if len(lower) < 4 or lower in _DOMAIN_WORDS:
-            return word
-        close = difflib.get_close_matches(lower, _DOMAIN_WORDS, n=1, cutoff=0.85)
-        if not close or close[0][0] != lower[0] or close[0].startswith(lower) or lower.startswith(close[0]):
-            return word  # another word, or a form of the same one ('acre' is not 'acres' misspelt)
-        return close[0]
-
-    return re.sub(r"(?<![\w./-])[A-Za-z]+(?![\w./-])", fixed, message)
+    lower = word.lower()
+    if lower in _SHORTHAND:
+        return _SHORTHAND[lower]
+    if len(lower) < 4 or lower in _DOMAIN_WORDS:
+        return word
+    close = difflib.get_close_matches(lower, _DOMAIN_WORDS, n=1, cutoff=0.85)
+    if not close or close[0][0] != lower[0] or close[0].startswith(lower) or lower.startswith(close[0]):
+        return word  # another word, or a form of the same one ('acre' is not 'acres' misspelt)
+    return close[0]
 
 
 # "How much water is in the whole image?": the question sets the user's box and region aside.
