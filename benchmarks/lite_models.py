@@ -8,6 +8,8 @@
   buildings on ramp's test mosaics and scenes on UC Merced's held-back split, when
   ``--prepared`` holds ``rschat data prepare`` output (``DIR/urban-trees``, ``DIR/ramp``,
   ``DIR/ucmerced``). There is no lite rule for scenes.
+- Land use at 10 m: EuroSAT's held-back split (``DIR/eurosat``), and rural/urban on
+  RSVQA's Sentinel-2 tiles with the rules alone and with the land-use model.
 - Change: ``rschat eval change`` with the rules alone, the rules' regions confirmed by
   the change model, the rules plus the building model's appeared/gone buildings, and both
   (what ships). The false alarms on nearly unchanged NAIP pairs are
@@ -159,6 +161,36 @@ def scenes(prepared: Path) -> str:
             + md_table(["method", "accuracy"], [["rules", "none (no lite rule classifies scenes)"], ["learned", acc]]) + "\n")  # fmt: skip
 
 
+def landuse(prepared: Path, data: Path) -> str:
+    """EuroSAT's held-back split (no rule classifies land use), and what the model changes
+    for a user: rural or urban on RSVQA's Sentinel-2 tiles, rules against the model."""
+    rows = []
+    manifest = prepared / "eurosat" / "manifest.json"
+    if manifest.is_file():
+        m = json.loads(manifest.read_text())
+        entries = [{"image": str(manifest.parent / it["image"]), "label": it["label"], "pixel_size_m": 10.0}
+                   for it in m["items"] if it["split"] == "test"]  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "eurosat.json"
+            path.write_text(json.dumps(entries))
+            acc = rschat_json("eval", "scene", "--manifest", str(path)).get("accuracy")
+        rows.append([f"EuroSAT held-back split ({len(entries)} tiles, 10 classes): accuracy", "none (refused)", acc])
+    vqa = data / "vqa" / "manifest.json"
+    if vqa.is_file():
+        asked = [dict(e, image=str(vqa.parent / e["image"])) for e in json.loads(vqa.read_text())
+                 if e["set"] == "RSVQA-LR" and e["type"] == "rural_urban"]  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "lr.json"
+            path.write_text(json.dumps(asked))
+            got = [rschat_json("eval", "vqa", "--manifest", str(path), rules=rules) for rules in (True, False)]
+        base = got[0]["per_type"]["rural_urban"]["baseline"]
+        rows.append([f"RSVQA-LR rural/urban ({len(asked)} tiles; always 'rural': {base:.2f})",
+                     *(g["per_type"]["rural_urban"]["accuracy"] for g in got)])  # fmt: skip
+    if not rows:
+        return "## Land use at 10 m\n\nSkipped (no prepared eurosat, no ../shared/data/vqa).\n"
+    return "## Land use at 10 m (landuse.onnx)\n\n" + md_table(["measure", "rules", "learned"], rows) + "\n"
+
+
 def change(data: Path) -> str:
     manifest = data / "change" / "manifest.json"
     if not manifest.is_file():
@@ -273,6 +305,7 @@ def main() -> int:
         "urban_trees": lambda: urban_trees(prepared),
         "ramp": lambda: ramp_buildings(prepared),
         "scenes": lambda: scenes(prepared),
+        "landuse": lambda: landuse(prepared, data),
         "change": lambda: change(data),
         "speed": speed,
     }
@@ -282,6 +315,8 @@ def main() -> int:
     report = Path(args.out, "LITE_MODELS.md")
     if only:  # the other sections stay as the last full run wrote them
         parts = _sections(report.read_text())
+        if len(parts) == len(sections) and "landuse" in only:  # a report written before the land-use section
+            parts.insert(list(sections).index("landuse") + 1, "")
         if len(parts) != len(sections) + 1:
             parser.error(
                 f"--only: {report} does not hold the {len(sections)} sections of a full run; run without --only"

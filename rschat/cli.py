@@ -253,6 +253,7 @@ PLUGGED: dict[str, dict[str, str]] = {
         "clip": "rschat.train.clip",
         "diffusion": "rschat.train.diffusion",
         "scene": "rschat.train.scene",
+        "landuse": "rschat.train.landuse",
         "trees": "rschat.train.trees",
         "buildings": "rschat.train.buildings",
         "change": "rschat.train.change",

@@ -446,9 +446,9 @@ def test_false_colour_pairs_are_not_read_as_rgb() -> None:
     def raster(names: tuple[str, ...]) -> Raster:
         return Raster(np.zeros((len(names), 8, 8), np.uint8), band_names=names)
 
-    assert learned._colour(raster(("red", "green", "blue", "nir")))
-    assert learned._colour(Raster(np.zeros((3, 8, 8), np.uint8)))  # a PNG: unnamed bands are RGB
-    assert not learned._colour(raster(("nir", "red", "green")))
+    assert learned.true_colour(raster(("red", "green", "blue", "nir")))
+    assert learned.true_colour(Raster(np.zeros((3, 8, 8), np.uint8)))  # a PNG: unnamed bands are RGB
+    assert not learned.true_colour(raster(("nir", "red", "green")))
 
 
 def _ramp_chip(root: Path, x: int, y: int, z: int, buildings: list[tuple[int, list]]) -> None:

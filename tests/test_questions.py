@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ASSETS, ROOT, rschat
 from rschat.agent import Workspace, turn
@@ -550,15 +551,19 @@ def test_the_average_or_largest_single_object_is_its_size_from_the_count(setting
     assert largest.startswith("The largest of the") and "stored result" in largest
 
 
-def test_scene_kind_is_refused_at_satellite_pixels_and_answered_at_aerial_ones(settings):
+def test_scene_kind_by_pixel_size_aerial_scenes_satellite_land_use_and_refused_beyond(settings, tmp_path):
     from rschat.backends import lite_models
 
-    assert lite_models.model("scene") is not None  # shipped in checkpoints/lite
-    _, steps = ask(settings, "what kind of scene is this?", [PAIR[1]])  # NAIP at 5 m
+    assert lite_models.model("scene") is not None and lite_models.model("landuse") is not None  # shipped
+    _, steps = ask(settings, "what kind of scene is this?", [NEON])  # 0.1 m: UC Merced's scenes
+    assert "looks most like" in steps[-1].text and "UC Merced" in steps[-1].text
+    _, steps = ask(settings, "what kind of scene is this?", [PAIR[1]])  # NAIP at 5 m: EuroSAT's land use
+    assert "looks most like" in steps[-1].text and "EuroSAT" in steps[-1].text
+    coarse = tmp_path / "coarse.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3)).astype(np.uint8)).save(coarse)
+    _, steps = ask(settings, "the pixel size is 100 m. what kind of scene is this?", [coarse])
     reply = steps[-1].text
-    assert "could not run" in reply and "5 m" in reply and "describe the scene" in reply
-    _, steps = ask(settings, "what kind of scene is this?", [NEON])  # 0.1 m
-    assert "looks most like" in steps[-1].text
+    assert "could not run" in reply and "100 m" in reply and "describe the scene" in reply
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,8 @@ def backends(ws: Workspace) -> dict[str, str]:
         change += f", its regions confirmed by the {lite_models.status('change')}"
     if lite_models.model("buildings") is not None:
         segmentation += f"; buildings in built-up: {lite_models.status('buildings')}"
+    if lite_models.model("landuse") is not None:
+        segmentation += f"; towns in built-up at 4-30 m: {lite_models.status('landuse')}"
         change += f", plus buildings that appeared or went: {lite_models.status('buildings')}"
     if st.sam:
         segmentation += f"; prompts and named objects: SAM {sam}" if sam else f"; prompts unavailable: {sam_failed}"
@@ -125,10 +127,17 @@ def backends(ws: Workspace) -> dict[str, str]:
         "change_detection": change,
         "segmentation": segmentation,
         "counting": counting,
-        "scene_classification": clip or lite(_lite_or_rules("scene", "unavailable"), clip_failed),
+        "scene_classification": clip or lite(_lite_scenes(), clip_failed),
         **_ALWAYS_LITE,
         "image_generation": gen or unavailable(gen_failed, "RSCHAT_GENERATOR"),
     }
+
+
+def _lite_scenes() -> str:
+    """The lite scene classifiers: aerial scenes, and land use at satellite pixel sizes."""
+    return (
+        f"{_lite_or_rules('scene', 'unavailable')}; 4-30 m satellite land use: {_lite_or_rules('landuse', 'refused')}"
+    )
 
 
 def _lite_or_rules(name: str, rules: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from rschat.agent.planner_change import dated_pair, patch_followup, plan_change
 from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count, recount_bounded
 from rschat.agent.planner_export import plan_export
+from rschat.agent.planner_landuse import plan_land_use
 from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
 from rschat.agent.short_answer import regions_within_focus
 from rschat.agent.steps import ToolCall
@@ -587,7 +588,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
     unavailable = _unavailable(req)
     if unavailable is not None:
         return unavailable
-    beyond = _out_of_reach(req)
+    beyond = plan_land_use(req) or _out_of_reach(req)
     if beyond is not None:
         return beyond
     if req.intent in _SESSION_PLANNERS:

@@ -123,6 +123,24 @@ def _percent(result: ToolResult, target: str | None) -> str | None:
     return None
 
 
+def _land_use(d: dict[str, Any], focus: str) -> str | None:
+    """Residential or industrial land of a satellite image (the land-use model's shares):
+    'is there an industrial area?' yes or no; 'is there a residential building?' yes where
+    such land is found, unknown where not (a farm is below a 640 m tile); 'how much
+    residential land?' its share."""
+    use = focus.split(":")[1]
+    share = d.get(f"{use}_land_percent")
+    if share is None:
+        return None
+    if focus.startswith("land_use_share:"):
+        return f"{float(share):.1f}%"  # type: ignore[arg-type]
+    if focus.startswith("land_use_area:"):
+        return _m2(None if d.get(f"{use}_land_ha") is None else float(d[f"{use}_land_ha"]) * 1e4)  # type: ignore[arg-type]
+    if float(share) > 0:  # type: ignore[arg-type]
+        return "yes"
+    return None if focus.endswith(":buildings") else "no"
+
+
 def _rural_urban(result: ToolResult) -> str | None:
     """Urban by the buildings' share where the building model served (fine pixels): grey
     sand and rock read as built-up by colour (35-38% on the NEON forest tiles, whose
@@ -192,6 +210,8 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return None if m2 is None else f"{round(float(m2))} m2"
     if focus == "rural_urban":
         return _rural_urban(result)
+    if focus is not None and focus.startswith("land_use"):
+        return _land_use(result.data, focus)
     if focus is not None and focus.startswith("date_of:"):  # "which year had the lowest NDVI?"
         row = extreme_row(result, focus)
         return None if row is None else str(row["date"] or row["image"])

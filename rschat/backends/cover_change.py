@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rschat.backends import landcover_rules as lcr
-from rschat.backends import learned
+from rschat.backends import landuse
 from rschat.geo.raster import Raster
 
 # The classes whose change can be asked for ("vegetation" is trees and low vegetation).
@@ -52,7 +52,7 @@ def _class_mask(raster: Raster, target: str) -> tuple[np.ndarray, np.ndarray]:
     """(the class, pixels that cannot be judged) on one date."""
     lc = lcr.classify(raster)
     if target == "built_up":
-        learned.add_buildings(lc, raster)
+        landuse.add_built_up(lc, raster)
     names = ("trees", "low_vegetation") if target == "vegetation" else (target,)
     found = np.isin(lc.classes, [lcr.CLASSES.index(n) for n in names])
     unjudged = (lc.classes < 0) | np.isin(lc.classes, [lcr.CLASSES.index(n) for n in _UNJUDGED])

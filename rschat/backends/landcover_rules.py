@@ -67,6 +67,9 @@ class LandCover:
     # The learned building model's footprints, where it served (fine pixels, RGB), else
     # None: the share of ground under buildings tells settlement from grey sand or rock.
     buildings: np.ndarray | None = None
+    # The learned land-use model's shares (% of valid pixels per readable class, largest
+    # first) where it served (satellite pixel sizes), else None.
+    land_use: dict[str, float] | None = None
 
     def mask(self, name: str) -> np.ndarray:
         return self.classes == CLASSES.index(name)

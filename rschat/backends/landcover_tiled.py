@@ -20,7 +20,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from rschat.backends.landcover_rules import CLASSES, classify
-from rschat.backends.learned import add_buildings
+from rschat.backends.landuse import add_built_up
 from rschat.geo.area import pixel_area_grid
 from rschat.geo.errors import InputError
 from rschat.geo.tiles import GridSampler, Tile, map_threaded, tile_grid
@@ -46,7 +46,7 @@ def tile_classes(source: RasterSource, band_names: tuple[str, ...], tile: Tile, 
     note = ""
     try:
         lc = classify(raster)
-        note = add_buildings(lc, raster)  # as in memory, so both give the same built-up land
+        note = add_built_up(lc, raster)  # as in memory, so both give the same built-up land
         classes, used = lc.classes, lc.used_indices
     except InputError:  # a blank or all-no-data tile: nothing to classify there
         classes, used = np.full((raster.height, raster.width), -1, dtype=np.int8), []

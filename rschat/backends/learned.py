@@ -194,7 +194,7 @@ def confirmed_in_pair(
     """``confirmed_change`` for a pair of rasters (``assumed_gsd_m`` where they have no
     pixel size), or why the change model did not judge the regions (not colour, pixels
     out of its range, no model)."""
-    if not (_colour(before) and _colour(after)):
+    if not (true_colour(before) and true_colour(after)):
         return "the change model reads colour (RGB) pairs"
     gsd = before.pixel_size_m()
     lo, hi = CHANGE_GSD_M
@@ -206,7 +206,7 @@ def confirmed_in_pair(
     return f"the change model is not available ({status('change')})" if kept is None else kept
 
 
-def _colour(raster: Raster) -> bool:
+def true_colour(raster: Raster) -> bool:
     """Three or more bands that are red, green and blue: named so, or unnamed (a PNG, a
     JPEG). A false-colour image (near-infrared, red, green) is not."""
     names = {n.lower() for n in raster.band_names}

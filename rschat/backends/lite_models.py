@@ -1,5 +1,5 @@
 """The learned lite models: small ONNX networks in ``checkpoints/lite/`` (trained by
-``rschat train trees|buildings|scene|change`` on openly licensed data), run on the CPU with ONNX
+``rschat train trees|buildings|scene|change|landuse`` on openly licensed data), run on the CPU with ONNX
 Runtime. No torch here: a lite turn never imports it.
 
 Each model is ``NAME.onnx`` with its card ``NAME.json`` (pixel size, input side, classes,

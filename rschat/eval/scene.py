@@ -1,6 +1,7 @@
 """``rschat eval scene``: scene classes against labels (accuracy, confusion matrix).
 
-Manifest: a JSON list of ``{"image", "label"}`` (e.g. UC Merced or AID class names).
+Manifest: a JSON list of ``{"image", "label"}`` (e.g. UC Merced or AID class names), with
+an optional ``"pixel_size_m"`` for images without a georeference (EuroSAT: 10).
 Each image goes through classify_scene: zero-shot CLIP in full mode (RSCHAT_CLIP), the
 learned lite model (UC Merced's 21 classes, ``checkpoints/lite/scene.onnx``) in lite
 mode, whose candidates are its own classes.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,10 @@ SYNONYMS = {"agricultural": "farmland", "harbor": "harbour", "port": "harbour", 
             "highway": "roadorhighway", "road": "roadorhighway", "storagetank": "storagetanks",
             "industrial": "industrialarea", "commercial": "commercialarea", "denseresidential": "denseresidentialarea",
             "sparseresidential": "sparseresidentialarea", "parking": "parkinglot", "bareland": "bareland",
-            "railwaystation": "railwaystation", "cloud": "cloudcoveredarea"}  # fmt: skip
+            "railwaystation": "railwaystation", "cloud": "cloudcoveredarea",
+            # EuroSAT's classes, as the land-use model names them to users
+            "annualcrops": "annualcrop", "industrialorcommercialland": "industrialarea", "residentialland": "residential",
+            "permanentcropsorchardsvineyards": "permanentcrop", "seaorlake": "sealake"}  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,14 +75,18 @@ REFUSED = "(refused)"
 
 
 def evaluate_scene(manifest: Path, settings: Settings, candidates: str = "tool") -> dict[str, Any]:
-    from rschat.backends import lite_models
+    from rschat.backends import landuse, lite_models
     from rschat.backends.clip import SCENE_LABELS
 
     entries = load_entries(manifest, {"image": str, "label": str})
     classes = sorted({e["label"] for e in entries})
-    lite = lite_models.model("scene") if not settings.clip else None
-    if lite is not None:  # lite mode: the model's own classes are the candidates
-        labels, candidates = list(lite.card["classes"]), "lite model"
+    # Lite mode: the model's own classes are the candidates: EuroSAT's land use for images
+    # stated at satellite pixel sizes, UC Merced's scenes otherwise.
+    gsd = entries[0].get("pixel_size_m") if entries else None
+    name = "landuse" if landuse.in_range(gsd) else "scene"
+    lite = lite_models.model(name) if not settings.clip else None
+    if lite is not None:
+        labels, candidates = list(lite.card["classes"]), f"lite model ({name})"
     else:
         labels = list(SCENE_LABELS) if candidates == "tool" else classes
     by_key = {key(label): label for label in labels}
@@ -85,6 +94,8 @@ def evaluate_scene(manifest: Path, settings: Settings, candidates: str = "tool")
     rows = []
     for entry in entries:
         raster = read_image(resolve(manifest, entry["image"]), settings)
+        if isinstance(entry.get("pixel_size_m"), (int, float)) and raster.pixel_size_m() is None:
+            raster = replace(raster, gsd_m=float(entry["pixel_size_m"]))  # as 'the pixel size is X m' says
         args = {} if lite is not None else {"labels": labels}
         try:
             result = run_tool("classify_scene", args, {"image": raster}, settings)

@@ -1,6 +1,7 @@
 """Tool ``classify_scene``: what kind of scene an image shows. Full mode asks CLIP
 (zero-shot, any labels); lite mode uses the learned scene model (UC Merced's 21 classes,
-``checkpoints/lite/scene.onnx``), tile by tile at the training scenes' ground size."""
+``checkpoints/lite/scene.onnx``) up to 2 m pixels and the land-use model (EuroSAT's 10
+classes, ``landuse.onnx``) at 4-30 m, tile by tile at the training tiles' ground size."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import re
 
 from pydantic import Field
 
-from rschat.backends import learned, lite_models
+from rschat.backends import landuse, learned, lite_models
 from rschat.backends.clip import SCENE_LABELS
 from rschat.backends.loading import load_clip
 from rschat.geo.errors import InputError
 from rschat.geo.preview import rgb_preview
+from rschat.geo.raster import Raster
 from rschat.tools.base import (
     Args,
     Box,
@@ -40,6 +42,12 @@ class ClassifyFigures(Figures):
     p_2: float | None = None
     p_3: float | None = None
     labels_scored: int
+    # Land use at satellite pixel sizes: the share of the area where it is the most likely
+    # class, and that area (the buildings themselves are not resolved at 10 m).
+    residential_land_percent: float | None = None
+    industrial_land_percent: float | None = None
+    residential_land_ha: float | None = None
+    industrial_land_ha: float | None = None
 
 
 # UC Merced's scenes are 0.3 m aerial photographs. At 2 m a 76.8 m scene is 38 pixels,
@@ -56,17 +64,43 @@ class OutOfScale(InputError):
 PHRASES = (Phrase("classify", re.compile(r"\bclassify\b|what (kind|type) of (scene|place|area)|scene type", re.I), 80),)
 
 
-def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
-    """The learned lite classifier (UC Merced classes)."""
-    raster, scope = scoped_raster(args.image, args.box, ctx)
+def _lite_ranking(raster: Raster, scope: str) -> tuple[list[tuple[str, float]], str, str, dict[str, float]]:
+    """(ranked classes, method, limit, land-use figures) from the lite model for the
+    image's pixel size: UC Merced's scenes up to 2 m, EuroSAT's land use at 4-30 m
+    (``rschat.backends.landuse``)."""
     gsd = raster.pixel_size_m()
     if gsd is not None and gsd > MAX_SCENE_GSD_M:
-        raise OutOfScale(
-            f"The lite scene classifier knows 0.3 m aerial scenes (UC Merced) and works up to {MAX_SCENE_GSD_M:g} m "
-            f"pixels; {scope}'s pixels are {gsd:.3g} m, where a 76.8 m scene is {76.8 / gsd:.0f} pixels across, "
-            "too few to tell a scene's kind. Ask 'describe the scene' for its land cover instead, or set "
-            "RSCHAT_CLIP for full mode."
+        if not landuse.in_range(gsd):
+            raise OutOfScale(
+                f"The lite classifiers know 0.3 m aerial scenes (UC Merced, up to {MAX_SCENE_GSD_M:g} m pixels) and "
+                f"10 m satellite land use (EuroSAT, {landuse.LANDUSE_GSD_M[0]:g}-{landuse.LANDUSE_GSD_M[1]:g} m); "
+                f"the pixels of {scope} are {gsd:.3g} m. Ask 'describe the scene' for its land cover instead, or set "
+                "RSCHAT_CLIP for full mode."
+            )
+        if not learned.true_colour(raster):
+            raise OutOfScale(
+                f"The lite land-use model reads true colour (red, green, blue) at {gsd:.3g} m; {scope} has bands "
+                f"{', '.join(raster.band_names)}. Say the band order if they are mislabelled, or set RSCHAT_CLIP."
+            )
+        valid = raster.valid_mask()
+        use = landuse.read(rgb_preview(raster), gsd, valid)
+        if use is None:
+            raise OutOfScale(
+                f"The pixels of {scope} are {gsd:.3g} m, too coarse for the scene model, and the lite land-use model is "
+                f"missing ({lite_models.status('landuse')}): train it with 'rschat train landuse' (see the README), "
+                "or set RSCHAT_CLIP for full mode."
+            )
+        method = (
+            f"learned lite land-use classifier over EuroSAT's 10 classes ({lite_models.status('landuse')}), "
+            "averaged over half-overlapping 640 m tiles"
         )
+        ha = float(valid.sum()) * gsd * gsd / 1e4 / 100.0  # hectares per percent
+        shares = {"residential": use.shares.get("Residential", 0.0), "industrial": use.shares.get("Industrial", 0.0)}
+        land = {f"{k}_land_percent": v for k, v in shares.items()} | {f"{k}_land_ha": v * ha for k, v in shares.items()}
+        limit = (
+            "trained on Sentinel-2 true colour over Europe at 10 m (EuroSAT): other sensors and regions are less sure"
+        )
+        return use.ranked, method, limit, land
     ranked = learned.scene(rgb_preview(raster), gsd)
     if ranked is None:
         raise InputError(
@@ -75,22 +109,34 @@ def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
             "train the lite model with 'rschat train scene' (see the README)."
         )
     ranked = [(label.replace("harbor", "harbour"), p) for label, p in ranked]
+    method = (
+        f"learned lite scene classifier over UC Merced's 21 classes ({lite_models.status('scene')}), "
+        "averaged over 76.8 m tiles"
+    )
+    limit = "trained on 0.3 m US orthophotos (UC Merced): other regions, sensors and scales are less sure"
+    return ranked, method, limit, {}
+
+
+def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
+    """The learned lite classifiers (UC Merced scenes; EuroSAT land use at satellite pixels)."""
+    raster, scope = scoped_raster(args.image, args.box, ctx)
+    ranked, method, limit, land = _lite_ranking(raster, scope)
     top = ranked[:3]
-    figures = ClassifyFigures(labels_scored=len(ranked), **{f"p_{i + 1}": p for i, (_, p) in enumerate(top)})
+    figures = ClassifyFigures(labels_scored=len(ranked), **{f"p_{i + 1}": p for i, (_, p) in enumerate(top)}, **land)
     summary = f"{scope} looks most like {top[0][0]} (p={top[0][1]:.2f})"
     summary += "; then " + ", ".join(f"{label} (p={p:.2f})" for label, p in top[1:])
     notes = []
     if args.labels:
-        notes.append("lite mode knows UC Merced's 21 classes only; your labels need CLIP (full mode, RSCHAT_CLIP)")
-    if gsd is None:
-        notes.append("the image has no pixel size, so it was classified whole; say 'the pixel size is X m' to "
-                     "classify it at the training scenes' scale")  # fmt: skip
+        notes.append("lite mode knows its models' classes only; your labels need CLIP (full mode, RSCHAT_CLIP)")
+    if raster.pixel_size_m() is None:
+        notes.append("the image has no pixel size, so it was classified whole as an aerial scene; say 'the pixel "
+                     "size is X m' to classify it at the training scenes' scale (10 m satellite images get "
+                     "EuroSAT's land-use classes)")  # fmt: skip
     return ToolResult(
         summary=summary,
         figures=figures,
-        method=f"learned lite scene classifier over UC Merced's 21 classes ({lite_models.status('scene')}), "
-        "averaged over 76.8 m tiles",
-        limits=["trained on 0.3 m US orthophotos (UC Merced): other regions, sensors and scales are less sure"],
+        method=method,
+        limits=[limit],
         notes=notes,
         kept=Kept(ranked=ranked, target=top[0][0], scope=scope),
     )
@@ -118,18 +164,48 @@ def run(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
 
 
 def answer(result: ToolResult, reading: Reading) -> str:
+    focus = reading.focus or ""
+    if focus.startswith(LAND_USE_FOCUS) and result.data.get("residential_land_percent") is not None:
+        return _land_use_answer(result, reading, focus)
     return f"**Scene class** ({reading.source}): {result.summary}."
 
 
+# "land_use:residential:buildings" (is there a residential building?), "land_use:industrial:land"
+# (is there an industrial area?), "land_use_share:residential" (how much residential land?)
+LAND_USE_FOCUS = "land_use"
+
+
+def _land_use_answer(result: ToolResult, reading: Reading, focus: str) -> str:
+    """Residential or industrial land asked of a satellite image: its share and area, and
+    what 10 m pixels can and cannot say about buildings."""
+    use = focus.split(":")[1]
+    d = result.data
+    share, ha = float(d[f"{use}_land_percent"] or 0.0), d.get(f"{use}_land_ha")
+    name = "residential land" if use == "residential" else "industrial or commercial land"
+    area = f" ({float(ha):,.1f} ha)" if ha is not None else ""
+    text = (
+        f"**{name[0].upper() + name[1:]}** covers {share:.1f}%{area} of {result.kept.scope}, where it is the most "
+        f"likely of EuroSAT's ten land-use classes ({reading.source}). Overall, {result.summary}."
+    )
+    if focus.endswith(":buildings"):
+        if share > 0:
+            text += " Single buildings are not resolved at this pixel size: this is the land they stand on."
+        else:
+            text += (" No tile of about 640 m reads as such land; isolated buildings (a farm, a shop) are below what "
+                     "the model sees at this pixel size, so I cannot rule them out.")  # fmt: skip
+    return text
+
+
 HELP = (
-    "- **scene classification**: UC Merced's 21 classes in lite mode, any labels with CLIP "
+    "- **scene classification**: UC Merced's 21 classes in lite mode (EuroSAT's 10 land-use classes for "
+    "4-30 m satellite images), any labels with CLIP "
     "(*classify this scene*, *what kind of place is this?*)"
 )
 
 
 TOOL = Tool(
     name="classify_scene",
-    description="Scene classification: UC Merced's 21 land-use classes (lite model) or zero-shot CLIP over any "
+    description="Scene classification: UC Merced's 21 land-use classes (lite model; EuroSAT's 10 at 4-30 m) or zero-shot CLIP over any "
     "labels (full mode); optionally inside a box.",
     args=ClassifyArgs,
     figures=ClassifyFigures,

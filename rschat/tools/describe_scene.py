@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
+from rschat.backends import landuse
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.places import place
@@ -103,10 +104,18 @@ def river_sentence(water: np.ndarray) -> str | None:
     return f"a river or channel crosses the image from {start} to {end}"
 
 
+_WATER = ("river", "sea or lake")  # land-use classes the land cover already gives as water
+
+
 def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
     raster, scope = scoped_raster(args.image, args.box, ctx)
     prev = ctx.previous.kept.landcover if ctx.previous is not None else None
-    lc = prev if prev is not None and prev.classes.shape == (raster.height, raster.width) else lcr.classify(raster)
+    learned_note = ""
+    if prev is not None and prev.classes.shape == (raster.height, raster.width):
+        lc = prev
+    else:
+        lc = lcr.classify(raster)
+        learned_note = landuse.add_built_up(lc, raster)  # as segment: buildings, or towns at satellite pixel sizes
     inside = region_mask_of(args.region, ctx, raster)
     if inside is not None:
         lc = lcr.LandCover(np.where(inside, lc.classes, -1).astype(np.int8), lc.superpixels, lc.used_indices)
@@ -129,6 +138,11 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
     river = river_sentence(lc.mask("water"))
     if river:
         sentences.append(river)
+    # Water is the land cover's (rivers told by their shape above); the land use says what
+    # the land is used for.
+    uses = [f"{name} {share:.0f}%" for name, share in (lc.land_use or {}).items() if share >= 3 and name not in _WATER]
+    if uses:
+        sentences.append("its land use (EuroSAT classes, 640 m tiles) reads " + ", ".join(uses[:4]))
     caption = "; ".join(sentences) if sentences else "no land cover could be recognised"
     caption = caption[0].upper() + caption[1:]
     figures = DescribeFigures(
@@ -139,7 +153,7 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
         summary=caption,  # the answer adds the full stop
         figures=figures,
         artifacts=[Artifact("overlay", write_png(ctx.path("describe.png"), overlay), "land cover")],
-        method="rule-based caption from the lite land-cover masks (" + lcr.METHOD_NAME + ")",
+        method="rule-based caption from the lite land-cover masks (" + lcr.METHOD_NAME + learned_note + ")",
         limits=[
             "a caption from class masks: it names land cover and where it lies, not objects or activities; "
             "free-form description needs full mode (RSCHAT_VLM)"

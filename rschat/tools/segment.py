@@ -11,7 +11,7 @@ from pydantic import Field, create_model
 
 from rschat.backends import landcover_rules as lcr
 from rschat.backends import landcover_tiled as lct
-from rschat.backends import learned, lite_models
+from rschat.backends import landuse, lite_models
 from rschat.geo import memo
 from rschat.geo.area import area_text
 from rschat.geo.errors import InputError
@@ -237,11 +237,18 @@ def _classified(raster: Raster) -> tuple[lcr.LandCover, str]:
 
     def classify() -> tuple[lcr.LandCover, str]:
         lc = lcr.classify(raster)
-        note = learned.add_buildings(lc, raster)
+        note = landuse.add_built_up(lc, raster)
         lc.classes.flags.writeable = lc.superpixels.flags.writeable = False  # shared: never edited in place
         return lc, note
 
-    key = ("landcover", raster.pixel_size_m(), raster.band_names, raster.nodata, lite_models.status("buildings"))
+    key = (
+        "landcover",
+        raster.pixel_size_m(),
+        raster.band_names,
+        raster.nodata,
+        lite_models.status("buildings"),
+        lite_models.status("landuse"),
+    )
     lc, note = memo.per_image(raster.data, key, classify)
     return replace(lc), note
 

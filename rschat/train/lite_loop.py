@@ -1,4 +1,4 @@
-"""What the lite-model trainers share (``rschat train trees|buildings|scene|change``): reading a
+"""What the lite-model trainers share (``rschat train trees|buildings|scene|change|landuse``): reading a
 prepared manifest, the training loop (fixed seed, progress bar with the loss and time left,
 resumable checkpoints, validation that keeps the best weights), the ONNX export and the
 model card written beside it.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "turn an openly licensed source (trees, buildings, scenes) into rschat's training format"
+HELP = "turn an openly licensed source (trees, buildings, scenes, land use) into rschat's training format"
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,32 @@ def _ucmerced(root: Path, out: Path) -> Iterator[dict]:
             rgb = np.asarray(Image.open(tif).convert("RGB").resize((256, 256), Image.Resampling.BILINEAR))
             image = _save_png(rgb, out / "images" / f"{tif.stem}.png")
             yield {"image": image, "split": split_of(tif.stem), "label": folder.name}
+
+
+# --- land use at 10 m: EuroSAT (Sentinel-2 RGB) ---------------------------------------
+
+EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                   "PermanentCrop", "Residential", "River", "SeaLake")  # fmt: skip
+
+
+def _eurosat_folder(root: Path) -> Path:
+    """The folder that holds EuroSAT's ten class folders, wherever a copy puts it."""
+    for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())], key=lambda p: len(p.parts)):
+        if all((folder / name).is_dir() for name in EUROSAT_CLASSES):
+            return folder
+    raise SystemExit(f"no folder under {root} holds EuroSAT's class folders ({', '.join(EUROSAT_CLASSES)})")
+
+
+def _eurosat(root: Path, out: Path) -> Iterator[dict]:
+    """64 x 64 true-colour tiles at 10 m, labelled by their folder."""
+    from PIL import Image
+
+    images = _eurosat_folder(root)
+    for name in EUROSAT_CLASSES:
+        for tile in sorted(p for p in (images / name).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+            rgb = np.asarray(Image.open(tile).convert("RGB"))
+            image = _save_png(rgb, out / "images" / f"{tile.stem}.png")
+            yield {"image": image, "split": split_of(tile.stem), "label": name}
 
 
 # --- trees: NAIP points (urban-tree-detection-data) -----------------------------------
@@ -290,6 +316,13 @@ SOURCES = {
             "public domain (USGS National Map orthoimagery)",
             "UC Merced Land Use Dataset (Yang and Newsam, 2010); imagery courtesy of the USGS National Map",
             0.3, _ucmerced,
+        ),
+        Source(
+            "eurosat", "scene", "FlyBulll/Baris_Cem_Bostancioglu_EuroSAT_RGB", "f4fc3430",
+            "MIT (EuroSAT, phelber/EuroSAT); contains modified Copernicus Sentinel data (free and open)",
+            "EuroSAT (Helber, Bischke, Dengel and Borth, 2019), RGB version; a faithful copy of its 27,000 "
+            "tiles at data/raw/eurosat/2750; contains modified Copernicus Sentinel-2 data",
+            10.0, _eurosat,
         ),
         Source(
             "urban-trees", "points", "jonathanventura/urban-tree-detection-data", "78e81bdb",
