@@ -200,6 +200,10 @@ def test_a_change_area_in_the_unit_asked_and_regions_within_bounds(settings):
     assert answer.short_answer == str(len(over)) and f"of the {len(result.kept.regions)} change regions" in answer.text
     both = list(turn(ws, "What share of the area changed, and how many hectares is that?"))[-1]
     assert both.short_answer == f"{result.data['changed_percent']:.1f}%; {m2 / 1e4:.2f} ha"
+    # a bare "how much in hectares?" after the change is its area, not the land cover
+    fresh = Workspace(settings)
+    steps = list(turn(fresh, "what changed, and how much in hectares?", uploads=NAIP_PAIR))
+    assert [r.tool for r in fresh.results] == ["detect_changes"] and f"**{m2 / 1e4:.2f} ha**" in steps[-1].text
 
 
 def test_a_unit_before_the_question_is_not_a_question_of_its_own(settings):

@@ -312,7 +312,9 @@ def _on_other_image(req: Request, last: StoredResult, scope: str, takes: dict[st
     return Plan("followup", [ToolCall(last.tool, args, why)], req.ws.last_focus)
 
 
-_IN_UNIT = re.compile(r"\s*(?:(?:and|so|what about|how about)\s+)?in\s", re.I)
+# "and in acres?", "how much in hectares?" (the second half of "what changed, and how much
+# in hectares?"): the last figure again, in a unit
+_IN_UNIT = re.compile(r"\s*(?:(?:and|so|what about|how about)\s+)?(?:how much\s+)?in\s", re.I)
 
 
 _NAMES_FIGURE = re.compile(
