@@ -132,6 +132,9 @@ def test_sizes_shapes_and_comparisons_in_a_chat(ponds: Path):
     assert (
         ask[5]["text"].startswith("**Yes.**") and "Compared: 2 circular water areas against 1 square" in ask[5]["text"]
     )
+    # a count is a number, not a yes ("Yes: 19 of the 90 ..." to "how many?"); a presence is a yes
+    assert ask[1]["text"].startswith("**2** of the 4 water areas are circular")
+    assert ask[4]["text"].startswith("**Yes**: ")
     assert shorts[8] == "0"  # every pond is over 100 m2 at 2 m pixels
     assert shorts[9] is None and ask[9]["answered"] is False and "relative" in ask[9]["text"]
 

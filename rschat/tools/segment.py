@@ -372,14 +372,18 @@ def _presence(result: ToolResult, target: str, source: str) -> str:
     return f"**No**: {subject} {pct:.1f}%{where}, under the {PRESENT_PERCENT}% the rules can vouch for ({source})."
 
 
-def _selected_text(result: ToolResult, target: str, source: str) -> str:
-    """'Yes: 2 of the 5 water areas are large (>= 500 m2), 3,400 m2 together'."""
+def _selected_text(result: ToolResult, target: str, source: str, focus: str | None) -> str:
+    """'Yes: 2 of the 5 water areas are large (>= 500 m2), 3,400 m2 together' to 'is there a
+    large water area?'; without the yes to 'how many large water areas?'."""
     d = result.data
     n, of, which = d["selected_count"], d.get(f"{target}_region_count") or 0, d.get("selection")
     m2 = d.get("selected_area_m2")
     together = f", {area_text(m2)} together" if n and m2 is not None else ""
-    verdict, verb = "Yes" if n else "No", "is" if n == 1 else "are"
-    return f"**{verdict}**: {n} of the {of} {target.replace('_', ' ')} areas {verb} {which}{together} ({source})."
+    verb = "is" if n == 1 else "are"
+    text = f"{n} of the {of} {target.replace('_', ' ')} areas {verb} {which}{together} ({source})."
+    if focus == "count":
+        return f"**{n}** of the {text.split(' of the ', 1)[1]}"
+    return f"**{'Yes' if n else 'No'}**: {text}"
 
 
 def answer(result: ToolResult, reading: Reading) -> str:
@@ -397,7 +401,7 @@ def answer(result: ToolResult, reading: Reading) -> str:
             verdict = "Yes: " if name in ("trees", "low_vegetation") else "No: "
         return f"{verdict}the point ({x}, {y}) is {name.replace('_', ' ')} ({source})."
     if d.get("selected_count") is not None and target != "all":
-        return _selected_text(result, target, source)
+        return _selected_text(result, target, source, reading.focus)
     if reading.focus == "presence" and target != "all":
         return _presence(result, target, source)
     if reading.focus in ("largest", "smallest") and target != "all":
