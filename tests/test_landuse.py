@@ -71,7 +71,8 @@ def test_train_landuse_end_to_end_exports_a_model_the_app_runs(tmp_path: Path, l
     assert card["input_side"] == 64 and card["tile_m"] == 640.0 and card["gsd_m"] == 10.0
     assert card["classes"] == sorted(EUROSAT_CLASSES) and card["command"].startswith("rschat train landuse")
     lite_dir(out)
-    ranked = landuse.ranked(np.full((300, 200, 3), 90, np.uint8), 10.0)
+    read = landuse.read(np.full((300, 200, 3), 90, np.uint8), 10.0)
+    ranked = read.ranked if read is not None else None
     assert ranked is not None and len(ranked) == 10 and "residential land" in {c for c, _ in ranked}
     assert abs(sum(p for _, p in ranked) - 1) < 1e-3  # resampled to the image's pixels
 
@@ -182,3 +183,23 @@ def test_residential_buildings_at_satellite_pixels_are_answered_from_land_use(tm
     lite_dir("none")
     text, short, tools = ask(naip, "Is there a residential building?")
     assert short is None and "used for" in text and not tools
+
+
+@needs_model
+def test_backends_name_each_lite_model_on_its_own(tmp_path: Path, lite_dir) -> None:
+    """The change row names the building model whether or not the land-use model is there
+    (it once hung on the land-use model's line), and segmentation names the land-use model."""
+    from rschat.agent import Workspace
+    from rschat.agent.agent import backends
+    from rschat.config import Settings
+
+    only_buildings = tmp_path / "only_buildings"
+    only_buildings.mkdir()
+    for f in SHIPPED.glob("buildings.*"):
+        (only_buildings / f.name).write_bytes(f.read_bytes())
+    for folder, has_landuse in ((only_buildings, False), (SHIPPED, True)):
+        lite_dir(folder)
+        rows = backends(Workspace(Settings(work_dir=tmp_path / f"w{has_landuse}")))
+        assert "buildings that appeared or went" in rows["change_detection"]
+        assert ("lite model (landuse.onnx" in rows["segmentation"]) is has_landuse
+        assert ("lite model (landuse.onnx" in rows["scene_classification"]) is has_landuse

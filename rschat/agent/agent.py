@@ -105,9 +105,9 @@ def backends(ws: Workspace) -> dict[str, str]:
         change += f", its regions confirmed by the {lite_models.status('change')}"
     if lite_models.model("buildings") is not None:
         segmentation += f"; buildings in built-up: {lite_models.status('buildings')}"
+        change += f", plus buildings that appeared or went: {lite_models.status('buildings')}"
     if lite_models.model("landuse") is not None:
         segmentation += f"; towns in built-up at 4-30 m: {lite_models.status('landuse')}"
-        change += f", plus buildings that appeared or went: {lite_models.status('buildings')}"
     if st.sam:
         segmentation += f"; prompts and named objects: SAM {sam}" if sam else f"; prompts unavailable: {sam_failed}"
     counting = (

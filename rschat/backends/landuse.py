@@ -6,7 +6,7 @@ At 4-30 m a pixel is a roof, a garden and a street at once: the colour rules can
 town from a ploughed field (RSVQA's Sentinel-2 towns read as bare soil), but the pattern
 of 640 m of ground can. Two uses:
 
-- ``ranked``: the classes of a whole image (or box), for ``classify_scene``;
+- ``read``: the classes of a whole image (or box) and their shares, for ``classify_scene``;
 - ``add_urban_land``: residential and industrial land marked as built-up in a land cover,
   so ``describe the scene``, ``segment`` and rural/urban see towns at 10 m.
 
@@ -59,11 +59,10 @@ def _windows(length: int, side: int, step: int) -> list[int]:
 
 def _cells(h: int, w: int, side: int) -> list[tuple[int, int]]:
     """Window corners: half-overlapping where that stays within MAX_WINDOWS."""
-    for step in (side // 2, side):
-        rows, cols = _windows(h, side, step), _windows(w, side, step)
-        if len(rows) * len(cols) <= MAX_WINDOWS or step == side:
-            return [(r, c) for r in rows for c in cols]
-    raise AssertionError("unreachable")
+    step = side // 2
+    if len(_windows(h, side, step)) * len(_windows(w, side, step)) > MAX_WINDOWS:
+        step = side
+    return [(r, c) for r in _windows(h, side, step) for c in _windows(w, side, step)]
 
 
 def probability(rgb: np.ndarray, gsd_m: float) -> tuple[np.ndarray, list[str]] | None:
@@ -106,6 +105,12 @@ class LandUse:
     shares: dict[str, float]  # EuroSAT class -> % of the valid pixels where it is the most likely
 
 
+def _shares(top: np.ndarray, inside: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """% of the pixels inside where each class is the most likely (``top``: argmax map)."""
+    counts = np.bincount(top[inside], minlength=len(classes))
+    return {c: 100.0 * float(n) / max(int(inside.sum()), 1) for c, n in zip(classes, counts, strict=True)}
+
+
 def read(rgb: np.ndarray, gsd_m: float, valid: np.ndarray | None = None) -> LandUse | None:
     """The image's land use (valid pixels only), or None without the model."""
     got = probability(rgb, gsd_m)
@@ -115,15 +120,8 @@ def read(rgb: np.ndarray, gsd_m: float, valid: np.ndarray | None = None) -> Land
     inside = valid if valid is not None and valid.any() else np.ones(prob.shape[1:], bool)
     mean = prob[:, inside].mean(axis=1)
     order = np.argsort(-mean)
-    top = np.bincount(prob.argmax(axis=0)[inside], minlength=len(classes))
-    shares = {c: 100.0 * float(n) / float(inside.sum()) for c, n in zip(classes, top, strict=True)}
-    return LandUse([(READABLE.get(classes[i], classes[i]), float(mean[i])) for i in order], shares)
-
-
-def ranked(rgb: np.ndarray, gsd_m: float, valid: np.ndarray | None = None) -> list[tuple[str, float]] | None:
-    """Classes by their mean probability over the image (valid pixels), readable names."""
-    got = read(rgb, gsd_m, valid)
-    return None if got is None else got.ranked
+    ranked = [(READABLE.get(classes[i], classes[i]), float(mean[i])) for i in order]
+    return LandUse(ranked, _shares(prob.argmax(axis=0), inside, classes))
 
 
 def add_urban_land(lc: LandCover, raster: Raster) -> str:
@@ -139,11 +137,8 @@ def add_urban_land(lc: LandCover, raster: Raster) -> str:
         return ""
     prob, classes = got
     top = prob.argmax(axis=0)
-    counts = np.bincount(top[valid], minlength=len(classes)) if valid.any() else np.zeros(len(classes), int)
-    shares = {
-        READABLE.get(c, c): 100.0 * float(n) / max(int(valid.sum()), 1) for c, n in zip(classes, counts, strict=True)
-    }
-    lc.land_use = dict(sorted(shares.items(), key=lambda kv: -kv[1]))
+    shares = _shares(top, valid, classes)
+    lc.land_use = {READABLE.get(c, c): v for c, v in sorted(shares.items(), key=lambda kv: -kv[1])}
     urban = np.isin(top, [classes.index(c) for c in URBAN if c in classes])
     built, bare = CLASSES.index("built_up"), CLASSES.index("bare_soil")
     # In towns, what the colour rules call bare soil or shadow is roofs and streets (at 10 m
