@@ -61,6 +61,17 @@ def test_size_words_and_when_they_can_be_judged():
     assert "no pixel size" in (size_unresolved("medium", None) or "")
 
 
+def test_trees_are_sized_by_crown_not_by_building_footprint():
+    # a 10 m crown (79 m2) is a large tree, though a 79 m2 building is a small one
+    assert [size_of(a, "tree") for a in (12.0, 19.0, 20.0, 78.0, 79.0, 300.0)] == [
+        "small", "small", "medium", "medium", "large", "large",
+    ]  # fmt: skip
+    assert size_of(79.0) == "small"
+    assert matches(90.0, None, "large", None, "tree") and not matches(90.0, None, "large", None)
+    assert size_unresolved("small", 2.5, "tree") is not None and size_unresolved("small", 2.5) is None
+    assert "crown" in (size_unresolved("medium", None, "tree") or "")
+
+
 def test_question_words():
     assert attributes_of("Is there a large building?") == ("large", None)
     assert attributes_of("How many round ponds are there?") == (None, "circular")
@@ -165,6 +176,10 @@ def test_closed_questions_plan_the_counting_call(ponds: Path):
             pass
         large = plan("Is a large building present?", ws)
         assert [(c.tool, c.args.get("size")) for c in large.calls] == [("count_objects", "large")]
+        trees = plan("Is there a large tree?", ws)  # single crowns, not tree-covered areas
+        assert [(c.tool, c.args.get("target"), c.args.get("size")) for c in trees.calls] == [
+            ("count_objects", "tree", "large")
+        ]
         area = plan("What is the area covered by buildings?", ws)
         assert area.focus == "area" and area.calls[0].tool == "count_objects"
         compare = plan("Are there more buildings than water areas?", ws)

@@ -46,7 +46,7 @@ def _counting_call(req: Request, text: str, focus: str) -> ToolCall | None:
         args = with_box({"target": "building", "image": req.image, **picked, **bounds}, req.ws)
         what = f"{describe_words(size, shape)}buildings{_bounded(bounds)}"
         return ToolCall("count_objects", args, f"count {what}" + where(req.ws))
-    if obj == "tree" and focus == "count":
+    if obj == "tree" and (focus == "count" or size or bounds):  # "is there a large tree?": single crowns
         args = with_box({"target": "tree", "image": req.image, **picked, **bounds}, req.ws)
         return ToolCall(
             "count_objects", args, f"count {describe_words(size, shape)}trees{_bounded(bounds)}" + where(req.ws)

@@ -6,7 +6,9 @@ objects answers such questions the same way.
 
 Sizes follow RSVQA's convention, the one published set of such questions on aerial
 imagery (Lobry et al., 2020): small under 100 m2, medium 100-500 m2, large 500 m2 and
-over. Shapes are measured on the mask (shapely's minimum rotated rectangle, scikit-image's perimeter):
+over. Those are buildings' and land areas' sizes; a tree crown of 500 m2 would be 25 m
+across, so trees are sized by crown diameter as foresters say it: small under 5 m
+across, medium 5-10 m, large 10 m and over (about 20 and 79 m2 of crown). Shapes are measured on the mask (shapely's minimum rotated rectangle, scikit-image's perimeter):
 - rectangular: the region fills at least 85% of its minimum rotated rectangle (an L, a
   ring or a disc, which fills pi/4 = 0.785, falls below);
 - square: rectangular with the short side at least 75% of the long one;
@@ -35,6 +37,12 @@ SIZES: tuple[Size, ...] = ("small", "medium", "large")
 SHAPES: tuple[Shape, ...] = ("square", "rectangular", "circular")
 MEDIUM_FROM_M2 = 100.0
 LARGE_FROM_M2 = 500.0
+# Size classes per kind of object: (medium from, large from) in m2, and how to say them.
+SizeKind = Literal["area", "tree"]
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "area": (MEDIUM_FROM_M2, LARGE_FROM_M2),
+    "tree": (float(np.pi * 2.5**2), float(np.pi * 5.0**2)),  # crowns 5 m and 10 m across
+}
 MIN_SHAPE_PX = 16  # a shape needs a few pixels across to be told apart at all
 RECT_FILL = 0.85  # share of the minimum rotated rectangle a rectangle fills (a disc: 0.785)
 SQUARE_SIDES = 0.75  # short side / long side of a square
@@ -45,12 +53,22 @@ SIZE_TEXT = {
     "medium": f"medium ({MEDIUM_FROM_M2:g}-{LARGE_FROM_M2:g} m2)",
     "large": f"large (>= {LARGE_FROM_M2:g} m2)",
 }
+TREE_SIZE_TEXT = {
+    "small": "small (crown under 5 m across, < 20 m2)",
+    "medium": "medium (crown 5-10 m across, 20-79 m2)",
+    "large": "large (crown 10 m or more across, >= 79 m2)",
+}
 
 
-def size_of(area_m2: float) -> Size:
-    if area_m2 < MEDIUM_FROM_M2:
+def size_text(size: Size, kind: SizeKind = "area") -> str:
+    return (TREE_SIZE_TEXT if kind == "tree" else SIZE_TEXT)[size]
+
+
+def size_of(area_m2: float, kind: SizeKind = "area") -> Size:
+    medium_from, large_from = _BOUNDS[kind]
+    if area_m2 < medium_from:
         return "small"
-    return "medium" if area_m2 < LARGE_FROM_M2 else "large"
+    return "medium" if area_m2 < large_from else "large"
 
 
 def _min_rect(points: np.ndarray) -> tuple[float, float]:
@@ -85,36 +103,41 @@ def shape_of(mask: np.ndarray) -> Shape | None:
     return None
 
 
-def size_unresolved(size: Size | None, gsd_m: float | None) -> str | None:
+def size_unresolved(size: Size | None, gsd_m: float | None, kind: SizeKind = "area") -> str | None:
     """Why a size word cannot be judged on these pixels (None when it can): a small or
-    medium object must span a few pixels (4) to be told from a large one's part or noise,
-    which needs pixels of 5 m or finer; without a pixel size no size is known."""
+    medium object must span a few pixels (4) to be told from a large one's part or noise
+    (buildings and areas: pixels of 5 m or finer; tree crowns: about 2 m); without a pixel
+    size no size is known."""
     if size is None:
         return None
+    text = size_text(size, kind)
     if gsd_m is None:
-        return f"the image has no pixel size, so '{size}' ({SIZE_TEXT[size]}) cannot be measured (say 'the pixel size is X m')"
-    if size != "large" and 4 * gsd_m**2 > MEDIUM_FROM_M2:
+        return f"the image has no pixel size, so '{size}' ({text}) cannot be measured (say 'the pixel size is X m')"
+    medium_from = _BOUNDS[kind][0]
+    if size != "large" and 4 * gsd_m**2 > medium_from:
         return (
-            f"at {gsd_m:g} m pixels a {SIZE_TEXT[size]} area is under 4 pixels, too small to be measured; "
-            "sizes under 500 m2 need pixels of 5 m or finer"
+            f"at {gsd_m:g} m pixels a {text} {'crown' if kind == 'tree' else 'area'} is under 4 pixels, too small "
+            f"to be measured; this needs pixels of {np.sqrt(medium_from / 4):.2g} m or finer"
         )
     return None
 
 
-def matches(area_m2: float | None, shape: Shape | None, size: Size | None, wanted_shape: Shape | None) -> bool:
+def matches(
+    area_m2: float | None, shape: Shape | None, size: Size | None, wanted_shape: Shape | None, kind: SizeKind = "area"
+) -> bool:
     """Whether an object with this area and shape is of the asked size and shape; a
     square counts as rectangular, as in plain speech."""
-    if size is not None and (area_m2 is None or size_of(area_m2) != size):
+    if size is not None and (area_m2 is None or size_of(area_m2, kind) != size):
         return False
     if wanted_shape is None:
         return True
     return shape == wanted_shape or (wanted_shape == "rectangular" and shape == "square")
 
 
-def describe(size: Size | None, shape: str | None) -> str:
+def describe(size: Size | None, shape: str | None, kind: SizeKind = "area") -> str:
     """'large (>= 500 m2) square' for a result's scope; '' without either."""
     shown = "channel-shaped (rivers, streams, canals)" if shape == "channel" else shape
-    return " ".join(w for w in (SIZE_TEXT[size] if size else "", shown or "") if w)
+    return " ".join(w for w in (size_text(size, kind) if size else "", shown or "") if w)
 
 
 CHANNEL_ELONGATION = 6.0

@@ -17,7 +17,7 @@ from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
-from rschat.geo.shapes import Shape, Size, describe, describe_bounds, matches, size_unresolved, within
+from rschat.geo.shapes import Shape, Size, SizeKind, describe, describe_bounds, matches, size_unresolved, within
 from rschat.geo.vector import pixels_to_lonlat
 from rschat.tools.base import (
     Args,
@@ -48,7 +48,9 @@ class CountArgs(Args):
     region: UseRegion = False
     within_previous_mask: bool = Field(False, description="count only inside the previous step's mask")
     size: Size | None = Field(
-        None, description="only objects of this size (small < 100 m2 <= medium < 500 m2 <= large)"
+        None,
+        description="only objects of this size (buildings: small < 100 m2 <= medium < 500 m2 <= large; trees: "
+        "crowns small under 5 m across, medium 5-10 m, large 10 m or more)",
     )
     shape: Shape | None = Field(None, description="only objects of this outline (buildings)")
     min_area_m2: float | None = Field(None, ge=0, description="only objects larger than this (m2)")
@@ -73,7 +75,7 @@ def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> l
     bounded = args.min_area_m2 is not None or args.max_area_m2 is not None
     if args.size is None and args.shape is None and not bounded:
         return dets
-    if (why := size_unresolved(args.size, gsd)) is not None:
+    if (why := size_unresolved(args.size, gsd, _kind(args))) is not None:
         raise InputError(f"I can't sort the {SUPPORTED.get(args.target, args.target)} by size: {why}.")
     if bounded and gsd is None:
         raise InputError(
@@ -88,7 +90,7 @@ def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> l
     return [
         d
         for d in dets
-        if matches(_area(d, gsd), d.shape, args.size, args.shape)
+        if matches(_area(d, gsd), d.shape, args.size, args.shape, _kind(args))
         and within(_area(d, gsd), args.min_area_m2, args.max_area_m2)
     ]
 
@@ -96,7 +98,12 @@ def _selected(dets: list[cc.Detection], args: CountArgs, gsd: float | None) -> l
 def _what(args: CountArgs, plural: str) -> str:
     """'large (>= 500 m2) buildings', 'trees larger than 20 m2': what was counted."""
     bounds = describe_bounds(args.min_area_m2, args.max_area_m2)
-    return " ".join(w for w in (describe(args.size, args.shape), plural, bounds) if w)
+    return " ".join(w for w in (describe(args.size, args.shape, _kind(args)), plural, bounds) if w)
+
+
+def _kind(args: CountArgs) -> SizeKind:
+    """Trees are sized by crown, everything else by footprint (``rschat.geo.shapes``)."""
+    return "tree" if args.target == "tree" else "area"
 
 
 def _area(d: cc.Detection, gsd: float | None) -> float | None:
