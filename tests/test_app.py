@@ -75,6 +75,22 @@ def test_sessions_are_separate(app):
     assert "two images" in text_of(chat[-1])
 
 
+def test_ask_endpoint_answers_as_json_with_the_session_kept_per_client(app):
+    """/ask is the turn for programs: no chat history to send back, the answer as JSON."""
+    url, _ = app
+    a, b = Client(url, verbose=False), Client(url, verbose=False)
+    got = a.predict("what changed?", [handle_file(str(p)) for p in PAIR], api_name="/ask")
+    assert got["answered"] and "ha" in got["answer"]
+    (step,) = [s for s in got["steps"] if s["tool"] == "detect_changes"]
+    assert step["data"]["changed_area_m2"] > 0 and any(f.endswith(".geojson") for f in step["files"])
+    follow = a.predict("how big is the largest change?", api_name="/ask")  # the same session
+    assert "largest change region" in follow["answer"] and follow["short_answer"].endswith("m2")
+    other = b.predict("how big is the largest change?", api_name="/ask")  # another client's session
+    assert not other["answered"]
+    files = a.predict(api_name="/export")[0]
+    assert any(str(f).endswith(".gpkg") for f in files)
+
+
 def test_serving_and_a_lite_turn_import_no_model_library():
     code = textwrap.dedent(
         f"""

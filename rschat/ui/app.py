@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from rschat.agent import Workspace, backends, exports, gpu_task
 from rschat.agent.agent import REGION_LET_GO
@@ -27,7 +28,7 @@ from rschat.resources import assets_dir
 from rschat.ui import map_panel, map_state, panels
 from rschat.ui.render import apply_step, artifact_messages
 from rschat.ui.session import SessionStore, UiSession, forget_uploads
-from rschat.ui.turns import failure_text, run_turn
+from rschat.ui.turns import ask_json, failure_text, run_turn
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,17 @@ class Handlers:
             **self._turn_panels(session),
         }
 
+    def ask(self, text: str, files: list[FileData] | None = None, request: gr.Request = None) -> dict:  # type: ignore[assignment]
+        """Ask rschat a question, with images to upload (PNG, JPEG, GeoTIFF) if any; returns the
+        answer as JSON: answer (Markdown), answered, short_answer ('yes', '12', '4693 m2',
+        'urban'; null for open questions) and the tools' steps with their figures. Calls
+        from one client share a session, so follow-ups work ('and in hectares?'); the
+        files of the last answers come from /export."""
+        session = self.store.get(request)
+        paths = [Path(f.path if isinstance(f, FileData) else f["path"]) for f in files or []]
+        session.remember_files(paths)
+        return ask_json(session, (text or "").strip(), paths, self.store.settings.turn_timeout_s)
+
     def _stream_turn(self, session: UiSession, text: str, files: list[Path], history: list[dict]):  # type: ignore[no-untyped-def]
         """Run the turn and stream its steps into the chat; returns the final history."""
         ui = self.ui
@@ -517,6 +529,8 @@ def wire(ui: Ui, on: Handlers, settings: Settings) -> None:
 
     # On a ZeroGPU Space the turn (which may run models) holds a GPU; elsewhere unchanged.
     ui.box.submit(gpu_task(on.respond), [ui.box, ui.chatbot], turn_outputs, api_name="chat", **turns)
+    # For programs: the same turn without the chat history (see ``turns.ask_json``).
+    gr.api(gpu_task(on.ask), api_name="ask", **turns)
     slot_outputs = [ui.slot_status, ui.image, ui.slider, ui.map_view, ui.image_legend]
     ui.before_file.change(safe(on.load_slot("before")), [ui.before_file], slot_outputs, api_name="load_before", **light)
     ui.after_file.change(safe(on.load_slot("after")), [ui.after_file], slot_outputs, api_name="load_after", **light)

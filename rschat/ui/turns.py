@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rschat.agent import Step, turn
 from rschat.agent.executor import TurnControl
-from rschat.ui.session import UiSession
+from rschat.ui.session import UiSession, forget_uploads
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +78,32 @@ def run_turn(session: UiSession, text: str, files: list[Path], limit_s: float) -
         if step is None:
             return
         yield step
+
+
+def ask_json(session: UiSession, text: str, files: list[Path], limit_s: float) -> dict[str, Any]:
+    """One turn for a program (the ``/ask`` endpoint): the answer as JSON, as ``rschat ask
+    --json`` prints it. Programs keep no chat history to send back (``/chat`` takes the
+    chat as it is shown, and a history read back by gradio_client does not validate as
+    input); the session (images, results, follow-ups) lives on the server, per client."""
+    answer: Step | None = None
+    steps: list[dict[str, Any]] = []
+    for step in run_turn(session, text, files, limit_s):
+        if step.kind == "error" and step.tool == "upload":
+            forget_uploads(set(files) & session.uploads)  # refused: not kept on disk
+            session.uploads -= set(files)
+        if step.kind == "answer":
+            answer = step
+        elif step.kind in ("done", "error"):
+            result = step.result
+            steps.append({
+                "tool": step.tool, "args": step.args, "summary": step.text,
+                "data": result.data if result is not None else {},
+                "files": [a.path.name for a in result.artifacts] if result is not None else [],
+            })  # fmt: skip
+    session.last_seen = time.monotonic()
+    return {
+        "answer": answer.text if answer is not None else "",
+        "answered": bool(answer and answer.answered),
+        "short_answer": answer.short_answer if answer is not None else None,
+        "steps": steps,
+    }
