@@ -150,6 +150,29 @@ def test_sizes_shapes_and_comparisons_in_a_chat(ponds: Path):
     assert shorts[9] is None and ask[9]["answered"] is False and "relative" in ask[9]["text"]
 
 
+def test_a_size_word_after_a_count_counts_the_same_objects_of_that_size():
+    from conftest import ASSETS
+
+    ws = Workspace(load_settings())
+    try:
+        for _ in turn(ws, "How many trees are there?", uploads=[ASSETS / "OSBS_029.tif"]):
+            pass
+        calls = {}
+        for question in ("How many of them are large?", "Are any of them medium?", "And how many are small?"):
+            calls[question] = [(c.tool, c.args.get("target"), c.args.get("size")) for c in plan(question, ws).calls]
+        assert calls == {
+            "How many of them are large?": [("count_objects", "tree", "large")],
+            "Are any of them medium?": [("count_objects", "tree", "medium")],
+            "And how many are small?": [("count_objects", "tree", "small")],
+        }
+        assert plan("How many of them are large?", ws).focus == "count"
+        assert plan("Are any of them medium?", ws).focus == "presence"
+        # a thing of its own is not the last count's
+        assert plan("How many large water areas are there?", ws).calls[0].tool == "segment"
+    finally:
+        ws.close()
+
+
 def test_sizes_too_small_for_the_pixels_are_said_plainly(ponds: Path):
     (small,) = _short_answers(ponds, "How many small water areas are there?", gsd=10.0)
     assert small["short"] is None and "5 m or finer" in small["text"]

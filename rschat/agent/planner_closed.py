@@ -137,10 +137,13 @@ def plan_compare(req: Request) -> Plan | None:
 
 
 def recount_bounded(req: Request) -> Plan | None:
-    """'How many are larger than 200 m2?', 'how many of them are under 50 m2?' after a
-    count: the same objects, over the same image and box, counted again within the bounds."""
+    """'How many are larger than 200 m2?', 'how many of them are under 50 m2?', 'how many of
+    them are large?' after a count: the same objects, over the same image and box, counted
+    again within the bounds or of that size or shape."""
     last = req.ws.last_result()
     bounds = area_bounds_of(req.message)
+    if not bounds and last is not None and last.tool == "count_objects":
+        return _recount_sized(req, last.args)
     if not bounds or last is None or req.obj is not None or req.cls is not None:
         return None
     if last.tool == "detect_changes" and last.args.get("target") == "building" and req.focus == "count":
@@ -182,3 +185,23 @@ def plan_count(req: Request) -> Plan:
     return Plan(
         "count", [ToolCall("count_objects", args, f"count {target}s{_bounded(bounds)}" + where(req.ws))], "count"
     )
+
+
+def _recount_sized(req: Request, last: dict) -> Plan | None:
+    """'How many of them are large?', 'are any of them square?' after a count: the same
+    count again with the size or shape word (None when the message has neither, or names a
+    thing of its own)."""
+    size, shape = attributes_of(req.message)
+    picked = {k: v for k, v in (("size", size), ("shape", shape)) if v}
+    if not picked or req.obj is not None or req.cls is not None or req.focus not in ("count", "presence"):
+        return None
+    thing = asked_thing(req.message)
+    if (
+        thing
+        and not re.match(r"(are|is|were|was|there|of|them|those|these|any)\b", thing)
+        and names_new_thing(req.message)
+    ):
+        return None
+    args = {k: v for k, v in last.items() if k not in ("size", "shape")} | picked
+    why = f"count the {describe_words(size, shape)}{args.get('target')}s"
+    return Plan("count", [ToolCall("count_objects", args, why)], req.focus)

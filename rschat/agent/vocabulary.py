@@ -157,7 +157,10 @@ FOCUS: list[tuple[str, re.Pattern[str]]] = [
     ),
     (
         "presence",
-        re.compile(r"\b(is|are) there\b|\bdoes (it|this|the \w+) (contain|show|have)\b", re.I),
+        re.compile(
+            r"\b(is|are) there\b|\bdoes (it|this|the \w+) (contain|show|have)\b|\b(is|are) any of (them|these|those)\b",
+            re.I,
+        ),
     ),
 ]
 
