@@ -221,6 +221,32 @@ def test_change_and_land_cover_use_the_building_model_and_say_so(tmp_path: Path,
     assert rules.figures.changed_pixels <= unconfirmed.figures.changed_pixels  # the buildings only add
 
 
+@pytest.mark.skipif(not (SHIPPED / "buildings.onnx").is_file(), reason="no shipped lite models in this checkout")
+def test_grey_ground_far_from_any_building_is_not_built_up(tmp_path: Path) -> None:
+    """The NEON tiles hold no building: their sand and dry grass, which the colour rules
+    take for built-up land (35% and 38% before), is bare soil where the building model
+    finds no building within 100 m; a town's paving beside its buildings stays built-up."""
+    from rschat.backends import landcover_rules as lcr
+    from rschat.backends import landuse
+    from rschat.geo import read_raster
+
+    neon = ROOT / "tests" / "data" / "neon"
+    for name in ("OSBS_029.tif", "2018_SJER_3_252000_4107000_image_477.tif"):
+        raster = read_raster(neon / name)
+        lc = lcr.classify(raster)
+        assert "far from any building" in landuse.add_built_up(lc, raster)
+        assert lc.mask("built_up").mean() < 0.05, name
+    # beside buildings: a block of houses (20% of the ground) keeps the grey between them
+    houses = np.zeros((500, 500), bool)
+    for y in range(20, 480, 60):
+        for x in range(20, 480, 60):
+            houses[y : y + 25, x : x + 25] = True
+    assert not learned._far_from_buildings(houses, 0.3).any()
+    lone = np.zeros((500, 500), bool)
+    lone[240:258, 240:258] = True  # one false 29 m2 footprint at 0.3 m
+    assert learned._far_from_buildings(lone, 0.3).all()
+
+
 @pytest.mark.skipif(not (SHIPPED / "trees.onnx").is_file(), reason="no shipped lite models in this checkout")
 def test_learned_trees_on_the_neon_tiles(tmp_path: Path) -> None:
     """The shipped tree model (plus the rules' dead crowns) on the NEON tiles it never saw,

@@ -227,9 +227,36 @@ def add_buildings(lc: LandCover, raster: Raster) -> str:
     if mask is None:
         return ""
     keep = np.isin(lc.classes, [CLASSES.index("water"), CLASSES.index("cloud"), -1])
+    lonely = _far_from_buildings(mask, gsd) & (lc.classes == CLASSES.index("built_up"))
+    lc.classes = np.where(lonely, CLASSES.index("bare_soil"), lc.classes)
     lc.classes = np.where(mask & ~keep, CLASSES.index("built_up"), lc.classes).astype(np.int8)
     lc.buildings = mask & ~keep
-    return f"; buildings in built-up from the {status('buildings')}"
+    return f"; buildings in built-up from the {status('buildings')}, grey ground far from any building as bare soil"
+
+
+# Built-up land is buildings and the paving around them (drives, yards, streets, car
+# parks). Grey textured ground where buildings cover under 1% of the surrounding 100 m is
+# sand, rock or dry grass (the colour rules called 35% of the NEON pine-on-sand tile and
+# 38% of the oak-savanna tile built-up, with no building in either); a lone false
+# footprint of 30 m2 is 0.3% of that and keeps none of it built-up.
+NEIGHBOURHOOD_M = 100.0
+MIN_BUILDING_SHARE = 0.01
+
+
+def _far_from_buildings(mask: np.ndarray, gsd_m: float) -> np.ndarray:
+    """Pixels whose surrounding NEIGHBOURHOOD_M holds under MIN_BUILDING_SHARE of
+    building, on a grid of about 2 m cells (the share changes slowly, and 0.1 m pixels
+    would make the window 1000 px wide)."""
+    step = max(1, int(round(2.0 / gsd_m)))
+    h, w = mask.shape
+    hs, ws = -(-h // step), -(-w // step)
+    padded = np.zeros((hs * step, ws * step), np.float32)
+    padded[:h, :w] = mask
+    cells = padded.reshape(hs, step, ws, step).mean(axis=(1, 3))
+    size = max(1, int(round(NEIGHBOURHOOD_M / (gsd_m * step))))
+    share = ndimage.uniform_filter(cells, size=size, mode="constant")  # beyond the image: no buildings known
+    far = share < MIN_BUILDING_SHARE
+    return np.repeat(np.repeat(far, step, axis=0), step, axis=1)[:h, :w]
 
 
 def buildings(rgb: np.ndarray, gsd_m: float) -> list[Detection] | None:
