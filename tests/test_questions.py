@@ -802,3 +802,21 @@ def test_new_buildings_within_area_bounds_add_up_to_all_new_buildings(settings):
     call = next(s for s in larger if s.kind == "done")
     assert call.args["min_area_m2"] == 100.0 and "only buildings larger than 100 m2" in larger[-1].text
     assert int(larger[-1].short_answer) + int(smaller[-1].short_answer) == every > 0
+
+
+def test_tree_health_is_answered_with_the_leafless_or_dead_crowns_and_its_limit(settings):
+    """'Are the trees healthy?' was answered with the tree cover (82%), which says nothing
+    of health: now with how many crowns look leafless or dead, and what more would take."""
+    soap = ROOT / "tests" / "data" / "neon" / "SOAP_061.png"
+    ws, steps = ask(settings, "are the trees healthy?", [soap])
+    try:
+        final = [s for s in steps if s.kind == "answer"][-1]
+        counted = [s for s in steps if s.kind == "done"][-1]
+        dead, every = counted.result.data["dead_or_leafless"], counted.result.data["count"]
+        assert final.text.startswith(f"**{dead} of the {every} trees look leafless or dead**") and dead > 0
+        assert "near-infrared" in final.text and final.short_answer is None
+        # a count of healthy trees stays a count of the living ones
+        (count,) = [s for s in turn(ws, "how many healthy trees are there?") if s.kind == "answer"]
+        assert count.short_answer == str(every - dead)
+    finally:
+        ws.close()

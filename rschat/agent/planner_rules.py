@@ -136,6 +136,24 @@ def _out_of_reach(req: Request) -> Plan | None:
     return Plan("vqa", reply=reply, answered=False)
 
 
+_HEALTH = re.compile(r"\b(?:health(?:y)?|unhealthy|diseased?|stressed|vigou?r(?:ous)?|condition|in good shape)\b", re.I)
+
+
+def _plan_tree_health(req: Request) -> Plan | None:
+    """'Are the trees healthy?': lite mode sees leaves, not health, so the trees are counted
+    and the answer gives how many look leafless or dead, and what would judge more."""
+    if req.obj != "tree" and req.cls != "trees" or not _HEALTH.search(req.message) or req.image is None:
+        return None
+    if req.intent in ("change", "timeseries", "count"):  # "how many healthy trees?" is a count of living ones
+        return None
+    args = with_box({"target": "tree", "image": req.image}, req.ws)
+    return Plan(
+        "count",
+        [ToolCall("count_objects", args, "count the trees and the leafless or dead ones" + where(req.ws))],
+        "tree_health",
+    )
+
+
 # -- lite planners, one per intent -------------------------------------------------------
 
 
@@ -590,7 +608,7 @@ def _plan(message: str, ws: Workspace) -> Plan:
     unavailable = _unavailable(req)
     if unavailable is not None:
         return unavailable
-    beyond = plan_land_use(req) or _out_of_reach(req)
+    beyond = plan_land_use(req) or _plan_tree_health(req) or _out_of_reach(req)
     if beyond is not None:
         return beyond
     if req.intent in _SESSION_PLANNERS:

@@ -427,6 +427,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
             f"{f.area_m2 or 0.0:,.0f} m2 of footprints). Land cover needs colour, so the buildings' share is what "
             f"tells rural from urban here ({reading.source})."
         )
+    if reading.focus == "tree_health" and f.dead_or_leafless is not None:
+        return _health_text(result, f, reading.source)
     text = f"**{result.summary}** ({reading.source})."
     if f.dead_or_leafless:
         text += f" {f.dead_or_leafless} of them {'looks' if f.dead_or_leafless == 1 else 'look'} leafless or dead."
@@ -438,6 +440,19 @@ def answer(result: ToolResult, reading: Reading) -> str:
     elif reading.focus == "area" and f.count:  # no pixel size: the count alone, said so
         text += " Their area is unknown: the image has no pixel size (say 'the pixel size is X m')."
     return text
+
+
+def _health_text(result: ToolResult, f: CountFigures, source: str) -> str:
+    """'Are the trees healthy?': how many look leafless or dead, the rest in leaf, and what
+    lite mode cannot see (stress and disease before the leaves go)."""
+    dead = f.dead_or_leafless or 0
+    verb = "looks" if dead == 1 else "look"
+    return (
+        f"**{dead} of the {f.count} trees {verb} leafless or dead**; the other {f.count - dead} are in leaf "
+        f"({result.summary}; {source}). That is as far as lite mode judges tree health from colour: stress, "
+        "disease or drought before the leaves go needs a near-infrared band (with one, ask *what is the mean "
+        "NDVI?*), and a leafless crown may be a deciduous tree in winter."
+    )
 
 
 HELP = "- **counting** trees and buildings with boxes on the image (*how many trees in this box?*)"
