@@ -131,3 +131,16 @@ def test_a_note_said_of_several_uploads_is_said_once():
         notes[0][1] + " Likewise for '1990' and '1995'.",
         "'x' is small",
     ]
+
+
+def test_notes_that_differ_only_in_the_image_are_said_once():
+    from rschat.agent.workspace import merged_notes
+
+    same = "4 unnamed bands: read as red, green, blue and near-infrared."
+    notes = [f"'a' has {same}", "Reprojected onto the first date's grid.", f"'b' has {same}", f"'c' has {same}",
+             "'d' has no georeference."]  # fmt: skip
+    assert merged_notes(notes) == [
+        f"'a', 'b' and 'c' have {same}",
+        "Reprojected onto the first date's grid.",
+        "'d' has no georeference.",
+    ]

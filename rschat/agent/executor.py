@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rschat.agent.steps import Step, ToolCall
-from rschat.agent.workspace import StoredResult, Workspace, uses_region
+from rschat.agent.workspace import StoredResult, Workspace, merged_notes, uses_region
 from rschat.geo.errors import InputError
 from rschat.tools import REGISTRY
 from rschat.tools.base import Cancelled, ToolContext
@@ -155,7 +155,7 @@ def execute(calls: list[ToolCall], ws: Workspace, control: TurnControl | None = 
             log.exception("tool %s failed", call.tool)
             yield _failed(call, cid, f"{call.tool} failed unexpectedly ({type(err).__name__}: {err}).", started)
             return
-        result.notes += [n for n in ws.band_notes(inputs) if n not in result.notes]
+        result.notes = merged_notes(list(dict.fromkeys([*result.notes, *ws.band_notes(inputs)])))
         stored = ws.store_result(call.tool, call.args, inputs, result)
         previous = result
         yield Step(

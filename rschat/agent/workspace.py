@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -219,7 +220,8 @@ class Workspace:
         read as NIR, a false-colour composite): every answer from them says so, since the
         numbers depend on it."""
         rasters = [self.rasters[name] for name, _ in inputs if name in self.rasters]
-        return [n for r in rasters for n in r.notes if "unnamed bands" in n or "band order" in n.lower()]
+        notes = [n for r in rasters for n in r.notes if "unnamed bands" in n or "band order" in n.lower()]
+        return list(dict.fromkeys(notes))  # a raster named twice (t1 and before) says it once
 
     def band_doubt(self, inputs: tuple[tuple[str, int], ...]) -> str | None:
         """Why the band order of one of a call's input images is in doubt, or None."""
@@ -313,3 +315,34 @@ def remove_stale_folders(work_dir: Path, max_age_s: float, keep: set[Path] | fro
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
+
+
+_NAMED_NOTE = re.compile(r"'(?P<name>[^']{1,200})' has (?P<rest>.+)", re.S)
+
+
+def merged_notes(notes: list[str]) -> list[str]:
+    """Notes that differ only in the image they name, said once for all of them: five
+    dates of a NAIP series each read as red, green, blue, NIR is one note naming five."""
+    groups: dict[str, list[str]] = {}
+    out: list[str | tuple[str, str]] = []
+    for note in notes:
+        m = _NAMED_NOTE.fullmatch(note)
+        if m is None:
+            out.append(note)
+            continue
+        if m["rest"] not in groups:
+            groups[m["rest"]] = []
+            out.append(("group", m["rest"]))
+        groups[m["rest"]].append(m["name"])
+    merged = []
+    for item in out:
+        if isinstance(item, str):
+            merged.append(item)
+            continue
+        names = groups[item[1]]
+        if len(names) == 1:
+            merged.append(f"'{names[0]}' has {item[1]}")
+        else:
+            listed = ", ".join(f"'{n}'" for n in names[:-1]) + f" and '{names[-1]}'"
+            merged.append(f"{listed} have {item[1]}")
+    return merged
