@@ -75,3 +75,18 @@ def test_sentinel2_true_colour_pasture_is_not_forest():
     assert low > 0.5 and trees < 0.3  # was 0 % low vegetation, 90 % trees
     trees, low = shares("24.png")
     assert trees > 0.6 and low < 0.1
+
+
+NAIP = SHARED / "timeseries" / "naip" / "m_4709963_se_14_1_20200831.tif"
+
+
+@pytest.mark.skipif(not NAIP.is_file(), reason="../shared/data/timeseries is absent")
+def test_naip_prairie_crops_at_5_m_are_not_trees():
+    """North Dakota prairie at 5 m (NAIP RGBN, 2020): dark green crops and meadows around
+    pothole lakes, with trees only in shelterbelts and along shores. Darkness said canopy
+    at any pixel size (43% trees); from 2 m only texture does."""
+    from rschat.geo import read_raster
+
+    classes = lcr.classify(read_raster(NAIP)).classes
+    trees, low = (float((classes == lcr.CLASSES.index(c)).mean()) for c in ("trees", "low_vegetation"))
+    assert trees < 0.15 and low > 0.3, (trees, low)

@@ -48,7 +48,8 @@ STILL_WATER = 0.02  # at satellite pixel sizes: dark and smooth = local std of L
 DARK_L = 38  # L* under which a smooth area may be water (RGB rules)
 VEG_NDVI = 0.3  # NDVI above which a pixel is vegetation (index rules)
 VEG_GREEN = 0.04  # excess green (2G - R - B) / (R + G + B) above which true colour is vegetation
-TREE_DARK_L = 40  # L* under which vegetation is canopy whatever its texture
+TREE_DARK_L = 40  # L* under which vegetation is canopy whatever its texture (fine pixels)
+DARK_CANOPY_MAX_GSD_M = 2.0  # pixel size from which darkness no longer says canopy
 SHADOW_L = 25  # L* under which what is not water is shadow (RGB rules)
 FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation is canopy
 # Blue reflectance of vegetation above which a scene is hazy (clear Sentinel-2 L1C
@@ -205,7 +206,11 @@ def classify(raster: Raster) -> LandCover:
             veg |= shadow & ~water & ~smooth
             shadow = np.zeros_like(shadow)
         built = grey_structure & ~veg
-    trees = veg & (textured | (L < TREE_DARK_L))
+    # Darkness marks canopy where crowns and their shade are resolved (under 2 m); at 2 m
+    # and coarser a dark green crop or meadow is as dark as a wood (NAIP at 5 m: prairie
+    # fields read 43% trees by darkness), and only texture tells a stand of trees.
+    fine = gsd is None or gsd < DARK_CANOPY_MAX_GSD_M
+    trees = veg & (textured | ((L < TREE_DARK_L) & fine))
     blue = band_index(raster, "blue")
     blue_sp = None  # per-superpixel blue reflectance, where the file holds reflectance
     if blue is not None and np.issubdtype(raster.data.dtype, np.floating) and np.nanmax(raster.data[blue]) <= 2.0:
