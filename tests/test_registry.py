@@ -113,6 +113,7 @@ RULE_PATH = {
     "generate_image": ("generate a 64 px harbour scene in 2 steps", []),
     "image_info": ("what is the pixel size?", [NEON]),
     "spectral_index": ("what is the mean NDVI?", STACK),
+    "raster_values": ("what is the range of pixel values in band 2?", [NEON]),
 }
 
 

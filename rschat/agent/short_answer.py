@@ -197,6 +197,8 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return _cover_change(result.data, focus)
     if focus == "fraction":  # "what share of the area changed?", "what percent is water?"
         return _percent(result, target)
+    if focus in ("mean", "median", "min", "max") and f"value_{focus}" in result.data:  # "the mean elevation?"
+        return f"{float(result.data[f'value_{focus}']):.2f}"  # type: ignore[arg-type]
     if focus in ("mean", "median", "min", "max") and f"index_{focus}" in result.data:  # "what is the mean NDVI?"
         return f"{float(result.data[f'index_{focus}']):.3f}"  # type: ignore[arg-type]
     if focus == "density":  # "what is the tree density?": counted objects per hectare

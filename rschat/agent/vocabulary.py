@@ -172,10 +172,11 @@ OUT_OF_REACH: list[tuple[re.Pattern[str], str]] = [
         # "how tall are the buildings?", "the height of the trees": heights need a surface model read as such
         re.compile(
             r"\bhow (?:tall|high) (?:is|are) (?:the |these |those |this |that )?(?:buildings?|trees?|houses?|towers?)\b"
-            r"|\bheights? of\b|\belevation\b|\bstoreys?\b",
+            r"|\bheights? of (?:the |these |those |a |each )?(?:buildings?|trees?|houses?|towers?|roofs?)\b|\bstoreys?\b",
             re.I,
         ),
-        "measure heights or elevations (it reads images, not surface models; a DSM's values are not read as metres)",
+        "measure the heights of buildings or trees (that needs a surface model and the objects' outlines together; "
+        "an elevation model's own values it does read: *what is the mean elevation?*)",
     ),
     (
         re.compile(r"\b(kind|type|species|sort)s? of (trees?|plants?|crops?|forest)\b|\bspecies\b", re.I),

@@ -10,6 +10,7 @@ from rschat.tools import (
     generate_image,
     image_info,
     measure,
+    raster_values,
     segment,
     segment_objects,
     spectral_index,
@@ -30,6 +31,7 @@ REGISTRY: dict[str, Tool] = {
         generate_image.TOOL,
         image_info.TOOL,
         spectral_index.TOOL,
+        raster_values.TOOL,
     )
 }
 
