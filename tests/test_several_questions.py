@@ -371,3 +371,43 @@ def test_what_lite_mode_cannot_tell_is_said_plainly(settings):
     ):
         answer = list(turn(ws, question, uploads=[SPACENET]))[-1]
         assert not answer.answered and said in answer.text, question
+
+
+# -- found by a new-user trial (session 2026-12-07, 3), fixed in the same session --------
+
+
+def test_a_figure_after_a_comparison_of_two_dates_is_of_those_dates(settings):
+    """'What share of the area changed?' after 'what changed between 2000 and 2020?' was
+    answered for the first and last dates (1985-2020) without saying so."""
+    ws = Workspace(settings)
+    try:
+        files = sorted(PUCALLPA.glob("*.tif"))
+        list(turn(ws, "the bands are SWIR1, NIR, red, green", uploads=files))
+        first = list(turn(ws, "what changed between 2000 and 2020?"))
+        share = list(turn(ws, "what share of the area changed?"))
+        regions = list(turn(ws, "how many change regions are larger than 10 ha?"))
+        pair = [(s.args["before"], s.args["after"]) for s in first if s.kind == "done"]
+        assert pair == [("t2", "t3")]
+        for steps in (share, regions):
+            assert [(s.args["before"], s.args["after"]) for s in steps if s.kind == "done"] == pair
+        changed = next(s for s in first if s.kind == "done").result.data["changed_percent"]
+        assert share[-1].short_answer == f"{changed:.1f}%"
+        # a bare 'what changed?' still compares the first and last dates
+        again = [s for s in turn(ws, "what changed?") if s.kind == "done"]
+        assert (again[0].args["before"], again[0].args["after"]) == ("before", "after")
+    finally:
+        ws.close()
+
+
+def test_a_figure_of_all_the_trees_after_a_sized_count_is_of_all_of_them(settings):
+    """'What is the tree density?' after 'how many of them are large?' (0) gave 0.0 per ha."""
+    ws = Workspace(settings)
+    try:
+        total = list(turn(ws, "how many trees are there?", uploads=[NEON]))
+        list(turn(ws, "how many of them are large?"))
+        density = list(turn(ws, "what is the tree density?"))[-1].short_answer
+        expected = next(s for s in total if s.kind == "done").result.data["density_per_ha"]
+        assert density == f"{expected:.1f} per ha" and expected > 0
+        assert list(turn(ws, "what is the average crown diameter?"))[-1].short_answer.endswith(" m")
+    finally:
+        ws.close()

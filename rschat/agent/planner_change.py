@@ -155,13 +155,17 @@ def plan_change(req: Request) -> Plan:
     if counts_objects and cover is not None:  # "how many trees were cut down?": trees in the trees' loss
         cover = None
     focus = _change_focus(req, focus, bool(building_change), cover)
-    if pair is not None:
-        a, b = pair
+    # "What share of the area changed?" after "what changed between 2018 and 2020?" asks about
+    # that pair, not the first and last dates; a bare "what changed?" compares those.
+    kept = _last_pair(ws) if pair is None and focus is not None else None
+    if pair is not None or kept is not None:
+        a, b = pair or kept  # type: ignore[misc]
         call = ToolCall(
             "detect_changes",
             with_box({"before": a, "after": b, **target}, ws),
             f"compare {a} with {b}"
-            + (f" ({str(target['target']).replace('_', ' ')} lost and gained)" if cover else ""),
+            + (f" ({str(target['target']).replace('_', ' ')} lost and gained)" if cover else "")
+            + (" (the dates compared last)" if kept else ""),
         )
         return Plan("change", [call], focus)
     if not {"before", "after"} <= set(ws.rasters):
@@ -192,3 +196,15 @@ def plan_change(req: Request) -> Plan:
         )
         focus = None
     return Plan("change", calls, focus)
+
+
+def _last_pair(ws: Workspace) -> tuple[str, str] | None:
+    """The two dates of a stack the last change detection compared, when they were not the
+    first and last (the images still as they were then); None otherwise."""
+    last = next((r for r in reversed(ws.results) if r.tool == "detect_changes"), None)
+    if last is None or not ws.is_current(last):
+        return None
+    a, b = last.args.get("before", "before"), last.args.get("after", "after")
+    if (a, b) == ("before", "after") or a not in ws.rasters or b not in ws.rasters:
+        return None
+    return a, b

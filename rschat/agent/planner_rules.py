@@ -41,6 +41,7 @@ from rschat.agent.vocabulary import (
     asked_area_unit,
     asked_per_unit,
     asked_thing,
+    attributes_of,
     capabilities,
     class_of,
     fix_typos,
@@ -283,12 +284,22 @@ def _plan_object_size(req: Request) -> Plan | None:
     ):
         return None
     last = req.ws.last_result()
-    same = {"target": req.obj, "image": req.image, "box": list(req.box) if req.box else None}
-    if last is not None and last.tool == "count_objects" and all(last.args.get(k) == v for k, v in same.items()):
+    if last is not None and last.tool == "count_objects" and _same_objects(req, last.args):
         return Plan("followup", focus=req.focus, use_result=last.id)
     plan = plan_count(req)
     plan.focus = req.focus
     return plan
+
+
+def _same_objects(req: Request, counted: dict[str, Any]) -> bool:
+    """Whether a count is of the objects a question asks about: the same kind, image and
+    box, and the same size, shape and area words ('the tree density' after 'how many of
+    them are large?' asks about all the trees, not the large ones)."""
+    size, shape = attributes_of(req.message)
+    asked = {"target": req.obj, "image": req.image, "box": list(req.box) if req.box else None,
+             "size": size, "shape": shape, **dict.fromkeys(("min_area_m2", "max_area_m2")),
+             **area_bounds_of(req.message)}  # fmt: skip
+    return all(counted.get(k) == v for k, v in asked.items())
 
 
 def _plan_rescoped(req: Request) -> Plan | None:
@@ -387,7 +398,7 @@ def _buildings_area(req: Request) -> Plan | None:
     if req.obj != "building" or raster is None or (raster.pixel_size_m() or 0.0) > MAX_BUILDING_GSD_M:
         return None
     last = req.ws.last_result()
-    if last is not None and last.tool == "count_objects" and last.args.get("target") == "building":
+    if last is not None and last.tool == "count_objects" and _same_objects(req, last.args):
         return Plan("followup", focus="area", use_result=last.id)
     plan = plan_count(req)
     plan.focus = "area"

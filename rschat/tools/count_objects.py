@@ -362,7 +362,7 @@ def _largest_text(result: ToolResult, f: CountFigures, source: str, smallest: bo
     dets, target = result.kept.detections, result.kept.target or "object"
     word = "smallest" if smallest else "largest"
     if not dets:
-        return f"No {SUPPORTED.get(target, target + 's')} were found, so there is no {word} one ({source})."
+        return f"**None found**: no {SUPPORTED.get(target, target + 's')}, so there is no {word} one ({source})."
     sized = [(a, d) for d in dets if (a := _area(d, f.pixel_size_m)) is not None]
     if not sized:
         return f"The sizes are unknown: the image has no pixel size (say 'the pixel size is X m') ({source})."
@@ -384,7 +384,7 @@ def _average_text(result: ToolResult, f: CountFigures, source: str, diameter: bo
     plural = SUPPORTED.get(target, target + "s")
     sizes = [a for d in dets if (a := _area(d, f.pixel_size_m)) is not None]
     if not dets:
-        return f"No {plural} were found, so there is no average size ({source})."
+        return f"**None found**: no {plural}, so there is no average size ({source})."
     if not sizes:
         return f"The sizes are unknown: the image has no pixel size (say 'the pixel size is X m') ({source})."
     mean, median = float(np.mean(sizes)), float(np.median(sizes))
