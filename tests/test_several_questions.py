@@ -411,3 +411,21 @@ def test_a_figure_of_all_the_trees_after_a_sized_count_is_of_all_of_them(setting
         assert list(turn(ws, "what is the average crown diameter?"))[-1].short_answer.endswith(" m")
     finally:
         ws.close()
+
+
+def test_which_year_had_the_most_water_after_an_ndvi_trend_runs_a_water_series(settings):
+    """It answered with the water share of the last image ('after image 2020'), no year."""
+    ws = Workspace(settings)
+    try:
+        files = sorted(PUCALLPA.glob("*.tif"))
+        list(turn(ws, "the bands are SWIR1, NIR, red, green", uploads=files))
+        list(turn(ws, "show the NDVI trend"))
+        water = list(turn(ws, "which year had the most water?"))
+        (run,) = [s for s in water if s.kind == "done"]
+        assert run.tool == "analyze_timeseries" and run.result.kept.target in ("mndwi", "ndwi")
+        assert water[-1].short_answer in ("1985", "2000", "2020")
+        ndvi = list(turn(ws, "which year had the highest NDVI?"))
+        assert not [s for s in ndvi if s.kind == "done" and not s.reused]  # the NDVI series asked first
+        assert ndvi[-1].short_answer in ("1985", "2000", "2020")
+    finally:
+        ws.close()

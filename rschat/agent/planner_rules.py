@@ -254,20 +254,29 @@ def _plan_other_year(req: Request) -> Plan | None:
 
 
 def _plan_extreme_date(req: Request) -> Plan | None:
-    """'Which year had the lowest NDVI?' after a time series: the date of its lowest (or
-    highest) mean, from the stored table."""
-    last = req.ws.last_result()
+    """'Which year had the lowest NDVI?', 'which year had the most water?' on a dated stack:
+    the date of the series' lowest (or highest) mean, from the stored series of that index
+    (the last one, whatever was asked since), else from a new series of it (a water index
+    for water, NDVI for vegetation)."""
     m = _EXTREME_DATE.search(req.message)
-    if last is None or last.tool != "analyze_timeseries" or m is None or req.obj:
+    if m is None or req.obj or len(stack_names(req.ws.rasters)) < 3:
         return None
-    index = INDEX_WORDS.search(req.message)
-    series = last.result.kept.target or ""
-    water_series = req.cls == "water" and series in ("ndwi", "mndwi")  # "which year had the most water?"
-    if (index and index.group(1).lower() != series) or (req.cls not in (None, "vegetation") and not water_series):
-        return None  # another index, or a class's cover: their own tools
+    named = INDEX_WORDS.search(req.message)
+    asked = named.group(1).lower() if named else {"water": "water", "vegetation": "ndvi"}.get(req.cls or "")
+    if asked is None and req.cls is not None:
+        return None  # a class's cover through the years: not a series of an index
     low = m.group(1).lower() in ("lowest", "least", "minimum", "smallest")
-    water = ":water" if water_series and not index else ""  # "the most water": its share, not the mean index
-    return Plan("followup", focus=f"date_of:{'min' if low else 'max'}{water}", use_result=last.id)
+    water = ":water" if asked == "water" else ""  # "the most water": its share, not the mean index
+    focus = f"date_of:{'min' if low else 'max'}{water}"
+    held = [r for r in reversed(req.ws.results) if r.tool == "analyze_timeseries" and req.ws.is_current(r)]
+    kinds = (asked,) if asked != "water" else ("ndwi", "mndwi")
+    series = held[0] if held and asked is None else next((r for r in held if r.result.kept.target in kinds), None)
+    if series is not None:
+        return Plan("followup", focus=focus, use_result=series.id)
+    if asked is None:
+        return None
+    why = ("a water index (MNDWI, else NDWI)" if asked == "water" else asked.upper()) + " through the dated images"
+    return Plan("timeseries", [ToolCall("analyze_timeseries", with_box({"index": asked}, req.ws), why)], focus)
 
 
 def _plan_object_size(req: Request) -> Plan | None:
