@@ -101,7 +101,7 @@ def test_no_model_leaves_the_rules_and_says_so_in_classify_scene(tmp_path: Path,
     assert landuse.add_urban_land(lc, raster) == "" and (lc.classes == before).all()
     with pytest.raises(OutOfScale, match="rschat train landuse"):
         classify(ClassifyArgs(), ToolContext(rasters={"image": raster}, out_dir=tmp_path))
-    coarse = Raster(data=np.full((3, 64, 64), 90, np.uint8), gsd_m=100.0)
+    coarse = Raster(data=np.random.default_rng(3).integers(80, 100, (3, 64, 64)).astype(np.uint8), gsd_m=100.0)
     with pytest.raises(OutOfScale, match="EuroSAT"):
         classify(ClassifyArgs(), ToolContext(rasters={"image": coarse}, out_dir=tmp_path))
 
@@ -142,7 +142,8 @@ def test_classify_scene_at_10_m_names_land_use_and_the_model(tmp_path: Path, lit
     from rschat.tools.classify_scene import run as classify
 
     lite_dir(SHIPPED)
-    sea = Raster(data=np.stack([np.full((256, 256), v, np.uint8) for v in (40, 70, 95)]), gsd_m=10.0)
+    ripples = np.random.default_rng(4).integers(0, 3, (256, 256))  # a flat image is refused as blank
+    sea = Raster(data=np.stack([(v + ripples).astype(np.uint8) for v in (40, 70, 95)]), gsd_m=10.0)
     result = classify(ClassifyArgs(), ToolContext(rasters={"image": sea}, out_dir=tmp_path))
     assert "landuse.onnx" in result.method and "EuroSAT" in result.method
     assert result.kept.ranked[0][0] in set(landuse.READABLE.values())

@@ -820,3 +820,24 @@ def test_tree_health_is_answered_with_the_leafless_or_dead_crowns_and_its_limit(
         assert count.short_answer == str(every - dead)
     finally:
         ws.close()
+
+
+def test_what_is_this_image_on_a_one_band_image_gives_its_grid_and_what_can_be_asked(settings, tmp_path):
+    """On the SpaceNet panchromatic tile 'what is this image?' failed with land cover's
+    'needs colour'; a blank image got a scene class ('forest, p=0.57')."""
+    pan = ROOT / "tests" / "data" / "spacenet" / "sample_geotiff.tif"
+    ws, steps = ask(settings, "what is this image?", [pan])
+    try:
+        final = steps[-1]
+        assert final.answered and "1-band image" in final.text and "EPSG:32616" in final.text
+        assert "how many buildings?" in final.text
+    finally:
+        ws.close()
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "black.png")
+    ws, steps = ask(settings, "what kind of place is this?", [tmp_path / "black.png"])
+    try:
+        assert not steps[-1].answered and "blank" in steps[-1].text
+    finally:
+        ws.close()

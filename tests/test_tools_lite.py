@@ -217,9 +217,12 @@ def test_time_series_of_an_ndvi_product(tmp_path):
 
 def test_single_band_images_are_not_classified_or_tree_counted(tmp_path):
     pan = read_raster(SPACENET / "sample_geotiff.tif")  # panchromatic, 1 band
-    for tool, args in (("segment", {}), ("describe_scene", {}), ("count_objects", {"target": "tree"})):
+    for tool, args in (("segment", {}), ("count_objects", {"target": "tree"})):
         with pytest.raises(InputError, match="band"):
             run(tool, args, {"image": pan}, tmp_path)
+    # described by its grid and values, with what can be asked of it, not a land cover
+    described = run("describe_scene", {}, {"image": pan}, tmp_path)
+    assert "1-band image" in described.summary and described.data.get("trees_percent") is None
 
 
 def test_a_count_on_a_pair_says_which_date_it_counted(tmp_path):

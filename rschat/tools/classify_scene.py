@@ -9,6 +9,7 @@ import re
 
 from pydantic import Field
 
+from rschat.backends import landcover_rules as lcr
 from rschat.backends import landuse, learned, lite_models
 from rschat.backends.clip import SCENE_LABELS
 from rschat.backends.loading import load_clip
@@ -143,6 +144,12 @@ def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
 
 
 def run(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
+    raster = ctx.raster(args.image)
+    if lcr.is_blank(raster, raster.valid_mask()):  # a model gives any picture a class (black: 'forest')
+        raise InputError(
+            f"'{raster.name}' is blank: every valid pixel has the same value, so there is no scene to classify. "
+            "Check the file (an empty export or a failed download?)."
+        )
     if ctx.settings is None or not ctx.settings.clip:
         return _run_lite(args, ctx)
     clip = require(load_clip, ctx, "Scene classification (CLIP)")

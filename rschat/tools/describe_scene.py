@@ -15,10 +15,12 @@ from pydantic import create_model
 
 from rschat.backends import landcover_rules as lcr
 from rschat.backends import landuse
+from rschat.geo.bands import spectral_index
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
+from rschat.geo.raster import Raster
 from rschat.geo.shapes import channels
 from rschat.tools.base import (
     Args,
@@ -45,14 +47,18 @@ class DescribeArgs(Args):
     region: UseRegion = False
 
 
-_shares: dict[str, Any] = {f"{c}_percent": (float, ...) for c in lcr.CLASSES}
+_shares: dict[str, Any] = {f"{c}_percent": (float | None, None) for c in lcr.CLASSES}  # None: no land cover
 DescribeFigures: type[Any] = create_model(  # type: ignore[call-overload]
     "DescribeFigures", __base__=Figures, pixel_size_m=(float | None, None), **_shares
 )
 PHRASES = (
     Phrase(
         "describe",
-        re.compile(r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about", re.I),
+        re.compile(
+            r"\bdescribe|caption|what('s| is) (in|on|shown)|summar|overview|tell me about"
+            r"|\bwhat(?:'s| is) (?:this|that|the) (?:image|picture|photo|scene|tile|file|raster)\W*$",
+            re.I,
+        ),
         90,
     ),
 )
@@ -113,6 +119,8 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
     learned_note = ""
     if prev is not None and prev.classes.shape == (raster.height, raster.width):
         lc = prev
+    elif raster.count < 3 and spectral_index(raster, "ndvi") is None and spectral_index(raster, "ndwi") is None:
+        return _one_band(raster, scope)  # panchromatic, an elevation model: no colour to caption
     else:
         lc = lcr.classify(raster)
         learned_note = landuse.add_built_up(lc, raster)  # as segment: buildings, or towns at satellite pixel sizes
@@ -159,6 +167,33 @@ def run(args: DescribeArgs, ctx: ToolContext) -> ToolResult:
             "free-form description needs full mode (RSCHAT_VLM)"
         ],
         kept=Kept(landcover=lc, caption=caption, scope=scope),
+    )
+
+
+def _one_band(raster: Raster, scope: str) -> ToolResult:
+    """What can be said of an image without colour (panchromatic, an elevation model): its
+    grid and values, and what lite mode can do with it, instead of a failed land cover."""
+    values = raster.data[0][raster.valid_mask()]
+    if values.size == 0:
+        raise InputError(f"{scope[0].upper()}{scope[1:]} has no valid pixels (all no-data): nothing to describe.")
+    gsd = raster.pixel_size_m()
+    grid = f"{raster.width} x {raster.height} pixels" + (f" at {gsd:.2f} m" if gsd else "")
+    if raster.crs is not None and raster.crs.to_epsg():
+        grid += f" (EPSG:{raster.crs.to_epsg()})"
+    lo, hi, mean = float(values.min()), float(values.max()), float(values.mean())
+    name = raster.band_names[0] if raster.count == 1 else ", ".join(raster.band_names)
+    caption = (
+        f"A {raster.count}-band image ({name}), {grid}, values {lo:,.2f} to {hi:,.2f} (mean {mean:,.2f}); without "
+        "colour bands there is no land-cover caption. On it lite mode can count buildings (*how many buildings?*), "
+        "read its values (*what is the mean value?*, or *the mean elevation?* for an elevation model) and measure "
+        "boxes"
+    )
+    return ToolResult(
+        summary=caption,
+        figures=DescribeFigures(pixel_size_m=gsd),
+        method="the image's grid and values (land cover needs red, green and blue or multispectral bands)",
+        limits=["no caption of what the image shows without colour; full mode (RSCHAT_VLM) can describe it"],
+        kept=Kept(caption=caption, scope=scope),
     )
 
 
