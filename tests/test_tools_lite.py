@@ -188,16 +188,50 @@ def test_time_series_table_plot_and_trend(tmp_path):
         run("analyze_timeseries", {}, {"t1": stack["t1"], "t2": stack["t2"]}, tmp_path)
 
 
+S2 = ["coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir_narrow", "water_vapour",
+      "cirrus", "swir1", "swir2"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "bands"),
     [
         ("the bands are SWIR1, NIR, red, green", ["swir1", "nir", "red", "green"]),
         ("Band order: red, green, blue and NIR", ["red", "green", "blue", "nir"]),
         ("the bands are banana, cherry", None),
+        # Sentinel-2 L1C in full: multi-word names are one band each, B-numbers are Sentinel-2's
+        ("the bands are coastal, blue, green, red, red edge 1, red edge 2, red edge 3, nir, nir narrow, water vapour, "
+         "cirrus, swir1, swir2", S2),
+        ("the bands are B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B10, B11, B12. what is the mean NDVI?", S2),
+        ("the bands are red, green, blue, how much is water?", ["red", "green", "blue"]),
     ],
 )
 def test_band_order_from_text(text, bands):
     assert parse_band_order(text) == bands
+
+
+def test_many_unnamed_bands_wait_for_their_names(tmp_path):
+    """A 13-band Sentinel-2 stack without names had its land cover read from bands 1-3
+    (coastal, blue, green) as red, green and blue; now it is refused until named."""
+    import rasterio
+    from affine import Affine
+
+    from rschat.agent import Workspace, turn
+    from rschat.config import Settings
+
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0.02, 0.3, (13, 40, 40)).astype(np.float32)
+    path = tmp_path / "s2.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=40, height=40, count=13, dtype="float32",
+                       crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 5100000)) as dst:  # fmt: skip
+        dst.write(data)
+    ws = Workspace(Settings(work_dir=tmp_path / "work"))
+    try:
+        refused = list(turn(ws, "what is the land cover?", uploads=[path]))[-1]
+        assert not refused.answered and "band order is unknown" in refused.text
+        list(turn(ws, "the bands are B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B10, B11, B12"))
+        assert list(turn(ws, "what is the mean NDVI?"))[-1].answered
+    finally:
+        ws.close()
 
 
 def test_time_series_of_an_ndvi_product(tmp_path):

@@ -15,14 +15,34 @@ import numpy as np
 from rschat.geo.raster import Raster
 
 _ALIASES = {
-    "b": "blue", "blue": "blue", "b2": "blue", "coastal": "coastal",
-    "g": "green", "green": "green", "b3": "green",
-    "r": "red", "red": "red", "b4": "red",
-    "nir": "nir", "near infrared": "nir", "near-infrared": "nir", "infrared": "nir", "b8": "nir", "n": "nir",
+    "b": "blue", "blue": "blue", "b2": "blue", "b02": "blue",
+    "coastal": "coastal", "coastal aerosol": "coastal", "aerosol": "coastal", "b1": "coastal", "b01": "coastal",
+    "g": "green", "green": "green", "b3": "green", "b03": "green",
+    "r": "red", "red": "red", "b4": "red", "b04": "red",
+    "nir": "nir", "near infrared": "nir", "near-infrared": "nir", "infrared": "nir", "b8": "nir", "b08": "nir",
+    "n": "nir",
     "swir1": "swir1", "swir 1": "swir1", "swir-1": "swir1", "swir": "swir1", "b11": "swir1",
     "swir2": "swir2", "swir 2": "swir2", "swir-2": "swir2", "b12": "swir2",
-    "rededge": "rededge", "red edge": "rededge", "pan": "pan", "panchromatic": "pan", "gray": "gray",
+    "rededge": "rededge", "red edge": "rededge", "red-edge": "rededge", "pan": "pan", "panchromatic": "pan",
+    "gray": "gray",
+    # Sentinel-2's other bands, so that a 13-band L1C stack can be named in full
+    "rededge1": "rededge1", "red edge 1": "rededge1", "re1": "rededge1", "b5": "rededge1", "b05": "rededge1",
+    "rededge2": "rededge2", "red edge 2": "rededge2", "re2": "rededge2", "b6": "rededge2", "b06": "rededge2",
+    "rededge3": "rededge3", "red edge 3": "rededge3", "re3": "rededge3", "b7": "rededge3", "b07": "rededge3",
+    "nir narrow": "nir_narrow", "narrow nir": "nir_narrow", "nir2": "nir_narrow", "b8a": "nir_narrow",
+    "b08a": "nir_narrow",
+    "water vapour": "water_vapour", "water vapor": "water_vapour", "wv": "water_vapour", "b9": "water_vapour",
+    "b09": "water_vapour",
+    "cirrus": "cirrus", "swir cirrus": "cirrus", "b10": "cirrus",
+    "thermal": "thermal", "tir": "thermal",
 }  # fmt: skip
+# Band numbers (B1-B12, B8A) are Sentinel-2's; Landsat's differ (say the names instead).
+_ALIAS_TOKEN = re.compile(
+    r"\s*(?:,|/|\band\b)?\s*("
+    + "|".join(re.escape(a) for a in sorted(_ALIASES, key=len, reverse=True))
+    + r")(?![a-z0-9])",
+    re.I,
+)
 
 INDICES = {
     "ndvi": ("nir", "red"),  # vegetation
@@ -70,12 +90,10 @@ def _band_list(text: str) -> tuple[list[str], int, int] | None:
     if not match:
         return _numbered_bands(text)
     names, end = [], match.start(1)
-    for token in re.finditer(r"\s*(?:,|/|\band\b)?\s*([a-z0-9\-]+)", text[match.start(1) : match.end(1)], re.I):
-        name = normalise_band_name(token.group(1))
-        if name is None:
-            break
-        names.append(name)
-        end = match.start(1) + token.end()
+    # Longest names first, so that 'red edge 1' and 'water vapour' are one band each.
+    while (token := _ALIAS_TOKEN.match(text, end, match.end(1))) is not None:
+        names.append(_ALIASES[re.sub(r"\s+", " ", token.group(1).lower())])
+        end = token.end()
     return (names, match.start(), end) if len(names) >= 2 else None
 
 
@@ -126,6 +144,7 @@ def available_indices(raster: Raster) -> list[str]:
 # NIR, red, the NIR band is anticorrelated with red (-0.26 to -0.41 on the Pucallpa stack).
 _VISIBLE_MIN_CORRELATION = 0.5
 FALSE_COLOUR = "looks like a false-colour composite"  # in the note; ``band_doubt`` finds it
+UNKNOWN_ORDER = "band order is unknown"  # many unnamed bands: likewise
 
 
 def _sample(data: np.ndarray, nodata: float | None, limit: int = 200_000) -> np.ndarray:
@@ -173,4 +192,4 @@ def unnamed_four_bands(data: np.ndarray, nodata: float | None, image: str) -> tu
 def band_doubt(raster: Raster) -> str | None:
     """The note saying that the image's band order is unknown and it is not true colour, or
     None (it goes once the user states the order)."""
-    return next((n for n in raster.notes if FALSE_COLOUR in n), None)
+    return next((n for n in raster.notes if FALSE_COLOUR in n or UNKNOWN_ORDER in n), None)

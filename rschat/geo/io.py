@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from rschat.geo.bands import unnamed_four_bands
+from rschat.geo.bands import UNKNOWN_ORDER, normalise_band_name, unnamed_four_bands
 from rschat.geo.errors import InputError, TooLargeError
 from rschat.geo.raster import Raster
 
@@ -155,16 +155,19 @@ def _band_reading(
     by ``bands.unnamed_four_bands`` (NIR fourth when bands 1-3 look visible); more than four,
     none named red, green and blue, are previewed as bands 1-3 (on Sentinel-2's order,
     coastal, blue, green)."""
-    lower = {n.lower() for n in names}
+    known = {normalise_band_name(n) for n in names}  # 'B4' in a file's descriptions is red
     if len(names) == 4 and all(n.startswith("band ") for n in names):
         guessed, note = unnamed_four_bands(data, nodata, name)
         return guessed or names, [note]
-    if len(names) <= 4 or {"red", "green", "blue"} <= lower:
+    if len(names) <= 4 or {"red", "green", "blue"} <= known:
         return names, []
+    # Many bands, none named red, green and blue: which is which cannot be guessed (bands 1-3
+    # of a Sentinel-2 stack are coastal, blue, green), so nothing reads colours until told.
     return names, [
-        f"'{name}' has {len(names)} bands without red, green and blue names: the picture shows bands 1-3 as "
-        "red, green and blue, and no spectral index is computed. Say the band order (e.g. 'the bands are "
-        "coastal, blue, green, red, ...') for true colour and NDVI."
+        f"'{name}' has {len(names)} bands without red, green and blue names: the {UNKNOWN_ORDER}, so the picture "
+        "shows bands 1-3 as red, green and blue, and land cover and indices wait until you say it (e.g. 'the "
+        "bands are coastal, blue, green, red, red edge 1, red edge 2, red edge 3, NIR, NIR narrow, water vapour, "
+        "cirrus, SWIR1, SWIR2' for Sentinel-2 L1C, or 'the bands are B1, B2, ..., B12' in full)."
     ]
 
 
