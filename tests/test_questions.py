@@ -319,6 +319,11 @@ def test_a_class_lost_or_gained_is_asked_of_the_land_cover_on_each_date(settings
         assert p.calls[1].tool == "count_objects" and p.calls[1].args["image"] == "before"
 
 
+def ha_or_m2(m2: float) -> str:
+    """An area's short answer: m2 under 10 ha, hectares from there (responder.LARGE_M2)."""
+    return f"{round(m2) / 1e4:.2f} ha" if m2 >= 1e5 else f"{round(m2)} m2"
+
+
 def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(settings):
     """'How much forest was lost?' is answered with tree cover on each date, its loss and
     its gain (not every change), and the short answer is the loss in m2."""
@@ -329,7 +334,7 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     answer, result = steps[-1], ws.last_result().result
     f = result.data
     assert answer.text.split("\n\n")[1].startswith("**Trees lost and gained**")
-    assert answer.short_answer == f"{round(f['lost_m2'])} m2" and f["lost_m2"] > 0
+    assert answer.short_answer == f"{f['lost_m2'] / 1e4:.2f} ha" and f["lost_m2"] > 1e5  # from 10 ha, in ha
     assert f["cover_before_percent"] > f["cover_after_percent"]  # Pucallpa lost forest over 35 years
     # The cover before, less the loss, plus the gain, is the cover after (to rounding).
     net = f["cover_after_m2"] - f["cover_before_m2"]
@@ -363,12 +368,12 @@ def test_forest_loss_over_pucallpa_is_the_tree_cover_of_each_date_compared(setti
     assert gained.startswith(f"{gained_share:.1f}% of the trees on the before date: the share gained")
     largest = list(turn(ws, "how big is the largest one?"))[-1]
     assert largest.text.split("\n\n")[1].startswith("The largest trees lost-or-gained region")
-    assert largest.short_answer == f"{round(result.kept.regions[0].area_m2)} m2"  # the region's area first
+    assert largest.short_answer == ha_or_m2(result.kept.regions[0].area_m2)  # the region's area first
     patch = list(turn(ws, "how big is the largest patch lost?"))  # that result's figure, no new detection
     assert not any(s.kind == "start" for s in patch)
-    assert patch[-1].short_answer == f"{round(f['lost_largest_m2'])} m2"
+    assert patch[-1].short_answer == ha_or_m2(f["lost_largest_m2"])
     patch = list(turn(ws, "and the largest patch gained?"))[-1]
-    assert patch.short_answer == f"{round(f['gained_largest_m2'])} m2"
+    assert patch.short_answer == ha_or_m2(f["gained_largest_m2"])
     assert list(turn(ws, "how many patches?"))[-1].short_answer == str(f["lost_patches"])
     net = list(turn(ws, "what is the net change in forest between 1985 and 2020, in km2?"))[-1]
     assert net.short_answer == f"{round(f['gained_m2'] - f['lost_m2']) / 1e6:.3f} km2"
@@ -767,13 +772,15 @@ def test_a_share_stated_first_keeps_its_percent_sign():
 
 def test_an_area_asked_in_a_unit_is_answered_in_it(settings):
     ws, steps = ask(settings, "what is the area covered by water?", [PAIR[1]])
-    m2 = float(steps[-1].short_answer.removesuffix(" m2"))
-    assert m2 > 0
+    found = next(s for s in steps if s.kind == "done").result.data["water_area_m2"]
+    assert steps[-1].short_answer == f"{found / 1e4:.2f} ha"  # over 10 ha: in hectares unless asked otherwise
+    m2 = round(found)
     assert list(turn(ws, "how much is that in hectares?"))[-1].short_answer == f"{m2 / 1e4:.2f} ha"
     assert list(turn(ws, "how much is that in acres?"))[-1].short_answer == f"{m2 / 4046.8564224:.2f} acres"
     reply = list(turn(ws, "what is the area covered by water, in km2?"))[-1]
     assert reply.short_answer == f"{m2 / 1e6:.3f} km2" and reply.text.startswith(f"**{m2 / 1e6:.3f} km2**")
     assert list(turn(ws, "how many hectares of water are there?"))[-1].short_answer == f"{m2 / 1e4:.2f} ha"
+    assert list(turn(ws, "what is the area covered by water, in m2?"))[-1].short_answer == f"{m2} m2"
 
 
 def test_what_about_the_other_image_asks_the_last_question_of_the_other_date(settings):

@@ -271,11 +271,16 @@ def test_other_dates_and_a_class_compared_between_dates(settings):
     steps = list(turn(ws, "What about between 2000 and 2020 only?"))
     done = next(s for s in steps if s.kind == "done")
     assert (done.args["before"], done.args["after"], done.args["target"]) == ("t2", "t3", "trees")
-    assert steps[-1].short_answer == f"{round(done.result.data['lost_m2'])} m2"
+    assert steps[-1].short_answer == ha_or_m2(done.result.data["lost_m2"])
     water = list(turn(ws, "How much water area is there in 2020 compared with 1985?"))
     done = next(s for s in water if s.kind == "done")
     assert done.args["target"] == "water" and water[-1].text.startswith("**-")  # the net change, a loss
-    assert "," in water[-1].text.split("**")[1]  # the lead reads 4,425,988 m2, not 4425988 m2
+    assert water[-1].text.split("**")[1].endswith(" ha")  # 442.60 ha, not -4425988 m2
+
+
+def ha_or_m2(m2: float) -> str:
+    """An area's short answer: m2 under 10 ha, hectares from there (responder.LARGE_M2)."""
+    return f"{m2 / 1e4:.2f} ha" if m2 >= 1e5 else f"{round(m2)} m2"
 
 
 def test_when_did_the_river_move_names_the_interval_that_changed_most(settings):
@@ -309,7 +314,7 @@ def test_shrink_or_grow_is_the_net_change_not_a_no(settings):
     ws = Workspace(settings)
     stack = [ROOT / "assets" / "examples" / f"pucallpa_{y}.tif" for y in (1985, 2000, 2020)]
     answer = list(turn(ws, "did the water shrink or grow between 1985 and 2020, and by how much?", uploads=stack))[-1]
-    assert answer.short_answer.endswith(" m2") and answer.short_answer not in ("yes", "no")
+    assert answer.short_answer.endswith((" m2", " ha")) and answer.short_answer not in ("yes", "no")
 
 
 def test_in_acres_after_a_share_is_the_area(settings):
@@ -427,5 +432,24 @@ def test_which_year_had_the_most_water_after_an_ndvi_trend_runs_a_water_series(s
         ndvi = list(turn(ws, "which year had the highest NDVI?"))
         assert not [s for s in ndvi if s.kind == "done" and not s.reused]  # the NDVI series asked first
         assert ndvi[-1].short_answer in ("1985", "2000", "2020")
+    finally:
+        ws.close()
+
+
+def test_what_a_class_became_and_where_its_gain_came_from(settings):
+    """'What did the water become?' was answered with the water's share on the last date.
+    Large areas read in hectares ('41,063,192 m2' was the forest lost at Pucallpa)."""
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "the bands are SWIR1, NIR, red, green", uploads=sorted(PUCALLPA.glob("*.tif"))))
+        became = list(turn(ws, "what did the water become?"))
+        (run,) = [s for s in became if s.kind == "done"]
+        assert run.args["target"] == "water" and became[-1].text.startswith("**Mostly ")
+        shares = [int(p.split("%")[0].split()[-1]) for p in run.result.data["lost_became"].split(", ")]
+        assert 0 < sum(shares) <= 101 and shares == sorted(shares, reverse=True)
+        came = list(turn(ws, "where did the new water come from?"))[-1]
+        assert "was, on the before date," in came.text
+        lost = list(turn(ws, "how much forest was lost?"))[-1]
+        assert lost.short_answer.endswith(" ha") and float(lost.short_answer.split()[0]) > 10
     finally:
         ws.close()

@@ -47,10 +47,18 @@ _COVER_GAINED = re.compile(r"\bgain|\bgr[eo]w\b|\bgrown\b|expand|increas|spread"
 _PATCHES = re.compile(r"\b(patch|area|region|part|place|stand|clearing|block|spot)(e?s)?\b")
 
 
+_BECAME = re.compile(r"\bbec[oa]me\b|\bturn(?:ed)? into\b|\breplaced\b|\bconverted\b")
+_CAME_FROM = re.compile(r"\b(?:come|came) from\b|\bwhat was there before\b")
+
+
 def _cover_focus(focus: str | None, said: str) -> str | None:
     """Which figure of a class's change is asked: its loss or gain (an area), whether it
-    shrank or grew overall (yes/no), a share (the answer's text, no short answer), or how
-    many patches were lost or gained."""
+    shrank or grew overall (yes/no), a share (the answer's text, no short answer), how
+    many patches were lost or gained, or what the loss became (where the gain came from)."""
+    if _BECAME.search(said):  # "what did the forest turn into?"
+        return "cover_became"
+    if _CAME_FROM.search(said):  # "where did the new water come from?"
+        return "cover_came_from"
     if focus == "count":  # "how many patches of forest were cleared?"
         return "cover_lost_count" if _COVER_LOST.search(said) else "cover_gained_count"
     if focus == "fraction":  # "what percent of the forest was lost?": the share of the first date's cover
@@ -84,7 +92,9 @@ def _cover_target(cls: str | None, said: str) -> str | None:
     if "deforest" in said:
         cls = "trees"
     if cls in COVER_CLASSES and (
-        _COVER_LOST.search(said)
+        _BECAME.search(said)
+        or _CAME_FROM.search(said)
+        or _COVER_LOST.search(said)
         or _COVER_GAINED.search(said)
         or re.search(r"\bnet\b", said)
         or _CLASS_CHANGED.search(said)

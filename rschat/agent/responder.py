@@ -135,4 +135,17 @@ def answer(
     text = "\n\n".join(parts + (["\n".join(f"- {m}" for m in method_lines)] if method_lines else []))
     found = short_answer(steps, focus)
     also = short.in_unit(found, also_unit) if also_unit else None
-    return _with_lead(text, short.in_unit(found, unit), also)
+    return _with_lead(text, short.in_unit(found, unit or _readable_unit(found)), also)
+
+
+LARGE_M2 = 100_000.0  # 10 ha: from here an area reads in hectares ('41,063,192 m2' is 4,106.32 ha)
+
+
+def _readable_unit(found: str | None) -> str | None:
+    """The unit an area is best read in when none was asked: hectares from 10 ha."""
+    if found is None or not found.endswith(" m2"):
+        return None
+    try:
+        return "ha" if abs(float(found.removesuffix(" m2"))) >= LARGE_M2 else None
+    except ValueError:
+        return None

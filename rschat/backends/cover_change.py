@@ -42,35 +42,49 @@ class CoverChange:
     before: np.ndarray  # the class on the before date
     after: np.ndarray
     judged: np.ndarray  # valid on both dates, neither cloud nor shadow
+    # Every pixel's class on each date (indices into landcover_rules.CLASSES, -1 no data):
+    # what the loss became and what the gain was before ("what did the forest turn into?").
+    classes_before: np.ndarray | None = None
+    classes_after: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
         return self.lost | self.gained
 
 
-def _class_mask(raster: Raster, target: str) -> tuple[np.ndarray, np.ndarray]:
-    """(the class, pixels that cannot be judged) on one date."""
+def _class_mask(raster: Raster, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the class, pixels that cannot be judged, every pixel's class) on one date."""
     lc = lcr.classify(raster)
-    if target == "built_up":
+    if target == "built_up":  # buildings, or towns at satellite pixel sizes (the models cost time: only here)
         landuse.add_built_up(lc, raster)
     names = ("trees", "low_vegetation") if target == "vegetation" else (target,)
     found = np.isin(lc.classes, [lcr.CLASSES.index(n) for n in names])
     unjudged = (lc.classes < 0) | np.isin(lc.classes, [lcr.CLASSES.index(n) for n in _UNJUDGED])
-    return found, unjudged
+    return found, unjudged, lc.classes
 
 
 def cover_change(target: str, before: Raster, after: Raster, valid: np.ndarray) -> CoverChange:
     """The class's loss and gain between two aligned rasters (see the module doc)."""
     if target not in COVER_CLASSES:
         raise ValueError(f"no land-cover class {target!r} (one of {', '.join(COVER_CLASSES)})")
-    was, unjudged_before = _class_mask(before, target)
-    now, unjudged_after = _class_mask(after, target)
+    was, unjudged_before, classes_before = _class_mask(before, target)
+    now, unjudged_after, classes_after = _class_mask(after, target)
     judged = valid & ~unjudged_before & ~unjudged_after
     was, now = was & judged, now & judged
     # Every pixel counts, single ones too: the cover on each date, less what was lost, plus
     # what was gained, is the cover on the other date, to the pixel (specks left out of the
     # loss would break that sum in the answer).
-    return CoverChange(target, was & ~now, now & ~was, was, now, judged)
+    return CoverChange(target, was & ~now, now & ~was, was, now, judged, classes_before, classes_after)
+
+
+def transitions(c: CoverChange, pixels: np.ndarray, became: bool) -> list[tuple[str, int]]:
+    """What the lost pixels became on the after date (``became``), or what the gained ones
+    were on the before date: [(class, pixels)], largest first."""
+    classes = c.classes_after if became else c.classes_before
+    if classes is None:
+        return []
+    counts = np.bincount(classes[pixels & (classes >= 0)].astype(np.int64), minlength=len(lcr.CLASSES))
+    return sorted(((lcr.CLASSES[i], int(n)) for i, n in enumerate(counts) if n), key=lambda t: -t[1])
 
 
 AGREEMENT = 0.3  # under this share of the smaller date's cover found on both dates, the dates disagree

@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from rschat.backends.cover_change import CoverChange
+from rschat.backends import landcover_rules as lcr
+from rschat.backends.cover_change import CoverChange, transitions
 from rschat.geo.places import place
 from rschat.geo.raster import Raster
 from rschat.geo.vector import Region, regions_geojson, regions_of
@@ -51,6 +52,10 @@ class ChangeFigures(Figures):
     gained_specks: int | None = None
     lost_largest_m2: float | None = None
     gained_largest_m2: float | None = None
+    # what the loss became on the after date and what the gain was on the before date:
+    # 'bare soil 62% (2,546.10 ha), low vegetation 30% (1,231.80 ha)', largest first
+    lost_became: str | None = None
+    gained_was: str | None = None
 
 
 def fmt_area(m2: float | None) -> str:
@@ -194,8 +199,27 @@ def with_cover(f: ChangeFigures, before: Raster, parts: CoverParts, valid: np.nd
             "gained_specks": sum(r.pixels == 1 for r in parts.gained_patches[1]),
             "lost_largest_m2": parts.lost_patches[1][0].area_m2 if parts.lost_patches[1] else None,
             "gained_largest_m2": parts.gained_patches[1][0].area_m2 if parts.gained_patches[1] else None,
+            "lost_became": _transition_text(c, lost, before, became=True),
+            "gained_was": _transition_text(c, gained, before, became=False),
         }
     )
+
+
+def _transition_text(c: CoverChange, pixels: np.ndarray, before: Raster, became: bool) -> str | None:
+    """'bare soil 62% (2,546.10 ha), low vegetation 30% (1,231.80 ha)': the classes the
+    pixels had on the other date, largest first, down to 5% (None when there are none)."""
+    found = transitions(c, pixels, became)
+    total = sum(n for _, n in found)
+    if not total:
+        return None
+    classes = c.classes_after if became else c.classes_before
+    parts = []
+    for name, n in found:
+        if n < 0.05 * total and parts:
+            break
+        m2 = before.area_m2(pixels & (classes == lcr.CLASSES.index(name))) if classes is not None else None
+        parts.append(f"{name.replace('_', ' ')} {100 * n / total:.0f}%" + (f" ({m2 / 1e4:,.2f} ha)" if m2 else ""))
+    return ", ".join(parts)
 
 
 def figures_of(before: Raster, valid: np.ndarray, mask: np.ndarray, regions: list[Region]) -> ChangeFigures:

@@ -84,7 +84,8 @@ PHRASES = (
             r"\b(?:is|are|were|was) (?:the |these |those |any )?(?:buildings?|houses?|roads?) (?:new|gone|removed)\b|"
             r"torn down|knocked down|\bvanish|"
             r"\bbuilt\b(?![\s-]*up)|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b|\bloss\b|"
-            r"shr[iu]nk|expand|deforest|\bdid\b[\w\s]*\bgrow\b|\bcleared\b|\bcut down\b|\bfelled\b|\blogged\b",
+            r"shr[iu]nk|expand|deforest|\bdid\b[\w\s]*\bgrow\b|\bcleared\b|\bcut down\b|\bfelled\b|\blogged\b|"
+            r"\bbec[oa]me\b|\bturn(?:ed)? into\b|\breplaced\b|\bconverted\b|\bcome from\b|\bcame from\b",
             re.I,
         ),
         40,
@@ -253,6 +254,22 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     )
 
 
+def _transition_answer(f: ChangeFigures, cover: str, became: bool, source: str) -> str:
+    """'What did the water become?': the classes on the after date where the class was lost
+    (or, 'where did the new water come from?', on the before date where it was gained)."""
+    text, m2 = (f.lost_became, f.lost_m2) if became else (f.gained_was, f.gained_m2)
+    what = "lost" if became else "gained"
+    if not text:
+        return f"**None**: no {cover} was {what} between the dates ({source})."
+    head = text.split(" ")[0] if not text.startswith(("low ", "bare ")) else " ".join(text.split(" ")[:2])
+    size = f" ({m2 / 1e4:,.2f} ha in all)" if m2 else ""
+    where = "became" if became else "was, on the before date,"
+    return (
+        f"**Mostly {head}**: the {cover} {what}{size} {where} {text} (each date classified on its own by the land-cover "
+        f"rules; {source})."
+    )
+
+
 def answer(result: ToolResult, reading: Reading) -> str:
     f = result.figures
     assert isinstance(f, ChangeFigures)
@@ -263,8 +280,12 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return largest_region_text(result, what, source, smallest=reading.focus == "smallest")
     if cover is not None and reading.focus in ("cover_lost_count", "cover_gained_count"):
         return f"{cover_count_text(f, cover, lost=reading.focus == 'cover_lost_count').capitalize()} ({source})."
+    if cover is not None and reading.focus in ("cover_became", "cover_came_from"):
+        return _transition_answer(f, cover, became=reading.focus == "cover_became", source=source)
     if cover is not None and reading.focus != "count":
         text = f"**{cover.capitalize()} lost and gained** ({source}): {result.summary}."
+        if f.lost_became:
+            text += f" The {cover} lost became {f.lost_became}."
         side = {"cover_share_lost": ("lost", f.lost_pixels), "cover_share_gained": ("gained", f.gained_pixels)}
         if reading.focus in side and f.cover_before_pixels:
             what, px = side[reading.focus]
