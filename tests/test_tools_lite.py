@@ -199,8 +199,11 @@ S2 = ["coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "ni
         ("Band order: red, green, blue and NIR", ["red", "green", "blue", "nir"]),
         ("the bands are banana, cherry", None),
         # Sentinel-2 L1C in full: multi-word names are one band each, B-numbers are Sentinel-2's
-        ("the bands are coastal, blue, green, red, red edge 1, red edge 2, red edge 3, nir, nir narrow, water vapour, "
-         "cirrus, swir1, swir2", S2),
+        (
+            "the bands are coastal, blue, green, red, red edge 1, red edge 2, red edge 3, nir, nir narrow, water vapour, "
+            "cirrus, swir1, swir2",
+            S2,
+        ),
         ("the bands are B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9, B10, B11, B12. what is the mean NDVI?", S2),
         ("the bands are red, green, blue, how much is water?", ["red", "green", "blue"]),
     ],
