@@ -256,3 +256,24 @@ def test_an_export_request_offers_the_named_results_files_and_says_what_it_does_
     assert steps[-1].text.startswith("rschat does not write shapefile files") and "ogr2ogr" in steps[-1].text
     plain = list(turn(ws, "export"))[-1].text
     assert "Export" in plain and "GeoPackage" in plain  # the button that writes the whole session
+
+
+def test_session_export_has_footprints_once_each_in_their_images_crs(settings, tmp_path):
+    """Found by a new-user trial: building counts went into vectors.gpkg as points with no
+    area, every re-count added the same layer again, and after an image of another CRS was
+    uploaded the earlier layers were written in the new image's CRS."""
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "how many buildings are there?", uploads=[SPACENET]))  # r1, EPSG:32616
+        list(turn(ws, "how many buildings larger than 1 m2 are there?"))  # r2: the same buildings, no second layer
+        list(turn(ws, "how many trees are there?", uploads=[ASSETS / "OSBS_029.tif"]))  # 'image' is now EPSG:32617
+        files = {f.name: f for f in exports.export_session(ws, tmp_path)}
+        layers = [name for name, _ in pyogrio.list_layers(files["vectors.gpkg"])]
+        buildings = [n for n in layers if n.endswith("count_objects") and n.startswith("r1")]
+        assert buildings == ["r1_count_objects"] and "r2_count_objects" not in layers
+        frame = pyogrio.read_dataframe(files["vectors.gpkg"], layer="r1_count_objects")
+        assert frame.crs.to_epsg() == 32616 and set(frame.geom_type) == {"Polygon"} and "area_m2" in frame
+        trees = [n for n in layers if n != "r1_count_objects"]
+        assert trees and pyogrio.read_dataframe(files["vectors.gpkg"], layer=trees[0]).crs.to_epsg() == 32617
+    finally:
+        ws.close()

@@ -38,20 +38,32 @@ REGION_COLOR = "#ff00ff"
 
 
 def _georeferenced_layers(ws: Workspace) -> list[tuple[str, str, dict[str, Any], Any]]:
-    """(result id, tool, FeatureCollection in EPSG:4326, source raster) per result with vectors."""
-    out = []
+    """(result id, tool, FeatureCollection in EPSG:4326, CRS of its image then) per result
+    with vectors; a result whose features repeat an earlier one's (the same count asked
+    again with other words) adds no second layer."""
+    out, seen = [], set()
     for stored in ws.results:
-        geo = stored.result.artifact("geojson")
         if stored.tool not in REGISTRY or REGISTRY[stored.tool].layer is None:
             continue  # a result that yields no export layer
+        geo = _vector_artifact(stored.result.artifacts)
         if geo is None or not geo.path.exists():
             continue
         collection = json.loads(geo.path.read_text())
         if "coordinates" in collection or not collection.get("features"):
             continue  # pixel coordinates, or nothing found
-        name = stored.args.get("image") or stored.args.get("before") or "image"
-        out.append((stored.id, stored.tool, collection, ws.rasters.get(name)))
+        key = json.dumps(collection["features"], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((stored.id, stored.tool, collection, stored.crs))
     return out
+
+
+def _vector_artifact(artifacts: list[Any]) -> Any:
+    """The GeoJSON a result exports: building footprints as polygons (with their area)
+    where the count outlined them, else its first GeoJSON (points of trees, regions)."""
+    geo = [a for a in artifacts if a.kind == "geojson"]
+    return next((a for a in geo if "polygons: footprints" in a.label), geo[0] if geo else None)
 
 
 def write_vectors(ws: Workspace, folder: Path) -> list[Path]:
@@ -77,7 +89,7 @@ def write_vectors(ws: Workspace, folder: Path) -> list[Path]:
     geojson.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     gpkg = folder / "vectors.gpkg"
     gpkg.unlink(missing_ok=True)
-    for rid, tool, collection, raster in layers:
+    for rid, tool, collection, crs in layers:
         frame = gpd.GeoDataFrame.from_features(collection["features"], crs="EPSG:4326")
         frame = frame[
             [
@@ -86,8 +98,8 @@ def write_vectors(ws: Workspace, folder: Path) -> list[Path]:
                 if c == "geometry" or frame[c].map(lambda v: not isinstance(v, list | dict)).all()
             ]
         ]
-        if raster is not None and raster.crs is not None:
-            frame = frame.to_crs(raster.crs.to_wkt())
+        if crs is not None:
+            frame = frame.to_crs(crs.to_wkt())
         frame.to_file(gpkg, layer=f"{rid}_{tool}", driver="GPKG")
     if ws.region is not None:
         frame = gpd.GeoDataFrame.from_features([features[-1]], crs="EPSG:4326")

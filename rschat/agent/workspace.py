@@ -42,6 +42,9 @@ class StoredResult:
     args: dict[str, Any]
     inputs: tuple[tuple[str, int], ...]  # (raster name, raster uid) it was computed from
     result: ToolResult
+    # The CRS of the image it came from, as it was then (a later upload may take the name):
+    # its exported layers are written in it.
+    crs: Any = None
 
 
 @dataclass
@@ -241,7 +244,11 @@ class Workspace:
     def store_result(
         self, tool: str, args: dict[str, Any], inputs: tuple[tuple[str, int], ...], result: ToolResult
     ) -> StoredResult:
-        stored = StoredResult(id=self.next_result_id(), tool=tool, args=dict(args), inputs=inputs, result=result)
+        source = next((self.rasters[n] for n, _ in inputs if n in self.rasters), None)
+        crs = source.crs if source is not None else None
+        stored = StoredResult(
+            id=self.next_result_id(), tool=tool, args=dict(args), inputs=inputs, result=result, crs=crs
+        )
         self.results.append(stored)
         return stored
 

@@ -213,7 +213,7 @@ def _transition_text(c: CoverChange, pixels: np.ndarray, before: Raster, became:
     if not total:
         return None
     classes = c.classes_after if became else c.classes_before
-    parts = []
+    parts: list[str] = []
     for name, n in found:
         if n < 0.05 * total and parts:
             break
