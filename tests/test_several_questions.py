@@ -453,3 +453,35 @@ def test_what_a_class_became_and_where_its_gain_came_from(settings):
         assert lost.short_answer.endswith(" ha") and float(lost.short_answer.split()[0]) > 10
     finally:
         ws.close()
+
+
+def test_unsized_regions_cloudiness_and_a_shapefile_asked_as_a_question(settings, tmp_path):
+    """Trial: on a pair without georeference 'how many change regions are larger than 0.1
+    ha?' repeated the summary, 'is this image cloudy?' got a land-cover table, and 'can I
+    have it as a shapefile?' the free-form refusal."""
+    import numpy as np
+    from PIL import Image
+
+    from rschat.geo import read_raster
+
+    files = []
+    for asset in (
+        ROOT / "assets" / "examples" / "naip_2009-08-18.tif",
+        ROOT / "assets" / "examples" / "naip_2015-09-26.tif",
+    ):
+        rgb = np.moveaxis(read_raster(asset).data[:3, :500, :500], 0, -1)  # one size: the pair lines up
+        files.append(tmp_path / (asset.stem + ".png"))
+        Image.fromarray(rgb.astype(np.uint8)).save(files[-1])  # a PNG: no georeference
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "what changed?", uploads=files))
+        sized = list(turn(ws, "how many change regions are larger than 0.1 ha?"))[-1]
+        assert "areas are unknown" in sized.text and sized.short_answer is None
+        cloudy = list(turn(ws, "is this image cloudy?"))
+        assert cloudy[-1].short_answer in ("yes", "no") and [s.args["target"] for s in cloudy if s.kind == "done"] == [
+            "cloud"
+        ]
+        shapefile = list(turn(ws, "can I have it as a shapefile?"))[-1]
+        assert "ogr2ogr" in shapefile.text
+    finally:
+        ws.close()

@@ -78,6 +78,12 @@ def _regions_within_text(steps: list[Step], focus: str) -> str | None:
                 bounds = bounds.replace(" m2", "").replace(",", "")
                 bounds = re.sub(r"\d+(?:\.\d+)?", lambda m: f"{float(m.group()) / 1e4:g}", bounds) + " ha"
             return f"{len(picked)} of the {total} {what} {verb} {bounds}{listed}."
+        regions = step.result.kept.regions if step.kind == "done" and step.result is not None else []
+        if regions and all(r.area_m2 is None for r in regions):  # no georeference, no pixel size
+            return (
+                "I can't sort the regions by area: the images have no georeference or stated pixel size, so "
+                "their areas are unknown (say 'the pixel size is 0.5 m' and ask again)."
+            )
     return None
 
 

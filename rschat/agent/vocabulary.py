@@ -45,7 +45,7 @@ CLASS_WORDS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(r"\b(built.?up|urban|impervious|buildings?|houses?|roofs?|homes?|settlements?)\b", re.I),
     ),
     ("bare_soil", re.compile(r"\b(bare|soil|sand|desert|rock)\b", re.I)),
-    ("cloud", re.compile(r"\bclouds?\b", re.I)),
+    ("cloud", re.compile(r"\bclouds?\b|\bcloudy\b|\bcloud cover\b", re.I)),
     ("shadow", re.compile(r"\bshadows?\b", re.I)),
 ]
 OBJECT_WORDS: list[tuple[str, re.Pattern[str]]] = [
@@ -76,8 +76,9 @@ AGENT_INTENTS: tuple[Phrase, ...] = (
             r"\b(export|download|save)\s+(it|them|this|that|these|those|everything|all|the (results?|session|"
             r"layers?|answers?|vectors?|outputs?|files?|chat))\b|^\W*export\W*$"
             # "give me the change polygons as a shapefile", "export the NDVI series as CSV"
-            r"|^\W*(?:please\s+)?(?:export|download)\b|\b(?:give|send|get) me\b.{0,80}?\b(?:as|in|to) (?:an? )?"
-            r"(?:shapefiles?|shp|geojson|geopackage|gpkg|csv|geotiff|tiff?|kml|kmz)\b",
+            r"|^\W*(?:please\s+)?(?:export|download)\b"
+            r"|\b(?:(?:give|send|get) me|(?:can|could|may) (?:i|we) (?:have|get|download|export|save))\b.{0,80}?"
+            r"\b(?:as|in|to) (?:an? )?(?:shapefiles?|shp|geojson|geopackage|gpkg|csv|geotiff|tiff?|kml|kmz)\b",
             re.I,
         ),
         12,
@@ -108,7 +109,11 @@ def intents() -> tuple[Phrase, ...]:
 # A yes/no question opens with "is there" / "are there" or ends in "present", and an
 # adjective in it ("is there a large building?") does not make it a question about the
 # largest one.
-_PRESENCE_QUESTION = re.compile(r"^\W*(is|are) there\b|^\W*(is|are)\b.*\bpresent\b", re.I)
+_PRESENCE_QUESTION = re.compile(
+    r"^\W*(is|are) there\b|^\W*(is|are)\b.*\bpresent\b"
+    r"|^\W*(?:is|are) (?:it|this|that|they|these|the \w+|this \w+|the \w+ \w+)\s+(?:very |too |partly )?cloudy\b",
+    re.I,
+)
 # "Are there more X than Y?", "Is the number of X equal to the number of Y?": a comparison,
 # not a presence question; no tool compares two object counts, so it gets no short answer.
 # "More than 200 m2", "fewer than 10": a bound on a number, no comparison of two things.
