@@ -64,7 +64,9 @@ def detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, l
     if found is not None:
         limits = [
             "learned lite model (trained on OpenAerialMap imagery with OpenStreetMap footprints): touching roofs "
-            "may be found as one building"
+            "may be found as one building (a house with its drive, a terrace). Measured on a tile it never saw "
+            "(SpaceNet Atlanta, 43 buildings): 36 found, half of them right, 42% of the buildings found; treat "
+            "single buildings and the total as rough"
         ]
         return found, f"{BUILDING_MODEL}: {lite_models.status('buildings')}", limits, notes, gsd
     notes.append(_fallback_note("buildings"))
@@ -100,7 +102,9 @@ def _trees_lite(rgb: np.ndarray, gsd: float, notes: list[str]) -> tuple[list[cc.
     found += [d for d, inside in zip(dead, _in_any(dead, found), strict=True) if not inside]
     limits = [
         "learned lite model (trained on NAIP urban trees and NEON plots) for crowns, the rules for leafless or "
-        "dead ones: crowns that touch may be found as one, and crown boxes are squares of the predicted diameter"
+        "dead ones: crowns that touch may be found as one, and crown boxes are squares of the predicted diameter. "
+        "Measured on NEON tiles it never saw: an open pine stand within 7% of the true count (57% of the "
+        "detections right), dead snags mostly missed (22% found) and logs on the ground taken for dead crowns"
     ]
     return found, f"{TREE_MODEL}, plus the rules' dead-crown finder: {lite_models.status('trees')}", limits
 
