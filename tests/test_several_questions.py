@@ -485,3 +485,17 @@ def test_unsized_regions_cloudiness_and_a_shapefile_asked_as_a_question(settings
         assert "ogr2ogr" in shapefile.text
     finally:
         ws.close()
+
+
+def test_two_dates_after_a_trend_are_read_from_its_table(settings):
+    """'What about between 2000 and 2020 only?' after an NDVI trend got the free-form refusal."""
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "the bands are SWIR1, NIR, red, green", uploads=sorted(PUCALLPA.glob("*.tif"))))
+        trend = next(s for s in turn(ws, "show the NDVI trend") if s.kind == "done")
+        steps = list(turn(ws, "what about between 2000 and 2020 only?"))
+        assert not [s for s in steps if s.kind == "start"]  # from the stored table
+        rows = {r["image"]: r["mean"] for r in trend.result.kept.rows}
+        assert steps[-1].answered and steps[-1].text.startswith(f"**{rows['t3'] - rows['t2']:+.3f}**")
+    finally:
+        ws.close()

@@ -224,6 +224,9 @@ def _plan_other_dates(req: Request) -> Plan | None:
     between the two dates named."""
     last = req.ws.last_result()
     pair = dated_pair(req.message, req.ws)
+    if last is not None and last.tool == "analyze_timeseries" and pair is not None and req.intent is None:
+        # after a trend: the index on those two dates, from its table
+        return Plan("followup", focus=f"between:{pair[0]}:{pair[1]}", use_result=last.id)
     if last is None or last.tool != "detect_changes" or pair is None or req.intent is not None or req.obj:
         return None
     if req.cls not in (None, last.args.get("target")):

@@ -270,7 +270,26 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return _extreme_date_text(result, reading)
     if reading.focus == "when_changed":
         return _when_text(result, reading)
+    if reading.focus and reading.focus.startswith("between:"):
+        return _between_text(result, reading)
     return plain_answer("Time series")(result, reading)
+
+
+def _between_text(result: ToolResult, reading: Reading) -> str:
+    """'What about between 2000 and 2020 only?' after a trend: the mean on those two dates
+    and its change, from the stored table (focus 'between:t2:t3', the stack's names)."""
+    first, last = (reading.focus or "").split(":")[1:3]
+    rows = {r.get("image"): r for r in result.kept.rows or []}
+    label = (result.kept.target or "index").upper()
+    a, b = rows.get(first), rows.get(last)
+    if a is None or b is None:
+        return f"The series has no usable value on one of those dates ({reading.source})."
+    when = [str(r["date"] or r["source"]) for r in (a, b)]
+    change = b["mean"] - a["mean"]
+    return (
+        f"**{change:+.3f}**: the mean {label} over {result.kept.scope} went from {a['mean']:.3f} ({when[0]}) to "
+        f"{b['mean']:.3f} ({when[1]}) ({reading.source})."
+    )
 
 
 def _when_text(result: ToolResult, reading: Reading) -> str:
