@@ -204,3 +204,19 @@ def test_backends_name_each_lite_model_on_its_own(tmp_path: Path, lite_dir) -> N
         assert "buildings that appeared or went" in rows["change_detection"]
         assert ("lite model (landuse.onnx" in rows["segmentation"]) is has_landuse
         assert ("lite model (landuse.onnx" in rows["scene_classification"]) is has_landuse
+
+
+def test_a_scene_class_without_a_clear_winner_is_said_to_be_a_guess(tmp_path: Path, monkeypatch) -> None:
+    """NAIP prairie with pothole lakes read 'industrial or commercial land (p=0.29)' as if
+    it were a classification."""
+    from rschat.tools import classify_scene as cs
+    from rschat.tools.base import ToolContext
+
+    raster = Raster(data=np.random.default_rng(5).integers(40, 140, (3, 64, 64)).astype(np.uint8), gsd_m=10.0)
+    ctx = ToolContext(rasters={"image": raster}, out_dir=tmp_path)
+    flat = [("industrial or commercial land", 0.29), ("river", 0.23), ("pasture", 0.15)]
+    monkeypatch.setattr(cs, "_lite_ranking", lambda r, s: (flat, "method", "limit", {}))
+    assert "no class stands out" in cs._run_lite(cs.ClassifyArgs(), ctx).summary
+    clear = [("residential land", 0.82), ("industrial or commercial land", 0.06), ("highway", 0.03)]
+    monkeypatch.setattr(cs, "_lite_ranking", lambda r, s: (clear, "method", "limit", {}))
+    assert "no class stands out" not in cs._run_lite(cs.ClassifyArgs(), ctx).summary

@@ -118,6 +118,9 @@ def _lite_ranking(raster: Raster, scope: str) -> tuple[list[tuple[str, float]], 
     return ranked, method, limit, {}
 
 
+UNSURE_P = 0.4  # a top class under this is no classification (ten classes: 0.1 is chance)
+
+
 def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
     """The learned lite classifiers (UC Merced scenes; EuroSAT land use at satellite pixels)."""
     raster, scope = scoped_raster(args.image, args.box, ctx)
@@ -126,6 +129,13 @@ def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
     figures = ClassifyFigures(labels_scored=len(ranked), **{f"p_{i + 1}": p for i, (_, p) in enumerate(top)}, **land)
     summary = f"{scope} looks most like {top[0][0]} (p={top[0][1]:.2f})"
     summary += "; then " + ", ".join(f"{label} (p={p:.2f})" for label, p in top[1:])
+    if top[0][1] < UNSURE_P:
+        # NAIP prairie with pothole lakes reads 'industrial or commercial land' at p=0.23-0.29,
+        # the same at 5 m and resampled to 10 m: a scene unlike the training tiles, not a scale.
+        summary += (
+            f"; no class stands out (the most likely has p={top[0][1]:.2f}): the scene may be unlike the model's "
+            "training tiles, so take the class as a guess"
+        )
     notes = []
     if args.labels:
         notes.append("lite mode knows its models' classes only; your labels need CLIP (full mode, RSCHAT_CLIP)")
