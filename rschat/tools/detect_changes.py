@@ -314,11 +314,14 @@ def answer(result: ToolResult, reading: Reading) -> str:
     regions, mask = result.kept.regions, result.kept.mask
     if regions and mask is not None:
         x0, y0, x1, y1 = regions[0].bbox
+        # The mask is the box's when one was asked ('what changed in the north half?'): places are its own.
+        whole = (result.kept.scope or "").startswith("the whole")
+        of = "the image" if whole else (result.kept.scope or "the part analysed")
         if (x1 - x0) >= 0.8 * mask.shape[1] and (y1 - y0) >= 0.8 * mask.shape[0]:
-            lines.append("The largest change reaches across most of the image.")  # its centre would mislead
+            lines.append(f"The largest change reaches across most of {of}.")  # its centre would mislead
         else:
             where = place(regions[0].centroid[0], regions[0].centroid[1], mask.shape[1], mask.shape[0])
-            lines.append(f"The largest change is in {where} of the image.")
+            lines.append(f"The largest change is in {where} of {of}.")
     return "\n\n".join(lines)
 
 
