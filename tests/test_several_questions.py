@@ -429,6 +429,8 @@ def test_which_year_had_the_most_water_after_an_ndvi_trend_runs_a_water_series(s
         (run,) = [s for s in water if s.kind == "done"]
         assert run.tool == "analyze_timeseries" and run.result.kept.target in ("mndwi", "ndwi")
         assert water[-1].short_answer in ("1985", "2000", "2020")
+        lake = [s for s in turn(ws, "what is the largest lake?") if s.kind == "done"]
+        assert lake and lake[0].tool == "segment"  # no date asked: not a series
         ndvi = list(turn(ws, "which year had the highest NDVI?"))
         assert not [s for s in ndvi if s.kind == "done" and not s.reused]  # the NDVI series asked first
         assert ndvi[-1].short_answer in ("1985", "2000", "2020")

@@ -48,7 +48,7 @@ _PATCHES = re.compile(r"\b(patch|area|region|part|place|stand|clearing|block|spo
 
 
 _BECAME = re.compile(r"\bbec[oa]me\b|\bturn(?:ed)? into\b|\breplaced\b|\bconverted\b")
-_CAME_FROM = re.compile(r"\b(?:come|came) from\b|\bwhat was there before\b")
+_CAME_FROM = re.compile(r"\bdid the new [\w ]{1,30}? come from\b|\bcame from\b|\bwhat was there before\b")
 
 
 def _cover_focus(focus: str | None, said: str) -> str | None:
@@ -167,7 +167,7 @@ def plan_change(req: Request) -> Plan:
     focus = _change_focus(req, focus, bool(building_change), cover)
     # "What share of the area changed?" after "what changed between 2018 and 2020?" asks about
     # that pair, not the first and last dates; a bare "what changed?" compares those.
-    kept = _last_pair(ws) if pair is None and focus is not None else None
+    kept = _last_pair(ws) if pair is None and focus is not None and not counts_objects else None
     if pair is not None or kept is not None:
         a, b = pair or kept  # type: ignore[misc]
         call = ToolCall(

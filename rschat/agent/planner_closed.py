@@ -195,6 +195,8 @@ def _recount_sized(req: Request, last: dict) -> Plan | None:
     picked = {k: v for k, v in (("size", size), ("shape", shape)) if v}
     if not picked or req.obj is not None or req.cls is not None or req.focus not in ("count", "presence"):
         return None
+    if last.get("within_previous_mask"):  # counted inside a change: that chain again, not this count alone
+        return None
     thing = asked_thing(req.message)
     if (
         thing

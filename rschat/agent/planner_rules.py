@@ -193,8 +193,11 @@ def _plan_date_followup(req: Request) -> Plan | None:
     return Plan("followup", focus=f"date:{m.group(1)}", use_result=last.id)
 
 
+# "which year had the most water?", "when was the NDVI highest?": a date asked for, not "what
+# is the largest lake?" nor "the maximum NDVI in the last image".
 _EXTREME_DATE = re.compile(
-    r"\b(?:which|what|when)\b(?=[^.?!]{0,80}?\b(lowest|least|minimum|smallest|highest|most|maximum|largest|peak(?:ed)?)\b)",
+    r"\b(?:(?:which|what) (?:year|date|time|image|month|season)s?|when)\b"
+    r"(?=[^.?!]{0,80}?\b(lowest|least|minimum|smallest|highest|most|maximum|largest|peak(?:ed)?)\b)",
     re.I,
 )
 
@@ -224,7 +227,17 @@ def _plan_other_dates(req: Request) -> Plan | None:
     between the two dates named."""
     last = req.ws.last_result()
     pair = dated_pair(req.message, req.ws)
-    if last is not None and last.tool == "analyze_timeseries" and pair is not None and req.intent is None:
+    series_class = {"ndvi": "vegetation", "ndwi": "water", "mndwi": "water"}.get(
+        str(last.result.kept.target) if last is not None else ""
+    )
+    if (
+        last is not None
+        and last.tool == "analyze_timeseries"
+        and pair is not None
+        and req.intent is None
+        and req.obj is None
+        and req.cls in (None, series_class)
+    ):
         # after a trend: the index on those two dates, from its table
         return Plan("followup", focus=f"between:{pair[0]}:{pair[1]}", use_result=last.id)
     if last is None or last.tool != "detect_changes" or pair is None or req.intent is not None or req.obj:

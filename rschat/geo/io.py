@@ -155,7 +155,10 @@ def _band_reading(
     by ``bands.unnamed_four_bands`` (NIR fourth when bands 1-3 look visible); more than four,
     none named red, green and blue, are previewed as bands 1-3 (on Sentinel-2's order,
     coastal, blue, green)."""
-    known = {normalise_band_name(n) for n in names}  # 'B4' in a file's descriptions is red
+    # 'B04' in a Sentinel-2 file's descriptions is red; in a Landsat 5/7 export 'B4' is NIR, so
+    # B-numbers count only where the set looks like Sentinel-2's (B8A, or 12-13 bands).
+    sentinel = "b8a" in {n.lower() for n in names} or len(names) >= 12
+    known = {normalise_band_name(n) for n in names if sentinel or not re.fullmatch(r"[bB]\d{1,2}", n)}
     if len(names) == 4 and all(n.startswith("band ") for n in names):
         guessed, note = unnamed_four_bands(data, nodata, name)
         return guessed or names, [note]

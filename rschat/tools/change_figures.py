@@ -218,7 +218,8 @@ def _transition_text(c: CoverChange, pixels: np.ndarray, before: Raster, became:
         if n < 0.05 * total and parts:
             break
         m2 = before.area_m2(pixels & (classes == lcr.CLASSES.index(name))) if classes is not None else None
-        parts.append(f"{name.replace('_', ' ')} {100 * n / total:.0f}%" + (f" ({m2 / 1e4:,.2f} ha)" if m2 else ""))
+        size = "" if not m2 else f" ({m2 / 1e4:,.2f} ha)" if m2 >= 1e4 else f" ({m2:,.0f} m2)"
+        parts.append(f"{name.replace('_', ' ')} {100 * n / total:.0f}%{size}")
     return ", ".join(parts)
 
 

@@ -85,7 +85,8 @@ PHRASES = (
             r"torn down|knocked down|\bvanish|"
             r"\bbuilt\b(?![\s-]*up)|demolish|construct|before and after|\bgrew|\bgrown|\blost\b|\bgained\b|\bloss\b|"
             r"shr[iu]nk|expand|deforest|\bdid\b[\w\s]*\bgrow\b|\bcleared\b|\bcut down\b|\bfelled\b|\blogged\b|"
-            r"\bbec[oa]me\b|\bturn(?:ed)? into\b|\breplaced\b|\bconverted\b|\bcome from\b|\bcame from\b",
+            r"\bbec[oa]me\b|\bturn(?:ed)? into\b|\breplaced\b|\bconverted (?:to|into)\b|"
+            r"\bdid the new [\w ]{1,30}? come from\b|\bwhere did the [\w ]{1,30}? gained come from\b",
             re.I,
         ),
         40,
@@ -261,8 +262,8 @@ def _transition_answer(f: ChangeFigures, cover: str, became: bool, source: str) 
     what = "lost" if became else "gained"
     if not text:
         return f"**None**: no {cover} was {what} between the dates ({source})."
-    head = text.split(" ")[0] if not text.startswith(("low ", "bare ")) else " ".join(text.split(" ")[:2])
-    size = f" ({m2 / 1e4:,.2f} ha in all)" if m2 else ""
+    head = " ".join(text.split(" ")[:2]) if text.startswith(("low ", "bare ", "built ")) else text.split(" ")[0]
+    size = "" if not m2 else f" ({m2 / 1e4:,.2f} ha in all)" if m2 >= 1e4 else f" ({m2:,.0f} m2 in all)"
     where = "became" if became else "was, on the before date,"
     return (
         f"**Mostly {head}**: the {cover} {what}{size} {where} {text} (each date classified on its own by the land-cover "
@@ -315,8 +316,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
     if regions and mask is not None:
         x0, y0, x1, y1 = regions[0].bbox
         # The mask is the box's when one was asked ('what changed in the north half?'): places are its own.
-        whole = (result.kept.scope or "").startswith("the whole")
-        of = "the image" if whole else (result.kept.scope or "the part analysed")
+        boxed = "box" in (result.kept.scope or "")  # a region is clipped on the whole image's mask
+        of = (result.kept.scope or "the part analysed") if boxed else "the image"
         if (x1 - x0) >= 0.8 * mask.shape[1] and (y1 - y0) >= 0.8 * mask.shape[0]:
             lines.append(f"The largest change reaches across most of {of}.")  # its centre would mislead
         else:

@@ -80,13 +80,13 @@ PHRASES = (
             rf"\b{_STAT}\b[^.?!]{{0,25}}\b{_QUANTITY}\b|\b(?:highest|lowest) (?:point|spot|ground|place)\b"
             r"|\bpixel values?\b|\bvalue range\b|\brange of (?:the )?values\b|\bband statistics\b"
             r"|\bstatistics of (?:the |band )|\bunits? of (?:the )?(?:pixel )?values\b|\bvalues? (?:are )?in what units?\b"
-            r"|\bwhat units?\b|\bhow (?:high|low) is the (?:ground|terrain|land)\b",
+            r"|\bwhat units? (?:are|is) (?:the |its )?(?:pixel )?values?\b|\bhow (?:high|low) is the (?:ground|terrain|land)\b",
             re.I,
         ),
         36,
     ),
 )
-ELEVATION_WORDS = re.compile(r"\b(?:elevations?|heights?|altitudes?|highest|lowest|terrain|dsm|dtm|dem)\b", re.I)
+ELEVATION_WORDS = re.compile(r"\b(?:elevations?|heights?|altitudes?|terrain|dsm|dtm|dem)\b", re.I)
 
 
 def slots(message: str) -> dict[str, str | int]:
@@ -130,11 +130,12 @@ def run(args: ValuesArgs, ctx: ToolContext) -> ToolResult:
     p10, median, p90 = (float(v) for v in np.percentile(valid, [10, 50, 90]))
     hi_y, hi_x = np.unravel_index(np.argmax(np.where(ok, values, -np.inf)), values.shape)
     lo_y, lo_x = np.unravel_index(np.argmin(np.where(ok, values, np.inf)), values.shape)
+    dx, dy = (args.box[0], args.box[1]) if args.box else (0, 0)  # the box's pixels -> the image's
     figures = ValuesFigures(
         band=args.band, value_mean=float(valid.mean()), value_median=median, value_min=float(valid.min()),
         value_max=float(valid.max()), value_std=float(valid.std()), value_p10=p10, value_p90=p90,
         valid_pixels=int(valid.size), pixel_size_m=raster.pixel_size_m(),
-        max_x=int(hi_x), max_y=int(hi_y), min_x=int(lo_x), min_y=int(lo_y),
+        max_x=int(hi_x) + dx, max_y=int(hi_y) + dy, min_x=int(lo_x) + dx, min_y=int(lo_y) + dy,
     )  # fmt: skip
     if raster.georeferenced:
         where = pixel_to_lonlat(raster)

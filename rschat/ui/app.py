@@ -305,7 +305,7 @@ class Handlers:
     def ask(self, text: str, files: list[FileData] | None = None, request: gr.Request = None) -> dict:  # type: ignore[assignment]
         """Ask rschat a question, with images to upload (PNG, JPEG, GeoTIFF) if any; returns the
         answer as JSON: answer (Markdown), answered, short_answer ('yes', '12', '4693 m2',
-        'urban'; null for open questions) and the tools' steps with their figures. Calls
+        '4106.32 ha' from 10 ha, 'urban'; null for open questions) and the tools' steps with their figures. Calls
         from one client share a session, so follow-ups work ('and in hectares?'); the
         files of the last answers come from /export."""
         session = self.store.get(request)
