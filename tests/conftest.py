@@ -115,3 +115,16 @@ def rschat(*args: str, env: dict[str, str] | None = None, timeout: int = 180) ->
         env=None if env is None else {**os.environ, **env},
         timeout=timeout,
     )
+
+
+def prepare_and_train(
+    source: str, kind: str, src: Path, work: Path, validate_every: int
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """``rschat data prepare SOURCE`` on a small source tree, then ``rschat train KIND`` for
+    three steps of batch 4, as a user runs them: (the training run, its output folder)."""
+    prepared = rschat("data", "prepare", source, "--from", str(src), "--out", str(work / "d"))
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    out = work / "model"
+    run = rschat("train", kind, "--data", str(work / "d"), "--out", str(out), "--steps", "3", "--batch", "4",
+                 "--validate-every", str(validate_every), timeout=300)  # fmt: skip
+    return run, out

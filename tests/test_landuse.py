@@ -16,7 +16,7 @@ from rschat.backends import landcover_rules as lcr
 from rschat.backends import landuse, lite_models
 from rschat.geo.raster import Raster
 from rschat.train.prepare import EUROSAT_CLASSES
-from tests.conftest import ROOT, rschat
+from tests.conftest import ROOT, prepare_and_train, rschat
 
 SHIPPED = ROOT / "checkpoints" / "lite"
 SHARED_LR = ROOT.parent / "shared" / "data" / "vqa"
@@ -59,13 +59,7 @@ def test_prepare_eurosat_finds_the_class_folders_and_carries_the_licence(tmp_pat
 def test_train_landuse_end_to_end_exports_a_model_the_app_runs(tmp_path: Path, lite_dir) -> None:
     pytest.importorskip("torch")
     _eurosat_tree(tmp_path / "src")
-    assert (
-        rschat("data", "prepare", "eurosat", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "d")).returncode
-        == 0
-    )
-    out = tmp_path / "model"
-    r = rschat("train", "landuse", "--data", str(tmp_path / "d"), "--out", str(out), "--steps", "3", "--batch", "4",
-               "--validate-every", "3", timeout=300)  # fmt: skip
+    r, out = prepare_and_train("eurosat", "landuse", tmp_path / "src", tmp_path, validate_every=3)
     assert r.returncode == 0, r.stderr[-2000:]
     card = json.loads((out / "landuse.json").read_text())
     assert card["input_side"] == 64 and card["tile_m"] == 640.0 and card["gsd_m"] == 10.0

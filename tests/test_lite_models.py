@@ -16,7 +16,7 @@ from affine import Affine
 from PIL import Image
 
 from rschat.backends import learned, lite_models
-from tests.conftest import ROOT, rschat
+from tests.conftest import ROOT, prepare_and_train, rschat
 
 SHIPPED = ROOT / "checkpoints" / "lite"
 
@@ -99,13 +99,7 @@ def test_prepare_deepforest_never_writes_the_evaluation_tiles(tmp_path: Path) ->
 def test_train_scene_end_to_end_exports_a_model_the_app_runs(tmp_path: Path, lite_dir) -> None:
     pytest.importorskip("torch")
     _ucmerced_tree(tmp_path / "src")
-    assert (
-        rschat("data", "prepare", "ucmerced", "--from", str(tmp_path / "src"), "--out", str(tmp_path / "d")).returncode
-        == 0
-    )
-    out = tmp_path / "model"
-    r = rschat("train", "scene", "--data", str(tmp_path / "d"), "--out", str(out), "--steps", "3", "--batch", "4",
-               "--validate-every", "2", timeout=300)  # fmt: skip
+    r, out = prepare_and_train("ucmerced", "scene", tmp_path / "src", tmp_path, validate_every=2)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "scene" in r.stderr and "loss=" in r.stderr  # the progress bar
     card = json.loads((out / "scene.json").read_text())

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from rschat.backends import learned
 from rschat.geo.errors import InputError
 from rschat.geo.vector import pixel_to_lonlat
 from rschat.tools.base import (
@@ -104,16 +105,11 @@ def slots(message: str) -> dict[str, str | int]:
     return out
 
 
-def _colour_image(band_names: tuple[str, ...], count: int) -> bool:
-    names = {n.lower() for n in band_names}
-    return {"red", "green", "blue"} <= names or (count >= 3 and not names - {f"band {i + 1}" for i in range(count)})
-
-
 def run(args: ValuesArgs, ctx: ToolContext) -> ToolResult:
     raster, scope = scoped_raster(args.image, args.box, ctx)
     if args.band > raster.count:
         raise InputError(f"'{raster.name}' has {raster.count} band(s); there is no band {args.band}.")
-    if args.quantity == "elevation" and _colour_image(raster.band_names, raster.count):
+    if args.quantity == "elevation" and learned.true_colour(raster):
         raise InputError(
             f"'{raster.name}' is a colour image ({', '.join(raster.band_names)}): its values are brightness, not "
             "elevation. Heights need an elevation model (a one-band DSM, DTM or height-above-ground GeoTIFF)."

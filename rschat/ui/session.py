@@ -43,7 +43,7 @@ class UiSession:
 
     def remember_files(self, paths: list[Path]) -> None:
         self.files.update({p.stem: p.name for p in paths})
-        self.uploads.update(p for p in paths if in_upload_cache(p))
+        self.uploads.update(p for p in paths if _in_upload_cache(p))
 
     def busy(self) -> bool:
         return self.worker is not None and self.worker.is_alive()
@@ -145,8 +145,7 @@ class SessionStore:
         return len(self._by_session)
 
 
-def in_upload_cache(path: Path) -> bool:
-    """Whether a path lies in Gradio's upload cache (what a client uploaded)."""
+def _in_upload_cache(path: Path) -> bool:
     try:
         return Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve())
     except (OSError, ValueError):
@@ -157,7 +156,7 @@ def forget_uploads(paths: set[Path] | list[Path]) -> None:
     """Delete uploads from Gradio's cache (and their folder once empty): a session's when it
     ends, a refused one at once. Never a file outside the cache (the examples)."""
     for path in paths:
-        if not in_upload_cache(path):
+        if not _in_upload_cache(path):
             continue
         Path(path).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty: another file of the same upload
