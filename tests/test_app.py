@@ -91,6 +91,20 @@ def test_ask_endpoint_answers_as_json_with_the_session_kept_per_client(app):
     assert any(str(f).endswith(".gpkg") for f in files)
 
 
+def test_ask_reads_no_file_on_the_server_named_in_a_request(app, tmp_path):
+    """gr.api hands /ask the paths a request names (Gradio checks only components' files):
+    a server image named by a raw FileData must not be read, nor show up in /export."""
+    import httpx
+
+    url, _ = app
+    server_file = tmp_path / "private.png"
+    server_file.write_bytes(PAIR[0].with_suffix(".tif").read_bytes())
+    call = httpx.post(f"{url}gradio_api/call/ask", json={"data": ["what is this?", [{"path": str(server_file)}]]})
+    events = httpx.get(f"{url}gradio_api/call/ask/{call.json()['event_id']}", timeout=120).text
+    got = json.loads(events.split("data: ", 1)[1].splitlines()[0])[0]
+    assert not got["answered"] and not got["steps"] and "never a path on the server" in got["answer"]
+
+
 def test_serving_and_a_lite_turn_import_no_model_library():
     code = textwrap.dedent(
         f"""

@@ -27,7 +27,7 @@ from rschat.geo.errors import InputError
 from rschat.resources import assets_dir
 from rschat.ui import map_panel, map_state, panels
 from rschat.ui.render import apply_step, artifact_messages
-from rschat.ui.session import SessionStore, UiSession, forget_uploads
+from rschat.ui.session import SessionStore, UiSession, forget_uploads, not_uploaded
 from rschat.ui.turns import ask_json, failure_text, run_turn
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,11 @@ class Handlers:
         files of the last answers come from /export."""
         session = self.store.get(request)
         paths = [Path(f.path if isinstance(f, FileData) else f["path"]) for f in files or []]
+        if outside := not_uploaded(paths):
+            names = ", ".join(p.name for p in outside)
+            refusal = (f"I could not use {names}: /ask reads only files uploaded to this app "
+                       "(gradio_client's handle_file uploads them), never a path on the server.")  # fmt: skip
+            return {"answer": refusal, "answered": False, "short_answer": None, "steps": []}
         session.remember_files(paths)
         return ask_json(session, (text or "").strip(), paths, self.store.settings.turn_timeout_s)
 

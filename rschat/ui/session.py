@@ -152,6 +152,13 @@ def _in_upload_cache(path: Path) -> bool:
         return False
 
 
+def not_uploaded(paths: list[Path]) -> list[Path]:
+    """The paths that are not uploads to this app. Gradio checks the files of component
+    inputs (``/chat``) but hands a ``gr.api`` endpoint's (``/ask``) file paths over as sent,
+    so a request naming a server path would have had that file read and analysed."""
+    return [p for p in paths if not _in_upload_cache(p)]
+
+
 def forget_uploads(paths: set[Path] | list[Path]) -> None:
     """Delete uploads from Gradio's cache (and their folder once empty): a session's when it
     ends, a refused one at once. Never a file outside the cache (the examples)."""
