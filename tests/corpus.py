@@ -75,7 +75,14 @@ def _bombs(d: Path) -> dict[str, Path]:
         transform=_utm(), tiled=True, blockxsize=512, blockysize=512, interleave="pixel", SPARSE_OK=True,
     ):  # fmt: skip
         pass  # no tile written: 156 KB of offsets for 9.6 GB of float64
+    one_strip = d / "one_strip_20000x20000.tif"
+    with rasterio.open(
+        one_strip, "w", driver="GTiff", width=20_000, height=20_000, count=1, dtype="uint16", crs="EPSG:32632",
+        transform=_utm(), tiled=False, blockysize=20_000, compress="deflate", SPARSE_OK=True,
+    ):  # fmt: skip
+        pass  # one compressed strip of 800 MB: reading any window of it decodes it all
     return {
+        "one_strip.tif": one_strip,
         # Under the pixel limit (64 MP exactly) but blank: the skeletonize cost case of the issue.
         "black_8000x8000.png": zero_png(d / "black_8000x8000.png", 8000, 8000),
         # 900 MP: over the pixel limit, refused from the header.

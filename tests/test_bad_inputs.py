@@ -49,6 +49,7 @@ CASES = {
     "truncated_tiff": Case(("truncated.tif",), WATER, "corrupt or truncated", 1),
     "bomb_png": Case(("bomb_30000x30000.png",), WATER, "over the limit", 1),
     "sparse_tiff": Case(("sparse_float64.tif",), WATER, "rschat_max_decoded_bytes", 1),
+    "one_strip_tiff": Case(("one_strip.tif",), WATER, "save it tiled", 1),
     "blank_describe": Case(("black_8000x8000.png",), "describe the image", "blank", 1),
     "blank_water": Case(("black_8000x8000.png",), WATER, "blank", 1),
     "blank_trees": Case(("black_8000x8000.png",), "how many trees are there?", "blank", 1),
@@ -299,6 +300,7 @@ print("PEAK", rc, peak_kb, took)
         ("black_8000x8000.png", "how many trees are there?"),
         ("sparse_float64.tif", WATER),
         ("bomb_30000x30000.png", WATER),
+        ("one_strip.tif", WATER),
     ],
 )
 def test_bombs_stay_within_memory_and_time(name: str, question: str, corpus: dict[str, Path], tmp_path: Path):

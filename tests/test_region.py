@@ -124,3 +124,22 @@ def test_cli_region_flag(tmp_path):
     (tmp_path / "bad.geojson").write_text("{not json")
     proc = rschat("ask", "--image", str(PAIR[0]), "--region", str(tmp_path / "bad.geojson"), "what is here?")
     assert proc.returncode == 1 and "bad.geojson" in proc.stderr
+
+
+def test_a_self_crossing_outline_is_repaired_when_small_and_refused_when_costly():
+    """make_valid's cost grows with the crossings (a 300-corner double comb took 18 s, the
+    server's light events have no time limit): a drawn bow-tie is repaired, a comb refused."""
+    import time
+
+    from rschat.geo.errors import InputError
+    from rschat.geo.region import region_geometry
+
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    assert region_geometry(bowtie).area == pytest.approx(0.5)
+    teeth = [(x / 100, y) for i in range(100) for x, y in ((2 * i, 0), (2 * i + 1, 1))]
+    comb = teeth + [(2, -0.5), (0, -0.5)]
+    ring = comb + [(y, x) for x, y in comb] + [comb[0]]
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="crosses itself"):
+        region_geometry({"type": "Polygon", "coordinates": [ring]})
+    assert time.perf_counter() - started < 1.0

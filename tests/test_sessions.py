@@ -80,6 +80,14 @@ def test_the_planner_reads_hostile_messages_in_linear_time():
             parse_band_order(message)
             took = time.perf_counter() - started
             assert took < 6.0, f"{size:,} characters of {word!r} took {took:.1f} s to plan"
+    # A band list followed by a long run of spaces (4,000 spaces after "red, green" held the
+    # server 14 s: two free \s* in a row in the band-name token).
+    for lead in ("the bands are red, green", "bands: red green and", "a composite of nir /"):
+        message = lead + " " * 100_000 + "x"
+        started = time.perf_counter()
+        planner_rules.plan(message, ws)
+        parse_band_order(message)
+        assert time.perf_counter() - started < 6.0, f"{lead!r} + spaces took too long"
     assert intent_of("please clear the points") == "clear" and intent_of("clear\nall boxes") == "clear"
 
 

@@ -43,12 +43,28 @@ def _geometries(region: Any) -> list[BaseGeometry]:
         ) from err
 
 
+# Corners read from a region: a country's outline has tens of thousands, a drawn polygon tens.
+MAX_REGION_CORNERS = 200_000
+# Corners of self-crossing polygons repaired (shapely.make_valid): the cost grows with the
+# crossings, about the square of the corners (double combs: 128 corners 1.8 s, 300 18 s).
+MAX_REPAIRED_CORNERS = 100
+
+
 def region_geometry(region: dict[str, Any]) -> BaseGeometry:
     """The union of the polygons of a GeoJSON object (EPSG:4326 lon/lat)."""
     polys = [g for g in _geometries(region) if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
     if not polys:
         raise InputError("The region holds no polygon: draw a rectangle or a polygon on the map.")
-    geom = unary_union([shapely.make_valid(p) for p in polys])
+    corners = int(shapely.get_num_coordinates(polys).sum())
+    if corners > MAX_REGION_CORNERS:
+        raise InputError(f"The region has {corners:,} corners, over the {MAX_REGION_CORNERS:,} read: simplify it.")
+    crossing = [p for p in polys if not p.is_valid]
+    if sum(int(shapely.get_num_coordinates(p)) for p in crossing) > MAX_REPAIRED_CORNERS:
+        raise InputError(
+            "The region's outline crosses itself and has too many corners to repair: draw it again without "
+            "crossing lines (or fix it in QGIS: Vector > Geometry Tools > Fix Geometries)."
+        )
+    geom = unary_union([shapely.make_valid(p) if not p.is_valid else p for p in polys])
     if geom.area == 0 or not np.all(np.isfinite(geom.bounds)):
         raise InputError(
             "The region's polygon has no area (its corners lie on one line or repeat): draw a polygon with at "

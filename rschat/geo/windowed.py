@@ -30,6 +30,13 @@ from rasterio.windows import Window
 from rschat.geo.errors import InputError
 from rschat.geo.raster import Raster
 
+# Bytes of one strip read while decimating a scene to its overview.
+STRIP_BYTES = 64 * 1024**2
+# Largest internal block (or full-width row) of a scene read by windows: GDAL decodes a
+# whole block to read any window of it, so a 500-byte TIFF of one 2000 x 2,000,000 px strip
+# asked for 7.5 GiB. Real tiled or striped files have blocks of a few MB.
+MAX_BLOCK_BYTES = 256 * 1024**2
+
 
 @dataclass(frozen=True)
 class RasterSource:
@@ -74,7 +81,10 @@ class RasterSource:
         with self.dataset() as ds:
             if ds.overviews(1) or scale == 1.0:
                 return ds.read(out_shape=(ds.count, out_h, out_w), resampling=Resampling.average), transform
-            strip_rows = max(ds.block_shapes[0][0], 256)
+            # Full-width strips of whole blocks, as many rows as fit STRIP_BYTES (two are in
+            # memory at once): a 1,000,000 px wide file read 256 rows at a time took 2 GB.
+            row_bytes = self.width * self.count * np.dtype(self.dtype).itemsize
+            strip_rows = max(ds.block_shapes[0][0], min(256, max(1, STRIP_BYTES // row_bytes)))
         rows = ((np.arange(out_h) + 0.5) * self.height / out_h).astype(np.int64)
         cols = ((np.arange(out_w) + 0.5) * self.width / out_w).astype(np.int64)
         out = np.zeros((self.count, out_h, out_w), dtype=self.dtype)
@@ -309,6 +319,28 @@ def _described(source: RasterSource) -> Raster:
     return Raster(data=empty, band_names=names, date=date, name=clean_name(source.path.stem))
 
 
+def _check_blocks(source: RasterSource) -> None:
+    """Refuse a scene whose blocks, or rows, are too large to read by windows (see
+    ``MAX_BLOCK_BYTES``), with how to make it readable."""
+    itemsize = np.dtype(source.dtype).itemsize
+    with source.dataset() as ds:
+        block_h, block_w = ds.block_shapes[0]
+        bands = source.count if ds.interleaving is not None and ds.interleaving.name == "PIXEL" else 1
+    block = block_h * block_w * itemsize * bands
+    row = source.width * source.count * itemsize
+    if max(block, row) > MAX_BLOCK_BYTES:
+        raise InputError(
+            f"{source.path.name} ({source.width}x{source.height} pixels) stores its pixels in "
+            + (
+                f"blocks of {block_w}x{block_h} pixels, {block / 1024**2:,.0f} MB each"
+                if block >= row
+                else f"rows of {row / 1024**2:,.0f} MB"
+            )  # fmt: skip
+            + f": too large to read window by window (the limit is {MAX_BLOCK_BYTES / 1024**2:,.0f} MB). Save it tiled, "
+            "e.g. `gdal_translate -co TILED=YES -co COMPRESS=DEFLATE in.tif out.tif`, and upload that."
+        )
+
+
 def read_scene(
     path: str | Path,
     *,
@@ -339,6 +371,7 @@ def read_scene(
             f"{path.name} is {source.width}x{source.height} pixels ({source.pixels / 1e6:,.0f} MP), over the "
             f"limit of {max_scene_pixels / 1e6:,.0f} MP for tiled processing (RSCHAT_MAX_SCENE_PIXELS)."
         )
+    _check_blocks(source)
     if source.pixels <= max_pixels:
         raster = whole(None)
     else:

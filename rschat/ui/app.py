@@ -285,7 +285,7 @@ class Handlers:
     def respond(self, message: dict, history: list[dict], request: gr.Request):  # type: ignore[no-untyped-def]
         ui, session = self.ui, self.store.get(request)
         text = (message or {}).get("text", "").strip()
-        files = [Path(f) for f in (message or {}).get("files", [])]
+        files = list(dict.fromkeys(Path(f) for f in (message or {}).get("files", [])))  # each file once
         session.remember_files(files)
         shown = text + (("\n\n📎 " + ", ".join(f.name for f in files)) if files else "")
         history = [*history, {"role": "user", "content": shown or "(no text)"}]
@@ -309,7 +309,7 @@ class Handlers:
         from one client share a session, so follow-ups work ('and in hectares?'); the
         files of the last answers come from /export."""
         session = self.store.get(request)
-        paths = [Path(f.path if isinstance(f, FileData) else f["path"]) for f in files or []]
+        paths = list(dict.fromkeys(Path(f.path if isinstance(f, FileData) else f["path"]) for f in files or []))
         if outside := not_uploaded(paths):
             names = ", ".join(p.name for p in outside)
             refusal = (f"I could not use {names}: /ask reads only files uploaded to this app "
@@ -583,7 +583,13 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
 def queue_options(settings: Settings) -> dict[str, Any]:
     """Gradio's queue (README, "Many users at once"): events that wait before new ones are
     refused; light events' default limit (turns set their own in ``wire``)."""
-    return {"default_concurrency_limit": settings.max_concurrent_turns, "max_size": settings.queue_max_size}
+    # api_open=False: every call goes through the queue (its limits, a session hash each);
+    # Gradio's /run routes would otherwise serve REST calls past both.
+    return {
+        "default_concurrency_limit": settings.max_concurrent_turns,
+        "max_size": settings.queue_max_size,
+        "api_open": False,
+    }
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:

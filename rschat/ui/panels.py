@@ -48,6 +48,8 @@ def with_prompts(session: UiSession) -> str | None:
         draw.line((x - 2 * r, y, x + 2 * r, y), fill=(255, 220, 0), width=2)
         draw.line((x, y - 2 * r, x, y + 2 * r), fill=(255, 220, 0), width=2)
     out = ws.out_dir / f"prompts_{len(ws.points)}_{len(ws.boxes)}_{abs(hash(session.pending_corner))}.png"
+    for old in ws.out_dir.glob("prompts_*.png"):  # one drawing per session, not one per click
+        old.unlink(missing_ok=True)
     write_png(out, np.asarray(im))
     return str(out)
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ from rschat.agent.workspace import remove_stale_folders
 from rschat.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+# Points and boxes one session may place on the image (each click redraws them all).
+MAX_PROMPTS = 200
 
 
 @dataclass
@@ -61,6 +66,8 @@ class UiSession:
     def click(self, mode: str, x: float, y: float) -> str:
         """Apply a click on the image panel: a point (+/-) or one corner of a box.
         Returns a line for the status bar."""
+        if len(self.ws.points) + len(self.ws.boxes) >= MAX_PROMPTS:
+            return f"at most {MAX_PROMPTS} points and boxes: clear them to place new ones"
         if mode.startswith("box"):
             if self.pending_corner is None:
                 self.pending_corner = (x, y)
@@ -82,16 +89,31 @@ class SessionStore:
         self._lock = threading.Lock()
 
     def get(self, request: gr.Request) -> UiSession:
-        key = request.session_hash or "anonymous"
+        # A request without a session hash (a REST call past the queue) gets a session of its
+        # own: one shared key let any such caller export or question another's images.
+        key = request.session_hash or f"no-hash-{uuid.uuid4().hex}"
         with self._lock:
             if key not in self._by_session:
+                self._make_room()
                 self._by_session[key] = UiSession(Workspace(self.settings))
             session = self._by_session[key]
             session.last_seen = time.monotonic()
             return session
 
+    def _make_room(self) -> None:
+        """At ``max_sessions`` (lock held), end the session idle longest that runs no turn:
+        each session holds its images in memory until it ends, and every REST call without
+        a session hash opens one, so without a cap memory grows with the callers."""
+        if len(self._by_session) < self.settings.max_sessions:
+            return
+        idle = [(s.last_seen, k) for k, s in self._by_session.items() if not s.busy()]
+        if idle:
+            session = self._by_session.pop(min(idle)[1])
+            session.end(keep=set())
+
     def drop(self, request: gr.Request) -> None:
-        self._drop(request.session_hash or "anonymous")
+        if request.session_hash:
+            self._drop(request.session_hash)
 
     def _drop(self, key: str) -> None:
         with self._lock:
