@@ -209,6 +209,17 @@ def test_map_state_for_a_dated_stack_and_for_plain_images(settings):
     assert "no georeference" in map_state.build(plain)["note"]
 
 
+def test_vectors_of_an_image_without_georeference_are_not_read_as_lon_lat(settings):
+    """GeoJSON without a "crs" member is lon/lat to GDAL and QGIS: the trees of a plain PNG
+    landed at latitude 247. Their files name a local pixel CRS, which GDAL reads as such."""
+    ws = Workspace(settings)
+    steps = list(turn(ws, "how many trees are there?", uploads=[ROOT / "tests" / "data" / "neon" / "SOAP_061.png"]))
+    result = [s.result for s in steps if s.kind == "done"][-1]
+    for artifact in (a for a in result.artifacts if a.kind == "geojson"):
+        crs = pyogrio.read_info(artifact.path)["crs"]
+        assert crs.startswith("LOCAL_CS") and "pixel" in crs, (artifact.path.name, crs)
+
+
 def test_cli_export_flag(tmp_path):
     proc = rschat(
         "ask",

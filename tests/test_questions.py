@@ -244,12 +244,76 @@ def test_impossible_pixel_sizes_are_refused(settings, size):
     ("said", "metres"),
     [("the pixel size is 2 ft", 0.6096), ("the pixel size is 500 mm", 0.5), ("pixel size 0.5 km", 500.0),
      ("GSD 0,5 m", 0.5), ("resolution 10,000 m", 10000.0), ("pixel size of 30 centimetres", 0.3),
-     ("the pixel size is 5 m/px", 5.0)],
+     ("the pixel size is 5 m/px", 5.0), ("each pixel is 0.2 m", 0.2), ("0.5 m pixels", 0.5),
+     ("30 cm per pixel", 0.3), ("a 10 m resolution image", 10.0), ("pixels are 2 ft", 0.6096)],
 )  # fmt: skip
 def test_pixel_sizes_are_read_in_the_units_analysts_write(said, metres):
     from rschat.agent.agent import stated_gsd
 
     assert stated_gsd(said) == pytest.approx(metres)
+
+
+def test_a_pixel_size_stated_again_replaces_the_first_and_its_stored_answer(settings):
+    """'each pixel is 0.2 m' after 'the GSD is 30 cm' was not read: the area was repeated
+    from the stored answer (14,400 m2 instead of 6,400 m2)."""
+    from rschat.geo import read_raster, rgb_preview
+
+    plain = settings.work_dir / "plain.png"
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb_preview(read_raster(NEON))).save(plain)
+    ws, steps = ask(settings, "the GSD is 30 cm. What area does the image cover?", [plain])
+    assert steps[-1].short_answer == "14400 m2"
+    steps = list(turn(ws, "each pixel is 0.2 m. What area does the image cover?"))
+    assert steps[-1].short_answer == "6400 m2"
+
+
+def test_an_image_uploaded_after_another_pairs_with_it_and_either_can_be_named(settings):
+    """'here is the 2009 image. what changed?' after a 2015 upload answered 'this session has
+    one image', and the first image could not be asked about, even by its file name."""
+    ws, steps = ask(settings, "how much water is there?", [ASSETS / "naip_2015-09-26.tif"])
+    steps = list(turn(ws, "here is the 2009 image. what changed?", uploads=[ASSETS / "naip_2009-08-18.tif"]))
+    assert "are now the before and after images" in steps[0].text
+    (done,) = [s for s in steps if s.kind == "done"]
+    assert done.tool == "detect_changes" and done.args["before"] == "before"
+    assert ws.rasters["before"].name == "naip_2009-08-18"  # ordered by date, not by upload
+    steps = list(turn(ws, "what is the pixel size of naip_2015-09-26?"))
+    assert "'naip_2015-09-26'" in steps[-1].text
+    steps = list(turn(ws, "how many pixels are in the first image?"))
+    assert "'naip_2009-08-18'" in steps[-1].text
+
+
+def test_a_season_s_series_has_a_monthly_trend_and_a_full_date_names_its_image(settings, tmp_path):
+    """Five dates of one season read 'trend +1.4622 per year'; 'on 2016-05-06' answered for
+    the last date of 2016 (the year alone names them all)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    files = []
+    for k, day in enumerate(("2016-05-06", "2016-06-15", "2016-07-25")):
+        red, nir = np.full((16, 16), 60.0), np.full((16, 16), 60.0 + 60 * k)
+        data = np.stack([red, np.full((16, 16), 70.0), np.full((16, 16), 50.0), nir]).astype(np.uint16)
+        path = tmp_path / f"s_{day}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=4, dtype="uint16",
+                           crs="EPSG:32633", transform=from_origin(500000, 5000000, 10, 10)) as dst:  # fmt: skip
+            dst.write(data)
+            dst.descriptions = ("B04 red", "B03 green", "B02 blue", "B08 NIR")
+        files.append(path)
+    ws, steps = ask(settings, "show the NDVI trend", files)
+    assert "per month" in steps[-1].text and "per year" not in steps[-1].text
+    steps = list(turn(ws, "what is the NDVI on 2016-06-15?"))
+    assert "On 2016-06-15 the mean NDVI" in steps[-1].text and steps[-1].short_answer == "0.333"
+    steps = list(turn(ws, "how much of it was low vegetation on 2016-06-15?"))
+    assert "'s_2016-06-15'" in steps[-1].text
+
+
+def test_a_unit_after_an_unanswered_question_converts_no_older_figure(settings):
+    """'and in acres?' after a refused question converted the image's area from an earlier
+    answer ('249.58 acres', the whole image) as if it were the refused figure."""
+    ws, steps = ask(settings, "what area does the image cover?", [NEON])
+    steps = list(turn(ws, "how much of it is covered by roads?"))
+    assert not steps[-1].answered
+    steps = list(turn(ws, "and in acres?"))
+    assert not steps[-1].answered and "not answered" in steps[-1].text
 
 
 def test_a_question_after_a_statement_is_answered_and_an_unknown_unit_asked_again(settings):
@@ -282,7 +346,7 @@ def test_a_year_after_a_time_series_reads_that_date_from_its_table(settings):
     ws, steps = ask(settings, "the bands are SWIR1, NIR, red, green. show the NDVI trend", stack)
     rows = ws.last_result().result.kept.rows
     reply = list(turn(ws, "what is the NDVI in 2000?"))[-1].text
-    assert reply.startswith(f"In 2000 the mean NDVI over the image was {rows[1]['mean']:.3f}")
+    assert reply.startswith(f"**{rows[1]['mean']:.3f}**\n\nIn 2000 the mean NDVI over the image was {rows[1]['mean']:.3f}")
     reply = list(turn(ws, "what was the NDVI in 1990?"))[-1].text
     assert "no usable date in 1990: no image of that year" in reply and "1985, 2000, 2020" in reply
 

@@ -350,3 +350,16 @@ def test_uploads_over_the_size_limit_are_refused_and_not_kept(tmp_path):
 
         kept = [p for p in Path(gradio.utils.get_upload_folder()).rglob("big.tif")]
         assert not kept
+
+
+def test_requests_without_a_session_hash_never_share_a_session_and_sessions_are_capped(tmp_path):
+    """One shared 'anonymous' session let any REST caller export another caller's images;
+    each such request now gets its own, and past max_sessions the longest idle one ends."""
+    from types import SimpleNamespace
+
+    store = SessionStore(Settings(work_dir=tmp_path, max_sessions=3))
+    a, b = store.get(SimpleNamespace(session_hash=None)), store.get(SimpleNamespace(session_hash=None))
+    assert a is not b
+    kept = store.get(SimpleNamespace(session_hash="tab"))
+    store.get(SimpleNamespace(session_hash="another"))  # the fourth: the idlest (a) ends
+    assert len(store) == 3 and store.get(SimpleNamespace(session_hash="tab")) is kept

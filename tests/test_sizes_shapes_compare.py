@@ -323,3 +323,13 @@ def test_a_flooded_pothole_lake_with_an_outlet_is_no_river(settings):
     ws = Workspace(settings)
     assert list(turn(ws, "is there a river?", uploads=[NAIP_2012]))[-1].short_answer == "no"
     assert "river" not in list(turn(ws, "describe the scene"))[-1].text
+
+
+def test_area_bounds_are_written_without_exponents_in_the_unit_asked():
+    """'larger than 1 km2' read '10 of the 10 water areas are larger than 0.0001e+0.0006 ha'."""
+    from rschat.geo.shapes import describe_bounds
+
+    assert describe_bounds(1e6, None, "ha") == "larger than 100 ha"
+    assert describe_bounds(1e5, 2e6, "ha") == "of 10-200 ha"
+    assert describe_bounds(None, 1e6) == "smaller than 1,000,000 m2"
+    assert describe_bounds(200, None) == "larger than 200 m2"

@@ -47,7 +47,8 @@ def stated_gsd(message: str) -> float | None:
     m = STATED_GSD.search(message)
     if not m:
         return None
-    number, unit = m.group(1), m.group(2).lower()
+    number, unit = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
+    unit = unit.lower()
     # "0,5 m" is a decimal comma; "10,000 m" a thousands separator
     number = number.replace(",", "" if re.fullmatch(r"-?[1-9]\d*,\d{3}", number) else ".")
     return float(number) * GSD_UNITS_M[unit[:2] if len(unit) > 1 else unit]
@@ -162,6 +163,9 @@ def _describe_uploads(ws: Workspace, names: list[str]) -> str:
         date = f", {r.date_label}" if r.date else ""
         parts.append(f"{name} = {r.name} ({r.width}x{r.height}, {r.count} band(s), {r.describe_georef()}{date})")
         said += [(r.name, n) for n in r.notes]
+    if names == ["image"] and (pair := ws.paired_by_upload()):
+        said.append(("", f"'{pair[0]}' and '{pair[1]}' are now the before and after images: ask *what changed?* "
+                         "to compare them, or about *the first image*."))  # fmt: skip
     return "; ".join(parts) + "".join(f"\n\nNote: {n}" for n in _grouped(said))
 
 
@@ -430,6 +434,7 @@ def _plan_and_answer(
         answered = not failed
     if plan.note:  # said first: the format asked for is not the one given
         text = f"{plan.note}\n\n{text}"
+    ws.last_unanswered = not answered
     return text, answered
 
 

@@ -173,7 +173,8 @@ def _plan_timeseries(req: Request) -> Plan:
     return Plan("timeseries", [ToolCall("analyze_timeseries", with_box({"index": index}, req.ws), why)], req.focus)
 
 
-_ONE_YEAR = re.compile(r"\b(?:in|on|for|of|at|about)\s+(19\d\d|20\d\d)\b")
+# A year, or a full date ("on 2016-06-15": that date's row, not every row of 2016).
+_ONE_YEAR = re.compile(r"\b(?:in|on|for|of|at|about)\s+((?:19|20)\d\d(?:-\d\d-\d\d)?)\b")
 
 
 def _plan_date_followup(req: Request) -> Plan | None:
@@ -387,6 +388,12 @@ def _plan_unit_followup(req: Request) -> Plan | None:
         return None
     if asked_area_unit(req.message) is None:
         return None
+    if req.ws.last_unanswered:
+        reply = (
+            "Your last question was not answered, so there is no figure of it to give in that unit: ask it again "
+            "with the unit (*how much of it is forest, in acres?*)."
+        )
+        return Plan("followup", reply=reply, answered=False)
     # "how much area do they cover, in acres?" after a count asks for their area, not the
     # count again; "and in square feet?" for the last figure asked, whatever it was
     names_figure = _NAMES_FIGURE.search(req.message)

@@ -51,8 +51,24 @@ def single_image(message: str, ws: Workspace) -> str | None:
     there in 1995?"), else its last date."""
     if "before" in ws.rasters and BEFORE_WORDS.search(message):
         return "before"
+    # The image named by its file ("how many trees are in OSBS_029?"): the slot holding it.
+    lowered = message.lower()
+    # A name that is a number ("2000.tif") is read as a year below, or is a distance.
+    named_file = {
+        slot
+        for slot, r in ws.rasters.items()
+        if len(r.name) > 2 and not r.name.isdigit() and re.search(rf"\b{re.escape(r.name.lower())}\b", lowered)
+    }
+    holders = {id(ws.rasters[slot]) for slot in named_file}
+    if len(holders) == 1:
+        return next(slot for slot in ("image", "after", "before", *sorted(named_file)) if slot in named_file)
     stack = stack_names(ws.rasters)
     dated = stack or [n for n in ("before", "after") if n in ws.rasters]
+    # A full date first ("on 2016-05-06"): its year alone names every date of that year.
+    days = {str(ws.rasters[n].date): n for n in dated if ws.rasters[n].date is not None}
+    said_days = {"-".join(d) for d in re.findall(r"\b((?:19|20)\d\d)[-/.](\d\d)[-/.](\d\d)\b", message)}
+    if len(on_day := {days[d] for d in said_days if d in days}) == 1:
+        return on_day.pop()
     years = {str(ws.rasters[n].date.year): n for n in dated if ws.rasters[n].date is not None}  # type: ignore[union-attr]
     said = re.findall(
         r"\b(?:in|of|for|from|on|at|about|image)\s+((?:19|20)\d\d)\b(?!\s*(?:m2|m\b|km|ha\b|px))", message

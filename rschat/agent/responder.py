@@ -8,8 +8,6 @@ answer is read from a ``ToolResult``.
 
 from __future__ import annotations
 
-import re
-
 from rschat.agent import short_answer as short
 from rschat.agent.steps import Step
 from rschat.tools import REGISTRY
@@ -73,10 +71,8 @@ def _regions_within_text(steps: list[Step], focus: str) -> str | None:
             sizes = ", ".join(f"{r.area_m2 / 1e4:,.2f}" for r in picked[:10]) + (" ..." if len(picked) > 10 else "")
             listed = f": {sizes} ha" if picked else ""
             verb = "is" if len(picked) == 1 else "are"
-            bounds = describe_bounds(low, high)
-            if all(v is None or v >= 1e4 for v in (low, high)):  # "larger than 10 ha", as it was asked
-                bounds = bounds.replace(" m2", "").replace(",", "")
-                bounds = re.sub(r"\d+(?:\.\d+)?", lambda m: f"{float(m.group()) / 1e4:g}", bounds) + " ha"
+            big = all(v is None or v >= 1e4 for v in (low, high))  # "larger than 10 ha", as it was asked
+            bounds = describe_bounds(low, high, "ha" if big else "m2")
             return f"{len(picked)} of the {total} {what} {verb} {bounds}{listed}."
         regions = step.result.kept.regions if step.kind == "done" and step.result is not None else []
         if regions and all(r.area_m2 is None for r in regions):  # no georeference, no pixel size

@@ -214,6 +214,10 @@ def derive(result: ToolResult, focus: str | None, target: str | None) -> str | N
         return _rural_urban(result)
     if focus is not None and focus.startswith("land_use"):
         return _land_use(result.data, focus)
+    if focus is not None and focus.startswith("date:"):  # "what is the NDVI on 2016-06-15?": one row
+        day = focus.split(":", 1)[1]
+        rows = [r for r in result.kept.rows or [] if str(r.get("date") or "").startswith(day)]
+        return f"{float(rows[0]['mean']):.3f}" if len(rows) == 1 else None
     if focus is not None and focus.startswith("date_of:"):  # "which year had the lowest NDVI?"
         row = extreme_row(result, focus)
         return None if row is None else str(row["date"] or row["image"])

@@ -304,11 +304,21 @@ def intent_of(message: str) -> str | None:
 
 
 # "the pixel size is 0.5 m", "GSD 30 cm": a statement about the image, not the question.
-STATED_GSD = re.compile(
-    r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance)\s*(?:is|of|=|:)?\s*"
-    # signed and 1e3 too (refused, not missed); "0,5 m" as Europe writes it
+# Signed and 1e3 too (refused, not missed); "0,5 m" as Europe writes it.
+_GSD_VALUE = (
     r"(-?\d+(?:[.,]\d+)?(?:e[+-]?\d+)?)\s*"
-    r"(mm|cm|km|m|ft|feet|foot|millimet(?:re|er)s?|centimet(?:re|er)s?|kilomet(?:re|er)s?|met(?:re|er)s?)\b",
+    r"(mm|cm|km|m|ft|feet|foot|millimet(?:re|er)s?|centimet(?:re|er)s?|kilomet(?:re|er)s?|met(?:re|er)s?)\b"
+)
+# The value after its name ("pixel size is 0.5 m", "each pixel is 20 cm") or before it
+# ("0.5 m pixels", "30 cm per pixel", "10 m resolution"): groups 1-2 or 3-4. The second
+# starts only where a number starts: tried inside a run of digits it is quadratic.
+STATED_GSD = re.compile(
+    r"(?:pixel size|pixel spacing|resolution|gsd|ground sample distance|(?:each|a|one|every) pixel(?: covers|"
+    r" measures| represents| spans)?|pixels are)\s*(?:is|of|=|:)?\s*"
+    + _GSD_VALUE
+    + r"|(?<![\d.,])"
+    + _GSD_VALUE
+    + r"(?:\s*(?:/|per)\s*(?:pixel|px)\b|\s+(?:pixels|resolution|gsd)\b)",
     re.I,
 )
 # Metres per unit of a stated pixel size, by the unit's first two letters ('metres': 'me').

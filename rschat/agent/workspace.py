@@ -62,6 +62,9 @@ class Workspace:
     # The region drawn on the map (GeoJSON, EPSG:4326); restricts the tools until cleared.
     region: dict[str, Any] | None = None
     last_focus: str | None = None  # the figure the last question that ran tools asked for
+    # Whether the last question went unanswered: "and in acres?" then has no figure of its
+    # own to convert (it converted an older result's, the whole image's area once).
+    last_unanswered: bool = False
     # The results the last turn that used tools answered from (run or reused), in order: the
     # panels show their files and overlay, not whichever result happens to be newest.
     answered_from: list[str] = field(default_factory=list)
@@ -192,6 +195,7 @@ class Workspace:
         have one, else in upload order); more -> a dated stack t1..tN. Returns the names."""
         rasters = [self.read(p) for p in paths]
         if len(rasters) == 1:
+            self._pair_with_previous(rasters[0])
             names = ["image"]
         elif len(rasters) == 2:
             if all(r.date for r in rasters) and rasters[0].date > rasters[1].date:  # type: ignore[operator]
@@ -207,6 +211,28 @@ class Workspace:
         for name, raster in zip(names, rasters, strict=True):
             self.add_raster(name, raster)
         return names
+
+    def _pair_with_previous(self, new: Raster) -> None:
+        """An image uploaded on its own after another ("here is the 2020 image. what
+        changed?") forms a before/after pair with it (ordered by date when both have one),
+        so the earlier image stays reachable ("the first image") and comparable; it was
+        replaced. A pair that does not line up is refused by change detection as any is."""
+        previous = self.rasters.get("image")
+        if previous is None:
+            return
+        pair = [previous, new]
+        if previous.date and new.date and previous.date > new.date:
+            pair.reverse()
+        self.add_raster("before", pair[0])
+        self.add_raster("after", pair[1])
+
+    def paired_by_upload(self) -> tuple[str, str] | None:
+        """(before, after) raster names when the single image was paired with the one
+        uploaded before it (``_pair_with_previous``), else None."""
+        image, before, after = (self.rasters.get(n) for n in ("image", "before", "after"))
+        if image is None or before is None or after is None or all(image is not r for r in (before, after)):
+            return None
+        return before.name, after.name
 
     # -- results ------------------------------------------------------------------------
     def inputs_key(self, args: dict[str, Any], needs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

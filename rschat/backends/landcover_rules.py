@@ -55,6 +55,7 @@ FOREST_NDMI = 0.3  # NDMI (NIR - SWIR1) / (NIR + SWIR1) above which vegetation i
 # Blue reflectance of vegetation above which a scene is hazy (clear Sentinel-2 L1C
 # vegetation ~0.07-0.08, the thin-haze Slovenia scene 0.15): indices are compressed there.
 HAZE_BLUE = 0.12
+WATER_BLUE_RED = 2.5  # blue over this times red is open water in true colour (satellite pixel sizes)
 HERB_GREEN = 0.08  # excess green above which coarse true-colour vegetation is herbaceous
 MIN_SIDE = 2  # pixels: superpixels and texture need a neighbourhood
 METHOD_NAME = "lite land-cover rules (SLIC superpixels; colour, texture and spectral indices)"
@@ -167,6 +168,7 @@ def classify(raster: Raster) -> LandCover:
 
     gsd = raster.pixel_size_m()
     coarse = gsd is not None and gsd > 5
+    blue_water = None  # pixels blue enough to be water (true colour at satellite pixel sizes)
     if "ndvi" in sp_index:
         ndvi = sp_index["ndvi"]
         water = sp_index["mndwi"] > 0.1 if "mndwi" in sp_index else sp_index["ndwi"] > 0.0
@@ -200,6 +202,16 @@ def classify(raster: Raster) -> LandCover:
         water = (dark_smooth & in_body) | ((b_star < -4) & smooth & (L < 75))
         shadow = (L < SHADOW_L) & ~water
         if coarse:
+            # Water absorbs red: blue over WATER_BLUE_RED times red (and over green) is open
+            # water at satellite pixel sizes, smooth or not (sun glint, small clouds and
+            # 8-bit noise in a dark lake defeat the stillness test: Lake Granby at 146 m and
+            # the Bahamas' sea in Landsat true colour read as trees and low vegetation).
+            # Land stays under it even under haze (0-0.5% of the 25 RSVQA Sentinel-2 tiles).
+            # Per superpixel, and per pixel at the end: a lake 10 px across shares its
+            # superpixels with the shore.
+            r_sp, g_sp, b_sp = (per_sp(rgb[..., i]) for i in range(3))
+            water |= (b_sp > g_sp) & (b_sp > WATER_BLUE_RED * r_sp + 1 / 255)
+            blue_water = (rgb[..., 2] > rgb[..., 1]) & (rgb[..., 2] > WATER_BLUE_RED * rgb[..., 0] + 1 / 255)
             # Object shadows are below the resolution: what is dark, smooth for its
             # brightness and not green is water; dark and textured is canopy under haze.
             water |= shadow & ~veg & smooth
@@ -242,6 +254,8 @@ def classify(raster: Raster) -> LandCover:
     cls[cloud] = CLASSES.index("cloud")
 
     classes = cls[labels]
+    if blue_water is not None:
+        classes[blue_water & ~cloud[labels]] = CLASSES.index("water")
     classes[labels == 0] = -1
     return LandCover(classes=classes, superpixels=labels, used_indices=used)
 

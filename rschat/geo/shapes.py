@@ -181,10 +181,16 @@ def within(area_m2: float | None, min_m2: float | None, max_m2: float | None) ->
     return (min_m2 is None or area_m2 > min_m2) and (max_m2 is None or area_m2 < max_m2)
 
 
-def describe_bounds(min_m2: float | None, max_m2: float | None) -> str:
-    """'larger than 200 m2', 'of 100-300 m2', 'smaller than 50 m2', or ''."""
+def describe_bounds(min_m2: float | None, max_m2: float | None, unit: str = "m2") -> str:
+    """'larger than 200 m2', 'of 100-300 m2', 'smaller than 50 m2', or ''; ``unit="ha"``
+    gives the bounds in hectares ('larger than 100 ha' for 1 km2)."""
+    per = 1e4 if unit == "ha" else 1.0
+
+    def num(v: float) -> str:  # never an exponent: 1e+06 m2 read "0.0001e+0.0006 ha" once
+        return f"{v / per:,.10g}"
+
     if min_m2 is not None and max_m2 is not None:
-        return f"of {min_m2:,g}-{max_m2:,g} m2"
+        return f"of {num(min_m2)}-{num(max_m2)} {unit}"
     if min_m2 is not None:
-        return f"larger than {min_m2:,g} m2"
-    return f"smaller than {max_m2:,g} m2" if max_m2 is not None else ""
+        return f"larger than {num(min_m2)} {unit}"
+    return f"smaller than {num(max_m2)} {unit}" if max_m2 is not None else ""

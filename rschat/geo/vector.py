@@ -172,11 +172,27 @@ def regions_geojson(labels: np.ndarray, regions: list[Region], raster: Raster, k
         )
     collection: dict = {"type": "FeatureCollection", "features": feats}
     if not georef:
-        collection["coordinates"] = "pixel (x right, y down); the image has no georeference"
+        collection["coordinates"] = PIXEL_COORDINATES
     return collection
 
 
+# What a FeatureCollection of an image without georeference says of its coordinates.
+PIXEL_COORDINATES = "pixel (x right, y down); the image has no georeference"
+# GeoJSON without a "crs" member is read as lon/lat (RFC 7946): pixel coordinates landed off
+# the globe in QGIS. GDAL reads this legacy member as a local engineering CRS, which QGIS
+# leaves unprojected instead.
+_PIXEL_CRS = {
+    "type": "name",
+    "properties": {
+        "name": 'LOCAL_CS["image pixels (x right, y down), no georeference",LOCAL_DATUM["image",0],'
+        'UNIT["pixel",1],AXIS["x",EAST],AXIS["y",SOUTH]]'
+    },
+}
+
+
 def write_geojson(path: Path, collection: dict) -> Path:
+    if collection.get("coordinates") == PIXEL_COORDINATES:
+        collection = {**collection, "crs": _PIXEL_CRS}
     path.write_text(json.dumps(collection))
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -186,12 +187,20 @@ def _write_table(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _trend_text(fit: Any) -> str:
+def _rate(slope_per_year: float, span_years: float) -> str:
+    """The trend's rate in the unit its dates span: a season's series (May to September)
+    read '+1.4622 per year', a rise no index can make in a year."""
+    if span_years < 1:
+        return f"{slope_per_year / 12:+.4f} per month"
+    return f"{slope_per_year:+.4f} per year"
+
+
+def _trend_text(fit: Any, span_years: float) -> str:
     """The fitted trend in words; a flat series (identical dates) has no trend to test."""
     if fit.slope == 0 or not np.isfinite(fit.pvalue):
         return "no change over the dates"
     trend = f"{'rising' if fit.slope > 0 else 'falling'}, {'' if fit.pvalue < 0.05 else 'not '}significant"
-    return f"trend {fit.slope:+.4f} per year ({trend}, p={fit.pvalue:.3f})"
+    return f"trend {_rate(fit.slope, span_years)} ({trend}, p={fit.pvalue:.3f})"
 
 
 def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
@@ -229,7 +238,7 @@ def run(args: TimeseriesArgs, ctx: ToolContext) -> ToolResult:
         figures.first_water_percent, figures.last_water_percent = shares[0], shares[-1]
         water = f"; water ({label} > 0) covered {shares[0]:.1f}% on the first date and {shares[-1]:.1f}% on the last"
     summary = (
-        f"mean {label} over {len(rows)} dates went from {means[0]:.3f} to {means[-1]:.3f}; {_trend_text(fit)}; largest change "
+        f"mean {label} over {len(rows)} dates went from {means[0]:.3f} to {means[-1]:.3f}; {_trend_text(fit, float(years[-1] - years[0]))}; largest change "
         f"{figures.largest_change:+.3f} between {jump}{water}"
     )
     where = "the box" if args.box else "the image"
@@ -351,11 +360,18 @@ def _plot(years, means, stds, fit, index: str, path) -> None:  # type: ignore[no
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import dates as mdates
 
+    # Dates on the axis, not decimal years ("0.35 ... 0.70 +2.016e3" for one season).
+    when = np.array([dt.datetime(int(y), 1, 1) + dt.timedelta(days=(y - int(y)) * 365.25) for y in years])
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    ax.errorbar(years, means, yerr=stds, fmt="o-", capsize=3, label=f"mean {index} (+/- 1 std)")
-    ax.plot(years, fit.intercept + fit.slope * years, "--", label=f"trend {fit.slope:+.4f}/yr")
-    ax.set_xlabel("year")
+    ax.errorbar(when, means, yerr=stds, fmt="o-", capsize=3, label=f"mean {index} (+/- 1 std)")
+    rate = _rate(fit.slope, float(years[-1] - years[0])).replace(" per ", "/")
+    ax.plot(when, fit.intercept + fit.slope * years, "--", label=f"trend {rate}")
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("date")
     ax.set_ylabel(index)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

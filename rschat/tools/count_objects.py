@@ -3,7 +3,6 @@ CLIP (full mode), with boxes on the image and points on the map."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
 from rschat.geo.shapes import Shape, Size, SizeKind, describe, describe_bounds, matches, size_unresolved, within
-from rschat.geo.vector import pixels_to_lonlat
+from rschat.geo.vector import PIXEL_COORDINATES, pixels_to_lonlat, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -154,7 +153,7 @@ def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) 
         )
     out: dict = {"type": "FeatureCollection", "features": feats}
     if not raster.georeferenced:
-        out["coordinates"] = "pixel (x right, y down); the image has no georeference"
+        out["coordinates"] = PIXEL_COORDINATES
     return out
 
 
@@ -188,7 +187,7 @@ def outlines_geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int
         feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [coords]}, "properties": props})
     out: dict = {"type": "FeatureCollection", "features": feats}
     if not raster.georeferenced:
-        out["coordinates"] = "pixel (x right, y down); the image has no georeference"
+        out["coordinates"] = PIXEL_COORDINATES
     return out
 
 
@@ -329,9 +328,9 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
     if target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in dets)
     path_geo = ctx.path(f"count_{target}.geojson")
-    path_geo.write_text(json.dumps(_geojson(dets, raster, offset)))
+    write_geojson(path_geo, _geojson(dets, raster, offset))
     path_shapes = ctx.path(f"count_{target}_outlines.geojson")
-    path_shapes.write_text(json.dumps(outlines_geojson(dets, raster, offset)))
+    write_geojson(path_shapes, outlines_geojson(dets, raster, offset))
     overlay = write_png(ctx.path(f"count_{target}.png"), _draw(rgb_preview(raster), dets))
     return ToolResult(
         summary=f"{len(dets)} {_singular(plural) if len(dets) == 1 else plural} in {scope}{how}",

@@ -5,7 +5,6 @@ placed from the file's grid."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
@@ -18,6 +17,7 @@ from rschat.geo.io import write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
 from rschat.geo.tiles import Tile, map_threaded, tile_grid
+from rschat.geo.vector import write_geojson
 from rschat.geo.windowed import RasterSource, area_mask, read_window
 from rschat.tools.base import Artifact, Kept, ToolContext, ToolResult, region_mask_of
 from rschat.tools.count_detect import ASSUMED_GSD_M, SUPPORTED, detect_lite
@@ -160,9 +160,9 @@ def run_tiled(args: CountArgs, ctx: ToolContext, image: Raster) -> ToolResult:
     if args.target == "tree":
         figures.dead_or_leafless = sum("dead" in d.kind for d in found)
     path_geo = ctx.path(f"count_{args.target}.geojson")
-    path_geo.write_text(json.dumps(_geojson(found, _file_grid(src, image), (0, 0))))
+    write_geojson(path_geo, _geojson(found, _file_grid(src, image), (0, 0)))
     path_shapes = ctx.path(f"count_{args.target}_outlines.geojson")
-    path_shapes.write_text(json.dumps(outlines_geojson(found, _file_grid(src, image), (0, 0))))
+    write_geojson(path_shapes, outlines_geojson(found, _file_grid(src, image), (0, 0)))
     preview = shown_raster(image, ctx.settings.overview_side if ctx.settings else 2048)
     step = image.width / preview.width
     boxes = [replace(d, box=tuple(v / step for v in d.box)) for d in shown]  # type: ignore[arg-type]

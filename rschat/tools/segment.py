@@ -19,7 +19,7 @@ from rschat.geo.io import write_geotiff, write_png
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster
 from rschat.geo.shapes import RegionShape, Size, channels, describe, matches, shape_of, size_unresolved
-from rschat.geo.vector import Region, regions_geojson, regions_of, write_geojson
+from rschat.geo.vector import PIXEL_COORDINATES, Region, regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -347,7 +347,7 @@ def _class_polygons(lc: lcr.LandCover, raster: Raster) -> dict:
         features += regions_geojson(labels, regions, raster, name)["features"]
     collection = {"type": "FeatureCollection", "features": features}
     if not raster.georeferenced:
-        collection["coordinates"] = "pixel (x right, y down); the image has no georeference"
+        collection["coordinates"] = PIXEL_COORDINATES
     return collection
 
 
