@@ -346,7 +346,9 @@ def test_a_year_after_a_time_series_reads_that_date_from_its_table(settings):
     ws, steps = ask(settings, "the bands are SWIR1, NIR, red, green. show the NDVI trend", stack)
     rows = ws.last_result().result.kept.rows
     reply = list(turn(ws, "what is the NDVI in 2000?"))[-1].text
-    assert reply.startswith(f"**{rows[1]['mean']:.3f}**\n\nIn 2000 the mean NDVI over the image was {rows[1]['mean']:.3f}")
+    assert reply.startswith(
+        f"**{rows[1]['mean']:.3f}**\n\nIn 2000 the mean NDVI over the image was {rows[1]['mean']:.3f}"
+    )
     reply = list(turn(ws, "what was the NDVI in 1990?"))[-1].text
     assert "no usable date in 1990: no image of that year" in reply and "1985, 2000, 2020" in reply
 
