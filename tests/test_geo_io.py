@@ -72,6 +72,21 @@ def test_band_descriptions_with_their_numbers_are_read_by_their_names(tmp_path: 
     assert [band_index(r, b) for b in ("blue", "green", "red", "nir")] == [0, 1, 2, 3]
 
 
+def test_a_fourth_band_tagged_alpha_that_holds_data_is_read_as_nir(tmp_path: Path):
+    """GDAL tags band 4 alpha when a 4-band file is written as RGB (NAIP warped with its
+    profile copied): its NIR went unused and one date of a pair lost all its lakes."""
+    from rasterio.enums import ColorInterp
+
+    rng = np.random.default_rng(4)
+    for band4, expect in ((rng.integers(0, 255, (32, 32)), "nir"), (np.full((32, 32), 255), "alpha")):
+        data = np.concatenate([rng.integers(0, 255, (3, 32, 32)), band4[None]]).astype(np.uint8)
+        path = write_tif(tmp_path / f"{expect}.tif", data)
+        with rasterio.open(path, "r+") as ds:
+            ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+        r = read_raster(path)
+        assert r.band_names[3] == expect and (expect == "alpha" or "tags band 4 as alpha" in r.notes[0])
+
+
 def test_corrupt_and_non_image_files_are_refused(tmp_path: Path):
     (tmp_path / "notes.png").write_text("this is not an image")
     with pytest.raises(InputError, match="not a PNG, JPEG"):

@@ -316,6 +316,34 @@ def test_a_unit_after_an_unanswered_question_converts_no_older_figure(settings):
     assert not steps[-1].answered and "not answered" in steps[-1].text
 
 
+def test_pixels_in_degrees_are_given_east_west_and_north_south(settings, tmp_path):
+    """A 0.001-degree grid at 60 N has pixels of about 56 m east-west by 111 m north-south;
+    one mean size (79 m) and extents from it were off by 30% and more each way."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "lat60.tif"
+    data = np.random.default_rng(0).integers(0, 255, (3, 100, 100)).astype(np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=from_origin(10.0, 60.05, 0.001, 0.001)) as dst:  # fmt: skip
+        dst.write(data)
+    ws, steps = ask(settings, "what is the pixel size?", [path])
+    assert "55.8 m east-west x 111 m north-south" in steps[-1].text, steps[-1].text
+    assert "100 x 100 pixels (5,580 x 11,141 m)" in steps[-1].text
+
+
+def test_before_and_after_slots_filled_the_wrong_way_round_are_pointed_out(settings):
+    """2020 as before and 2018 as after read every gain as a loss (21.4% changed), silently."""
+    ws = Workspace(settings)
+    named = {"before": ASSETS / "naip_2015-09-26.tif", "after": ASSETS / "naip_2009-08-18.tif"}
+    steps = list(turn(ws, "what changed?", named=named))
+    assert "is dated after the after image" in steps[0].text
+    assert ws.reversed_pair_note() is not None
+    ws.load("before", ASSETS / "naip_2009-08-18.tif")
+    ws.load("after", ASSETS / "naip_2015-09-26.tif")
+    assert ws.reversed_pair_note() is None
+
+
 def test_a_question_after_a_statement_is_answered_and_an_unknown_unit_asked_again(settings):
     """'The pixel size is 10 m. Is this a residential area?' answers the question (it
     replied 'Noted' and dropped it); 'the pixel size is 2 inches' is not silently ignored."""

@@ -163,6 +163,8 @@ def _describe_uploads(ws: Workspace, names: list[str]) -> str:
         date = f", {r.date_label}" if r.date else ""
         parts.append(f"{name} = {r.name} ({r.width}x{r.height}, {r.count} band(s), {r.describe_georef()}{date})")
         said += [(r.name, n) for n in r.notes]
+    if {"before", "after"} <= set(names) and (reversed_note := ws.reversed_pair_note()):
+        said.append(("", reversed_note))
     if names == ["image"] and (pair := ws.paired_by_upload()):
         said.append(("", f"'{pair[0]}' and '{pair[1]}' are now the before and after images: ask *what changed?* "
                          "to compare them, or about *the first image*."))  # fmt: skip

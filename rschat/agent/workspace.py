@@ -226,6 +226,18 @@ class Workspace:
         self.add_raster("before", pair[0])
         self.add_raster("after", pair[1])
 
+    def reversed_pair_note(self) -> str | None:
+        """A note when the before image is dated after the after image (slots filled the
+        wrong way round): every gain then reads as a loss, and nothing said so."""
+        before, after = self.rasters.get("before"), self.rasters.get("after")
+        if before is None or after is None or not (before.date and after.date) or before.date <= after.date:
+            return None
+        return (
+            f"the before image '{before.name}' ({before.date}) is dated after the after image '{after.name}' "
+            f"({after.date}): changes are read from {before.date} to {after.date}, gains as losses. Swap the two if "
+            "that is not what you meant."
+        )
+
     def paired_by_upload(self) -> tuple[str, str] | None:
         """(before, after) raster names when the single image was paired with the one
         uploaded before it (``_pair_with_previous``), else None."""

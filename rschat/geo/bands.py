@@ -202,6 +202,13 @@ def unnamed_four_bands(data: np.ndarray, nodata: float | None, image: str) -> tu
     )
 
 
+def alpha_holds_data(data: np.ndarray, nodata: float | None) -> bool:
+    """Whether the last band, tagged alpha, holds more than a 0/255 mask: GDAL tags the
+    fourth band alpha when a 4-band file is written as RGB (a NAIP tile warped with its
+    profile copied), and its near-infrared then went unused on one date of a pair."""
+    return bool(np.unique(_sample(data, nodata)[-1][:5000]).size > 2)
+
+
 def band_doubt(raster: Raster) -> str | None:
     """The note saying that the image's band order is unknown and it is not true colour, or
     None (it goes once the user states the order)."""

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from rschat.geo.bands import UNKNOWN_ORDER, normalise_band_name, unnamed_four_bands
+from rschat.geo.bands import UNKNOWN_ORDER, alpha_holds_data, normalise_band_name, unnamed_four_bands
 from rschat.geo.errors import InputError, TooLargeError
 from rschat.geo.raster import Raster
 
@@ -159,6 +159,12 @@ def _band_reading(
     # B-numbers count only where the set looks like Sentinel-2's (B8A, or 12-13 bands).
     sentinel = "b8a" in {n.lower() for n in names} or len(names) >= 12
     known = {normalise_band_name(n) for n in names if sentinel or not re.fullmatch(r"[bB]\d{1,2}", n)}
+    if names == ("red", "green", "blue", "alpha") and alpha_holds_data(data, nodata):
+        return ("red", "green", "blue", "nir"), [
+            f"'{name}' tags band 4 as alpha (transparency), but it holds many values, not a 0/255 mask: it is read "
+            "as near-infrared (NAIP's order; GDAL tags the fourth band alpha when a 4-band file is written as RGB). "
+            "If it is something else, say the band order."
+        ]
     if len(names) == 4 and all(n.startswith("band ") for n in names):
         guessed, note = unnamed_four_bands(data, nodata, name)
         return guessed or names, [note]

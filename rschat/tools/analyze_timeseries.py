@@ -363,15 +363,21 @@ def _plot(years, means, stds, fit, index: str, path) -> None:  # type: ignore[no
     from matplotlib import dates as mdates
 
     # Dates on the axis, not decimal years ("0.35 ... 0.70 +2.016e3" for one season).
-    when = np.array([dt.datetime(int(y), 1, 1) + dt.timedelta(days=(y - int(y)) * 365.25) for y in years])
+    dated = bool(np.min(years) >= 1000)  # undated images are placed at 0, 1, 2, ...
+    when = (
+        np.array([dt.datetime(int(y), 1, 1) + dt.timedelta(days=(y - int(y)) * 365.25) for y in years])
+        if dated
+        else years
+    )
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     ax.errorbar(when, means, yerr=stds, fmt="o-", capsize=3, label=f"mean {index} (+/- 1 std)")
     rate = _rate(fit.slope, float(years[-1] - years[0])).replace(" per ", "/")
     ax.plot(when, fit.intercept + fit.slope * years, "--", label=f"trend {rate}")
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("date")
+    if dated:
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("date" if dated else "image (upload order; no dates)")
     ax.set_ylabel(index)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -94,6 +94,7 @@ PHRASES = (
 )
 
 
+NOT_JUDGED = 255  # the plain change mask's no-data value
 GAINED_RGB = (40, 120, 255)  # a class's gain on the overlay (its loss is the usual change red)
 
 
@@ -119,11 +120,15 @@ def _artifacts(
         small = coded[0][::step, ::step]
         overlay = overlay_mask(overlay_mask(rgb_preview(small_after), small == 1), small == 2, GAINED_RGB)
     where = "EPSG:4326" if before.georeferenced else "pixel coordinates"
+    # Pixels either image leaves uncovered (a reprojected after image's edges) were not
+    # judged: no data, not "unchanged", in GIS.
+    judged = before.valid_mask() & after.valid_mask()
     values, nodata, label = (
-        (mask.astype(np.uint8), None, "change mask (GeoTIFF, 1 = changed)")
+        (np.where(judged, mask, NOT_JUDGED).astype(np.uint8), NOT_JUDGED,
+         f"change mask (GeoTIFF, 1 = changed, {NOT_JUDGED} = not covered by both images)")
         if coded is None
         else (coded[0], UNJUDGED, coded[1])
-    )
+    )  # fmt: skip
     # The three pictures and the GeoTIFF are written in threads: their compressors release
     # the GIL, and on two cores this takes 0.15-0.2 s off a 1024 px pair (the 1.5 s target).
     with ThreadPoolExecutor(max_workers=4) as pool:

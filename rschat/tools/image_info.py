@@ -105,14 +105,33 @@ def _crs_text(raster: Raster) -> str:
     return f"{code} ({ProjCRS.from_wkt(raster.crs.to_wkt()).name})"
 
 
+def _degree_steps(raster: Raster) -> tuple[float, float, float, float] | None:
+    """For a geographic CRS: the file's pixel (east-west, north-south) in metres at the
+    image's centre and in degrees. A degree of longitude shrinks with latitude, so one
+    size in metres hid that the pixels of a 0.0015-degree grid at 40 N are 127 x 167 m."""
+    if not (raster.georeferenced and raster.crs is not None and raster.crs.is_geographic and raster.transform):
+        return None
+    from pyproj import Geod
+
+    scale = raster.width / raster.source.width if raster.source is not None else 1.0
+    dx, dy = abs(raster.transform.a) * scale, abs(raster.transform.e) * scale
+    lon, lat = pixel_to_lonlat(raster)(raster.width / 2, raster.height / 2)
+    geod = Geod(ellps="WGS84")
+    ew = geod.inv(lon - dx / 2, lat, lon + dx / 2, lat)[2]
+    ns = geod.inv(lon, lat - dy / 2, lon, lat + dy / 2)[2]
+    return ew, ns, dx, dy
+
+
 def _pixel_text(raster: Raster, gsd: float | None) -> str:
     if gsd is None:
         return "no pixel size (no georeference: say 'the pixel size is X m')"
-    text = f"{gsd:.3g} m pixels" + ("" if raster.georeferenced else " (as you stated)")
-    if raster.georeferenced and raster.crs is not None and raster.crs.is_geographic and raster.transform is not None:
-        step = abs(raster.transform.a) * (raster.width / raster.source.width if raster.source is not None else 1.0)
-        text += f" ({step:.6g} degrees of longitude in the file's CRS)"
-    return text
+    if (steps := _degree_steps(raster)) is not None:
+        ew, ns, dx, dy = steps
+        return (
+            f"{gsd:.3g} m pixels on average: {ew:.3g} m east-west x {ns:.3g} m north-south at the centre "
+            f"({dx:.6g} x {dy:.6g} degrees in the file's CRS)"
+        )
+    return f"{gsd:.3g} m pixels" + ("" if raster.georeferenced else " (as you stated)")
 
 
 def _bounds_text(raster: Raster) -> str:
@@ -157,10 +176,12 @@ def run(args: InfoArgs, ctx: ToolContext) -> ToolResult:
     per_pixel = raster.pixel_area_m2()
     area = None if per_pixel is None else float(np.mean(per_pixel)) * raster.width * raster.height
     centre = pixel_to_lonlat(raster)(raster.width / 2, raster.height / 2) if raster.georeferenced else [None, None]
+    steps = _degree_steps(raster)
+    step_x, step_y = (steps[0], steps[1]) if steps is not None else (gsd, gsd)
     figures = InfoFigures(
         width_px=width, height_px=height, bands=raster.count, pixel_size_m=gsd, area_m2=area,
         area_ha=None if area is None else area / 1e4, epsg=_epsg(raster), centre_lon=centre[0], centre_lat=centre[1],
-        extent_x_m=None if gsd is None else width * gsd, extent_y_m=None if gsd is None else height * gsd,
+        extent_x_m=None if step_x is None else width * step_x, extent_y_m=None if step_y is None else height * step_y,
         valid_percent=100.0 * float(raster.valid_mask().mean()),
     )  # fmt: skip
     parts = _parts(raster, figures)

@@ -377,6 +377,8 @@ class Handlers:
             )
             if self._drop_region_off(session, uids):
                 status += ". " + REGION_CLEARED
+            if reversed_note := session.ws.reversed_pair_note():
+                status += ". Note: " + reversed_note
             return {self.ui.slot_status: status, **self._panels(session)}
 
         return handler
