@@ -363,3 +363,24 @@ def test_requests_without_a_session_hash_never_share_a_session_and_sessions_are_
     kept = store.get(SimpleNamespace(session_hash="tab"))
     store.get(SimpleNamespace(session_hash="another"))  # the fourth: the idlest (a) ends
     assert len(store) == 3 and store.get(SimpleNamespace(session_hash="tab")) is kept
+
+
+def test_turns_computing_at_once_stay_bounded_after_a_cancel(tmp_path):
+    """A stopped turn frees Gradio's slot at once but its thread computes on: new turns wait
+    for a computing slot (and stop waiting when they are stopped), so cancel-and-ask-again
+    cannot run more turns at once than RSCHAT_MAX_CONCURRENT_TURNS."""
+    from types import SimpleNamespace
+
+    from rschat.ui import turns
+
+    store = SessionStore(Settings(work_dir=tmp_path, max_concurrent_turns=1))
+    session = store.get(SimpleNamespace(session_hash="a"))
+    slots = turns._computing(1)
+    slots.acquire()  # the thread of a cancelled turn, still computing
+    try:
+        steps = list(turns.run_turn(session, "help", [], limit_s=1))
+        assert [s.kind for s in steps] == ["answer"] and not steps[-1].answered
+    finally:
+        slots.release()
+    steps = list(turns.run_turn(session, "help", [], limit_s=30))
+    assert steps[-1].kind == "answer" and steps[-1].answered

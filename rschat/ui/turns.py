@@ -39,7 +39,25 @@ def failure_text(err: BaseException) -> str:
     )
 
 
+# Turns computing at once, whatever Gradio's queue thinks: a cancelled or timed-out turn
+# frees its queue slot at once (the UI answers for it), but its thread runs on to its next
+# check, so cancel-and-ask-again from fresh sessions could run any number of turns at once.
+_COMPUTING: dict[int, threading.BoundedSemaphore] = {}
+_COMPUTING_LOCK = threading.Lock()
+
+
+def _computing(limit: int) -> threading.BoundedSemaphore:
+    with _COMPUTING_LOCK:
+        return _COMPUTING.setdefault(limit, threading.BoundedSemaphore(max(1, limit)))
+
+
 def _work(session: UiSession, text: str, files: list[Path], control: TurnControl, out: queue.Queue) -> None:
+    slots = _computing(session.ws.settings.max_concurrent_turns)
+    while not slots.acquire(timeout=0.25):  # a stopped turn stops waiting
+        if control.stopped():
+            out.put(Step("answer", control.message(), answered=False))
+            out.put(None)
+            return
     try:
         for step in turn(session.ws, text, uploads=files or None, control=control):
             out.put(step)
@@ -47,6 +65,7 @@ def _work(session: UiSession, text: str, files: list[Path], control: TurnControl
         log.exception("turn failed")
         out.put(Step("answer", failure_text(err), answered=False))
     finally:
+        slots.release()
         out.put(None)
 
 
