@@ -78,7 +78,10 @@ def test_a_fourth_band_tagged_alpha_that_holds_data_is_read_as_nir(tmp_path: Pat
     from rasterio.enums import ColorInterp
 
     rng = np.random.default_rng(4)
-    for band4, expect in ((rng.integers(0, 255, (32, 32)), "nir"), (np.full((32, 32), 255), "alpha")):
+    soft = np.full((32, 32), 255)
+    soft[:4] = 0
+    soft[4:6] = 128  # a mask with soft edges is still a mask
+    for band4, expect in ((rng.integers(0, 255, (32, 32)), "nir"), (np.full((32, 32), 255), "alpha"), (soft, "alpha")):
         data = np.concatenate([rng.integers(0, 255, (3, 32, 32)), band4[None]]).astype(np.uint8)
         path = write_tif(tmp_path / f"{expect}.tif", data)
         with rasterio.open(path, "r+") as ds:

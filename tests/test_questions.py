@@ -314,6 +314,9 @@ def test_a_unit_after_an_unanswered_question_converts_no_older_figure(settings):
     assert not steps[-1].answered
     steps = list(turn(ws, "and in acres?"))
     assert not steps[-1].answered and "not answered" in steps[-1].text
+    list(turn(ws, "what area does the image cover?"))
+    list(turn(ws, "thanks!"))  # no figure asked: the last one is still there to convert
+    assert list(turn(ws, "and in acres?"))[-1].short_answer.endswith("acres")
 
 
 def test_pixels_in_degrees_are_given_east_west_and_north_south(settings, tmp_path):
@@ -342,6 +345,25 @@ def test_before_and_after_slots_filled_the_wrong_way_round_are_pointed_out(setti
     ws.load("before", ASSETS / "naip_2009-08-18.tif")
     ws.load("after", ASSETS / "naip_2015-09-26.tif")
     assert ws.reversed_pair_note() is None
+
+
+def test_pairing_by_upload_keeps_plain_names_and_a_pair_uploaded_together(settings):
+    """A pasted 'image.png' must not answer for 'this image' once another is uploaded, and an
+    image alone after a pair must not pair with an older single image (the review's finds)."""
+    from rschat.agent.agent import stated_gsd
+
+    plain = settings.work_dir / "image.png"
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    plain.write_bytes((ASSETS / "OSBS_029.tif").read_bytes())
+    ws, _ = ask(settings, "what is the pixel size?", [plain])
+    steps = list(turn(ws, "how many pixels are in this image?", uploads=[ASSETS / "naip_2015-09-26.tif"]))
+    assert "'naip_2015-09-26'" in steps[-1].text
+    pair = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+    ws.load_uploads(pair)
+    ws.load_uploads([ASSETS / "OSBS_029.tif"])
+    assert ws.rasters["before"].name == "naip_2009-08-18" and ws.paired_by_upload() is None
+    for asked in ("is this a 30 m resolution image?", "is 0.5 m per pixel enough to count cars?"):
+        assert stated_gsd(asked) is None, asked
 
 
 def test_a_question_after_a_statement_is_answered_and_an_unknown_unit_asked_again(settings):

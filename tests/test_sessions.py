@@ -355,14 +355,20 @@ def test_uploads_over_the_size_limit_are_refused_and_not_kept(tmp_path):
 def test_requests_without_a_session_hash_never_share_a_session_and_sessions_are_capped(tmp_path):
     """One shared 'anonymous' session let any REST caller export another caller's images;
     each such request now gets its own, and past max_sessions the longest idle one ends."""
+    import time as clock
     from types import SimpleNamespace
 
     store = SessionStore(Settings(work_dir=tmp_path, max_sessions=3))
     a, b = store.get(SimpleNamespace(session_hash=None)), store.get(SimpleNamespace(session_hash=None))
     assert a is not b
     kept = store.get(SimpleNamespace(session_hash="tab"))
-    store.get(SimpleNamespace(session_hash="another"))  # the fourth: the idlest (a) ends
-    assert len(store) == 3 and store.get(SimpleNamespace(session_hash="tab")) is kept
+    kept.ws.add_raster("image", make_pair()[0])
+    store.get(SimpleNamespace(session_hash="another"))  # nobody idle for 2 minutes: no one ends
+    assert len(store) == 4
+    for session in (a, b, kept):
+        session.last_seen = clock.monotonic() - 600
+    store.get(SimpleNamespace(session_hash="fifth"))  # an empty idle session ends, not a user's work
+    assert len(store) == 4 and store.get(SimpleNamespace(session_hash="tab")) is kept
 
 
 def test_turns_computing_at_once_stay_bounded_after_a_cancel(tmp_path):

@@ -42,9 +42,19 @@ MAX_STATED_GSD_M = 10_000.0
 MIN_STATED_GSD_M = 0.001  # 1 mm: finer is a typo too (areas would print as 0 m2)
 
 
+def _asked_about(message: str, m: re.Match[str]) -> bool:
+    """Whether a pixel size written before its name ('a 30 m resolution image') is asked
+    about rather than stated: 'is this a 30 m resolution image?', 'is 0.5 m per pixel
+    enough to count cars?' state nothing."""
+    if m.group(1) is not None:  # 'the pixel size is 0.5 m' states it, even in a question
+        return False
+    rest = re.split(r"[.!\n]", message[m.end() :], maxsplit=1)[0]
+    return "?" in rest
+
+
 def stated_gsd(message: str) -> float | None:
     """A pixel size stated in a message ('the pixel size is 0.5 m', 'GSD 30 cm') in metres."""
-    m = STATED_GSD.search(message)
+    m = next((m for m in STATED_GSD.finditer(message) if not _asked_about(message, m)), None)
     if not m:
         return None
     number, unit = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
@@ -436,7 +446,10 @@ def _plan_and_answer(
         answered = not failed
     if plan.note:  # said first: the format asked for is not the one given
         text = f"{plan.note}\n\n{text}"
-    ws.last_unanswered = not answered
+    # A question that went unanswered ('how much is covered by roads?', read as a visual
+    # question) has no figure to convert; "thanks!" (unsupported) leaves the last one.
+    if plan.intent not in ("unsupported", "help"):
+        ws.last_unanswered = not answered
     return text, answered
 
 

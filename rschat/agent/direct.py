@@ -26,9 +26,12 @@ def session_images(ws: Workspace) -> list[tuple[str, Image.Image]]:
     stack = stack_names(ws.rasters)
     if stack:
         names = [n for n in stack if n not in names][:MAX_IMAGES]
-    out = []
+    out, seen = [], set()
     for name in names[:MAX_IMAGES]:
         r = ws.rasters[name]
+        if id(r) in seen:  # an image paired with the one before it is also 'after' (or 'before')
+            continue
+        seen.add(id(r))
         label = name + (f", {r.date_label}" if r.date else "")
         out.append((label, Image.fromarray(rgb_preview(r))))
     return out

@@ -359,7 +359,10 @@ _OTHER_DATE = {"other": None, "before": "before", "first": "before", "earlier": 
 def _on_other_image(req: Request, last: StoredResult, scope: str, takes: dict[str, Any]) -> Plan | None:
     """The last one-image call on the pair's other image (or the one named)."""
     image = last.args.get("image")
-    if "image" not in takes or image not in ("before", "after") or not {"before", "after"} <= set(req.ws.rasters):
+    rasters = req.ws.rasters
+    if image == "image" and req.ws.paired_by_upload():  # the single image is also one of the pair
+        image = next((n for n in ("after", "before") if rasters.get(n) is rasters.get("image")), image)
+    if "image" not in takes or image not in ("before", "after") or not {"before", "after"} <= set(rasters):
         return None
     wanted = _OTHER_DATE[scope.split()[0]] or ("after" if image == "before" else "before")
     args = {**last.args, "image": wanted}

@@ -45,6 +45,13 @@ class Request:
         return self.ws.current_box()
 
 
+def _file_like(name: str) -> bool:
+    """A name that can only mean its file ('OSBS_029', 'naip_2015-09-26'), not a word of the
+    question: a pasted 'image.png' or a 'forest.tif' would answer for 'this image' or 'how much
+    forest'; a bare number ('2000') is a year or a distance."""
+    return len(name) > 2 and not name.isdigit() and re.search(r"[\d_\-]", name) is not None
+
+
 def single_image(message: str, ws: Workspace) -> str | None:
     """Which raster a one-image tool should use: the single image, else the after (or
     before when asked), else the date of a stack the message names ("how much forest was
@@ -57,7 +64,7 @@ def single_image(message: str, ws: Workspace) -> str | None:
     named_file = {
         slot
         for slot, r in ws.rasters.items()
-        if len(r.name) > 2 and not r.name.isdigit() and re.search(rf"\b{re.escape(r.name.lower())}\b", lowered)
+        if _file_like(r.name) and re.search(rf"\b{re.escape(r.name.lower())}\b", lowered)
     }
     holders = {id(ws.rasters[slot]) for slot in named_file}
     if len(holders) == 1:

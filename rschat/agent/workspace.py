@@ -218,7 +218,9 @@ class Workspace:
         so the earlier image stays reachable ("the first image") and comparable; it was
         replaced. A pair that does not line up is refused by change detection as any is."""
         previous = self.rasters.get("image")
-        if previous is None:
+        # Only the image uploaded last: after 'A' alone then a pair P1+P2, 'C' must not pair
+        # with the older A (and drop the pair).
+        if previous is None or max(self.raster_uids.values()) != self.raster_uids["image"]:
             return
         pair = [previous, new]
         if previous.date and new.date and previous.date > new.date:
@@ -320,7 +322,7 @@ class Workspace:
         stack = self.stack()
         if newest in stack:
             return [*stack, *(n for n in ("before", "after") if n in self.rasters)]
-        if newest in ("before", "after"):
+        if newest in ("before", "after") or self.paired_by_upload():
             return [n for n in ("before", "after") if n in self.rasters]
         return [newest]
 

@@ -126,6 +126,18 @@ def check_has_content(raster: Raster) -> None:
         )
 
 
+def _common_scale_rgb(raster: Raster) -> np.ndarray:
+    """(H, W, 3) red, green, blue on one scale for all three (0-1 at the brightest band's
+    99th percentile): the preview stretches each band on its own, which clips the dark end
+    of red to 0 and makes any blue-over-red ratio meaningless (a uint16 forest read 34% water)."""
+    idx = [band_index(raster, b) for b in ("red", "green", "blue")]
+    picked = [i if i is not None else k for k, i in enumerate(idx)] if raster.count >= 3 else [0, 0, 0]
+    rgb = np.moveaxis(raster.data[picked].astype(np.float32), 0, -1)
+    rgb[~raster.valid_mask()] = np.nan
+    top = float(np.nanpercentile(rgb, 99)) if np.isfinite(rgb).any() else 1.0
+    return np.nan_to_num(rgb / (top if top > 0 else 1.0))
+
+
 def classify(raster: Raster) -> LandCover:
     """Land-cover classes for every valid pixel of a raster (see module docstring)."""
     # Long on purpose: the rules read top to bottom in the order they are applied, each
@@ -209,9 +221,10 @@ def classify(raster: Raster) -> LandCover:
             # Land stays under it even under haze (0-0.5% of the 25 RSVQA Sentinel-2 tiles).
             # Per superpixel, and per pixel at the end: a lake 10 px across shares its
             # superpixels with the shore.
-            r_sp, g_sp, b_sp = (per_sp(rgb[..., i]) for i in range(3))
+            raw = _common_scale_rgb(raster)
+            r_sp, g_sp, b_sp = (per_sp(raw[..., i]) for i in range(3))
             water |= (b_sp > g_sp) & (b_sp > WATER_BLUE_RED * r_sp + 1 / 255)
-            blue_water = (rgb[..., 2] > rgb[..., 1]) & (rgb[..., 2] > WATER_BLUE_RED * rgb[..., 0] + 1 / 255)
+            blue_water = (raw[..., 2] > raw[..., 1]) & (raw[..., 2] > WATER_BLUE_RED * raw[..., 0] + 1 / 255)
             # Object shadows are below the resolution: what is dark, smooth for its
             # brightness and not green is water; dark and textured is canopy under haze.
             water |= shadow & ~veg & smooth

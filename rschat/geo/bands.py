@@ -206,7 +206,12 @@ def alpha_holds_data(data: np.ndarray, nodata: float | None) -> bool:
     """Whether the last band, tagged alpha, holds more than a 0/255 mask: GDAL tags the
     fourth band alpha when a 4-band file is written as RGB (a NAIP tile warped with its
     profile copied), and its near-infrared then went unused on one date of a pair."""
-    return bool(np.unique(_sample(data, nodata)[-1][:5000]).size > 2)
+    last = _sample(data, nodata)[-1]  # spread over the whole image, not its top rows
+    if last.size == 0:
+        return False
+    full = 255.0 if data.dtype == np.uint8 else float(np.nanmax(last))
+    # A mask, even with soft edges (0, 128, 200, 255), is mostly 0 and full.
+    return bool(np.mean((last != 0) & (last != full)) > 0.5)
 
 
 def band_doubt(raster: Raster) -> str | None:

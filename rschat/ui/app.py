@@ -495,7 +495,7 @@ def upload_previews(session: UiSession, before: dict[str, int]) -> list[dict[str
     ws = session.ws
     new = [n for n, uid in ws.raster_uids.items() if before.get(n) != uid]
     stack = [n for n in ws.stack() if n in new]
-    shown = stack or [n for n in ("image", "before", "after") if n in new]
+    shown = stack or (["image"] if "image" in new else [n for n in ("before", "after") if n in new])
     return [
         {
             "role": "user",

@@ -28,6 +28,8 @@ from rschat.config import Settings
 log = logging.getLogger(__name__)
 
 
+# A session is ended to make room for a new one only after this long without an event.
+EVICT_MIN_IDLE_S = 120.0
 # Points and boxes one session may place on the image (each click redraws them all).
 MAX_PROMPTS = 200
 
@@ -92,24 +94,35 @@ class SessionStore:
         # A request without a session hash (a REST call past the queue) gets a session of its
         # own: one shared key let any such caller export or question another's images.
         key = request.session_hash or f"no-hash-{uuid.uuid4().hex}"
+        evicted = None
         with self._lock:
             if key not in self._by_session:
-                self._make_room()
+                evicted = self._make_room()
                 self._by_session[key] = UiSession(Workspace(self.settings))
             session = self._by_session[key]
             session.last_seen = time.monotonic()
-            return session
+        if evicted is not None:  # its folder is deleted outside the lock
+            evicted.end(keep=set())
+        return session
 
-    def _make_room(self) -> None:
-        """At ``max_sessions`` (lock held), end the session idle longest that runs no turn:
-        each session holds its images in memory until it ends, and every REST call without
-        a session hash opens one, so without a cap memory grows with the callers."""
+    def _make_room(self) -> UiSession | None:
+        """At ``max_sessions`` (lock held), take out one session to end: an empty one (no
+        image) first, else the one idle longest, and only one idle for EVICT_MIN_IDLE_S
+        and running no turn, so that a burst of new sessions (a script) cannot wipe users
+        who are at work. Each session holds its images in memory until it ends; without a
+        candidate the cap is exceeded rather than a user's work lost."""
         if len(self._by_session) < self.settings.max_sessions:
-            return
-        idle = [(s.last_seen, k) for k, s in self._by_session.items() if not s.busy()]
-        if idle:
-            session = self._by_session.pop(min(idle)[1])
-            session.end(keep=set())
+            return None
+        now = time.monotonic()
+        idle = [
+            (bool(s.ws.rasters), s.last_seen, k)
+            for k, s in self._by_session.items()
+            if not s.busy() and now - s.last_seen >= EVICT_MIN_IDLE_S
+        ]
+        if not idle:
+            log.warning("%d sessions, none idle enough to end: over RSCHAT_MAX_SESSIONS", len(self._by_session))
+            return None
+        return self._by_session.pop(min(idle)[2])
 
     def drop(self, request: gr.Request) -> None:
         if request.session_hash:

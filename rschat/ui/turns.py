@@ -58,6 +58,7 @@ def _work(session: UiSession, text: str, files: list[Path], control: TurnControl
             out.put(Step("answer", control.message(), answered=False))
             out.put(None)
             return
+    control.started = time.monotonic()  # the time limit counts from here, not from the wait
     try:
         for step in turn(session.ws, text, uploads=files or None, control=control):
             out.put(step)
