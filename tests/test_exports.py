@@ -172,6 +172,7 @@ def test_two_change_runs_export_two_masks_layers_and_numbers(settings, tmp_path)
         assert (m1 == 1).sum() == changes[0].result.data["changed_pixels"]
         assert (m2 == 1).sum() == changes[1].result.data["changed_pixels"]
         assert 0 < (m2 == 1).sum() < (m1 == 1).sum()  # the region's mask is a part of the whole pair's
+        assert (m2 == 255).sum() > (m1 == 255).sum()  # outside the region: not analysed, not "unchanged"
 
         md = (tmp_path / "transcript.md").read_text()
         for stored in changes:

@@ -105,6 +105,7 @@ def _artifacts(
     mask: np.ndarray,
     regions: dict,
     coded: tuple[np.ndarray, str] | None = None,
+    judged: np.ndarray | None = None,
 ) -> list[Artifact]:
     """The change result's files, named by the result id so a later change result never
     overwrites them; ``coded``: the GeoTIFF's values and their description, when they say
@@ -120,12 +121,13 @@ def _artifacts(
         small = coded[0][::step, ::step]
         overlay = overlay_mask(overlay_mask(rgb_preview(small_after), small == 1), small == 2, GAINED_RGB)
     where = "EPSG:4326" if before.georeferenced else "pixel coordinates"
-    # Pixels either image leaves uncovered (a reprojected after image's edges) were not
-    # judged: no data, not "unchanged", in GIS.
-    judged = before.valid_mask() & after.valid_mask()
+    # Pixels not analysed (either image leaves them uncovered, or outside a drawn region)
+    # were not judged: no data, not "unchanged", in GIS.
+    if judged is None or judged.shape != mask.shape:
+        judged = before.valid_mask() & after.valid_mask()
     values, nodata, label = (
         (np.where(judged, mask, NOT_JUDGED).astype(np.uint8), NOT_JUDGED,
-         f"change mask (GeoTIFF, 1 = changed, {NOT_JUDGED} = not covered by both images)")
+         f"change mask (GeoTIFF, 1 = changed, {NOT_JUDGED} = not analysed: outside either image or the region)")
         if coded is None
         else (coded[0], UNJUDGED, coded[1])
     )  # fmt: skip
@@ -239,7 +241,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         said = summary(scope, figures, [], cover=parts.change.target) + (f"; {where}" if where else "")
     else:
         geojson = regions_geojson(labels, regions, before, "change")
-    artifacts = _artifacts(ctx, before, after, mask, geojson, coded)
+    artifacts = _artifacts(ctx, before, after, mask, geojson, coded, judged=valid)
     ctx.progress(1.0, "artifacts written")
 
     return ToolResult(
