@@ -51,8 +51,9 @@ class Settings:
     # an event, and folders left by earlier runs are removed at start: API clients (REST,
     # gradio_client) send no heartbeat, so closing a tab is not the only way a session ends.
     session_max_idle_s: int = 3600
-    # Most sessions held at once; a new one past it ends the one idle longest (not one whose
-    # turn is running). Each holds its images in memory until it ends.
+    # Most sessions held at once; a new one past it ends an empty session, else the one idle
+    # longest, and only one idle for 2 minutes with no turn running (else the cap is exceeded
+    # rather than a user's work lost). Each holds its images in memory until it ends.
     max_sessions: int = 200
     # Where per-session artifacts (overlays, GeoTIFFs, GeoJSON) are written.
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "rschat")
