@@ -90,6 +90,29 @@ def test_a_fourth_band_tagged_alpha_that_holds_data_is_read_as_nir(tmp_path: Pat
         assert r.band_names[3] == expect and (expect == "alpha" or "tags band 4 as alpha" in r.notes[0])
 
 
+def test_a_black_edge_without_nodata_is_no_data(tmp_path: Path):
+    """A warped or cropped export's black fill (RSVQA's orthophoto tiles carry 2-22 black
+    rows) read as pixels was the darkest, smoothest 'water' in the image; a black object
+    inside the picture, or one black pixel on the edge, does not make black no data."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(20, 235, (64, 64, 3), dtype=np.uint8)
+    collared = rgb.copy()
+    collared[:10] = 0
+    Image.fromarray(collared).save(tmp_path / "collar.png")
+    r = read_raster(tmp_path / "collar.png")
+    assert r.nodata == 0 and r.valid_mask()[:10].sum() == 0 and r.valid_mask()[10:].all()
+    assert "black edge" in r.notes[0] and "15.6%" in r.notes[0]
+    tif = read_raster(write_tif(tmp_path / "collar.tif", np.moveaxis(collared, -1, 0)))
+    assert tif.nodata == 0 and tif.valid_mask().sum() == 54 * 64
+    inside = rgb.copy()
+    inside[20:40, 20:40] = 0  # a black roof: not on the frame
+    inside[0, 0] = 0  # and one black pixel on it
+    Image.fromarray(inside).save(tmp_path / "inside.png")
+    assert read_raster(tmp_path / "inside.png").nodata is None
+    declared = read_raster(write_tif(tmp_path / "declared.tif", np.moveaxis(collared, -1, 0), nodata=255))
+    assert declared.nodata == 255  # a file's own nodata is kept
+
+
 def test_corrupt_and_non_image_files_are_refused(tmp_path: Path):
     (tmp_path / "notes.png").write_text("this is not an image")
     with pytest.raises(InputError, match="not a PNG, JPEG"):

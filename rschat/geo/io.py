@@ -120,15 +120,18 @@ def _read_tiff(path: Path, max_pixels: int, max_decoded: int) -> Raster:
                 )
                 georef, notes = _georef_notes(path, ds.crs, ds.transform)
                 names, band_notes = _band_reading(clean_name(path.stem), names, data, ds.nodata)
+                nodata, collar = ds.nodata, []
+                if nodata is None and "alpha" not in names:
+                    nodata, collar = black_collar_nodata(data, clean_name(path.stem))
                 return Raster(
                     data=data,
                     crs=ds.crs if georef else None,
                     transform=ds.transform if georef else None,
-                    nodata=ds.nodata,
+                    nodata=nodata,
                     band_names=names,
                     date=_date_from_tags(ds.tags()) or date_from_name(path.stem),
                     name=clean_name(path.stem),
-                    notes=notes + band_notes,
+                    notes=notes + band_notes + collar,
                 )
     except RasterioIOError as err:
         raise InputError(f"{path.name} could not be read as a TIFF: it looks corrupt or truncated ({err}).") from err
@@ -180,6 +183,35 @@ def _band_reading(
     ]
 
 
+# An edge of pixels black in every band, with no nodata declared, is the fill a warp or a
+# crop leaves (QGIS and GDAL exports of rotated or reprojected scenes, RSVQA's orthophoto
+# tiles): read as data it is the darkest, smoothest "water" in the image (four of the 25
+# RSVQA-HR tiles carry 2-22 black rows; one answered "is there water?" yes from them). It
+# is told from a black object by covering part of the outer frame: at least this share of
+# the frame's pixels, and at least one image side's worth of pixels in all.
+COLLAR_FRAME_SHARE = 0.05
+
+
+def black_collar_nodata(data: np.ndarray, name: str) -> tuple[float | None, list[str]]:
+    """0 as the nodata value of a colour image (3+ integer bands) with no nodata of its
+    own whose edge is black in every band, with a note; (None, []) otherwise. As GDAL's
+    nodata = 0, black pixels inside the image are no data too (an 8-bit black has no
+    information left to read)."""
+    if data.ndim != 3 or data.shape[0] < 3 or not np.issubdtype(data.dtype, np.integer):
+        return None, []
+    frame = np.concatenate([data[:, 0, :], data[:, -1, :], data[:, :, 0], data[:, :, -1]], axis=1)
+    if np.count_nonzero(~frame.any(axis=0)) < COLLAR_FRAME_SHARE * frame.shape[1]:
+        return None, []
+    black = int(np.count_nonzero(~data.any(axis=0)))
+    if black < max(data.shape[1:]) or black == data.shape[1] * data.shape[2]:
+        return None, []  # too little to be a fill, or a blank image (said as such by the tools)
+    share = 100 * black / (data.shape[1] * data.shape[2])
+    return 0, [
+        f"'{name}' has a black edge (pixels 0 in every band, {share:.1f}% of the image) and declares no nodata: "
+        "black is read as no data (as GDAL's nodata = 0), so the edge counts in no class or area."
+    ]
+
+
 def _band_name(index: int, description: str | None, interp: str, count: int) -> str:
     """A band's description if set; else its colour interpretation when that names a
     colour (GDAL tags every band of a plain multi-band TIFF 'gray'); else 'band N'."""
@@ -226,19 +258,22 @@ def _read_pil(path: Path, max_pixels: int, max_decoded: int) -> Raster:
         raise InputError(f"{path.name} could not be decoded: the file looks corrupt ({err}).") from err
     data = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
     names = {1: ("gray",), 2: ("gray", "alpha"), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "alpha")}
-    nodata = None
+    nodata, notes = None, []
     if data.shape[0] in (2, 4):  # an alpha channel becomes a nodata mask, not a band
         alpha = data[-1]
         data = data[:-1].copy()
         if np.any(alpha == 0):
             data = data.astype(np.float32)
             data[:, alpha == 0] = np.nan
+    else:
+        nodata, notes = black_collar_nodata(data, clean_name(path.stem))
     return Raster(
         data=data,
         band_names=names.get(data.shape[0], ()),
         nodata=nodata,
         date=date_from_name(path.stem),
         name=clean_name(path.stem),
+        notes=notes,
     )
 
 
