@@ -120,7 +120,8 @@ def _read_tiff(path: Path, max_pixels: int, max_decoded: int) -> Raster:
                 )
                 georef, notes = _georef_notes(path, ds.crs, ds.transform)
                 names, band_notes = _band_reading(clean_name(path.stem), names, data, ds.nodata)
-                nodata, collar = ds.nodata, []
+                nodata: float | None = ds.nodata
+                collar: list[str] = []
                 if nodata is None and "alpha" not in names:
                     nodata, collar = black_collar_nodata(data, clean_name(path.stem))
                 return Raster(
@@ -258,7 +259,8 @@ def _read_pil(path: Path, max_pixels: int, max_decoded: int) -> Raster:
         raise InputError(f"{path.name} could not be decoded: the file looks corrupt ({err}).") from err
     data = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
     names = {1: ("gray",), 2: ("gray", "alpha"), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "alpha")}
-    nodata, notes = None, []
+    nodata: float | None = None
+    notes: list[str] = []
     if data.shape[0] in (2, 4):  # an alpha channel becomes a nodata mask, not a band
         alpha = data[-1]
         data = data[:-1].copy()
