@@ -96,7 +96,10 @@ def test_a_large_pair_is_held_as_overviews_and_changes_are_found_tile_by_tile(tm
         assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert ds.crs == src.crs and ds.transform.almost_equals(src.transform)
         assert (ds.width, ds.height) == (512, 512)  # full resolution, not the overview
-        assert int((ds.read(1) > 0).sum()) == f.changed_pixels
+        values = ds.read(1)
+        assert int((values == 1).sum()) == f.changed_pixels
+        # Pixels without data in both images are no data, not "unchanged"
+        assert ds.nodata == 255 and int((values == 255).sum()) == 512 * 512 - round(f.analysed_area_m2 / 25) > 0
     geojson = json.loads(result.artifact("geojson").path.read_text())
     assert len(geojson["features"]) == f.region_count
     text = REGISTRY["detect_changes"].answer(result, Reading(source="r1"))

@@ -61,10 +61,16 @@ class ChangeStats:
         return self.after_bands or self.bands
 
 
+# The change mask files' no-data: pixels outside either image or the area asked about were
+# not judged, which GIS must not read as "unchanged" (0).
+NOT_JUDGED = 255
+
+
 @dataclass
 class TileChange:
     tile: Tile
     mask: np.ndarray  # (h, w) bool on the tile's core
+    valid: np.ndarray  # (h, w) bool: data in both images (and inside the area asked about)
     valid_px: int
     changed_px: int
     valid_m2: float | None
@@ -204,7 +210,7 @@ def tile_change(pair: PairSource, tile: Tile, stats: ChangeStats) -> TileChange:
         per_pixel = pixel_area_grid(grid.crs, grid.transform @ Affine.translation(tile.col, tile.row), *core.shape)
         valid_m2 = float(np.sum(np.broadcast_to(per_pixel, core.shape), where=core_valid))
         changed_m2 = float(np.sum(np.broadcast_to(per_pixel, core.shape), where=core))
-    return TileChange(tile, core, int(core_valid.sum()), int(core.sum()), valid_m2, changed_m2)
+    return TileChange(tile, core, core_valid, int(core_valid.sum()), int(core.sum()), valid_m2, changed_m2)
 
 
 def sample_tiles(tiles: list[Tile], count: int = SAMPLE_TILES) -> list[Tile]:
@@ -274,7 +280,7 @@ Progress = Callable[[int, int, float], None]  # tiles done, tiles in all, second
 
 @dataclass
 class TiledChange:
-    mask_path: Path  # full-resolution mask, Cloud-Optimised GeoTIFF, 1 = changed
+    mask_path: Path  # full-resolution mask, Cloud-Optimised GeoTIFF, 1 = changed, NOT_JUDGED = no data
     shown_mask: np.ndarray  # the mask on the grid of the image shown (``shown_shape``)
     valid_px: int
     changed_px: int
@@ -314,11 +320,11 @@ def detect_to_file(
     sampler = GridSampler((pair.before.height, pair.before.width), shown_shape)
     shown = np.zeros(shown_shape, dtype=bool)
     totals = np.zeros(4)
-    writer, start = MaskWriter(out_path, pair.before), time.perf_counter()
+    writer, start = MaskWriter(out_path, pair.before, nodata=NOT_JUDGED), time.perf_counter()
     try:
         run = (map_tiles or map_threaded())(lambda tile: tile_change(pair, tile, stats), tiles)
         for done, result in enumerate(run, start=1):
-            writer.write(result.tile.window, result.mask)
+            writer.write(result.tile.window, np.where(result.valid, result.mask, NOT_JUDGED))
             sampler.paste(shown, result.tile, result.mask)
             totals += (result.valid_px, result.changed_px, result.valid_m2 or 0.0, result.changed_m2 or 0.0)
             progress(done, len(tiles), time.perf_counter() - start)

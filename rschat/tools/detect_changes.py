@@ -94,7 +94,7 @@ PHRASES = (
 )
 
 
-NOT_JUDGED = 255  # the plain change mask's no-data value
+NOT_JUDGED = change_tiled.NOT_JUDGED  # the plain change mask's no-data value
 GAINED_RGB = (40, 120, 255)  # a class's gain on the overlay (its loss is the usual change red)
 
 
@@ -369,7 +369,7 @@ def _tiled_previews(ctx: ToolContext, pair: PairSource, rasters: tuple[Raster, R
     side = ctx.settings.overview_side if ctx.settings else 2048
     before, after = (shown_raster(r, side) for r in rasters)
     base = before if pair.warped or (after.height, after.width) != (before.height, before.width) else after
-    small_mask = read_overview(mask_path, max(base.height, base.width))[0] > 0
+    small_mask = read_overview(mask_path, max(base.height, base.width))[0] == 1
     if small_mask.shape != (base.height, base.width):  # rounding of the decimated sizes
         rows = np.linspace(0, small_mask.shape[0] - 1, base.height).round().astype(int)
         cols = np.linspace(0, small_mask.shape[1] - 1, base.width).round().astype(int)
@@ -412,7 +412,9 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
     where = "EPSG:4326" if src_b.georeferenced else "pixel coordinates"
     artifacts = [
         *_tiled_previews(ctx, pair, (before, after), out.mask_path),
-        Artifact("geotiff", out.mask_path, "change mask (Cloud-Optimised GeoTIFF, full resolution, 1 = changed)"),
+        Artifact("geotiff", out.mask_path,
+                 f"change mask (Cloud-Optimised GeoTIFF, full resolution, 1 = changed, {NOT_JUDGED} = not analysed: "
+                 "outside either image or the area asked about)"),
         Artifact("geojson", write_geojson(ctx.path("change_regions.geojson"), regions_geojson(labels, regions, before, "change")),
                  f"change regions (GeoJSON, {where})"),
     ]  # fmt: skip
