@@ -68,6 +68,21 @@ def test_export_files_read_back_with_their_crs(session, tmp_path):
     assert f"changed_area_m2: {exports.display_number(mask_area)}" in md and "EPSG:26914" in md
 
 
+def test_tree_points_in_the_geopackage_keep_their_crown_size(settings, tmp_path):
+    """A GIS table of tree crowns needs each crown's size: the GeoPackage keeps plain
+    numbers only (the boxes' lists were dropped), so the diameter is one."""
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "how many trees are there?", uploads=[ASSETS / "OSBS_029.tif"]))
+        files = {f.name: f for f in exports.export_session(ws, tmp_path)}
+    finally:
+        ws.close()
+    layer = next(n for n, _ in pyogrio.list_layers(files["vectors.gpkg"]) if n.endswith("count_objects"))
+    trees = pyogrio.read_dataframe(files["vectors.gpkg"], layer=layer)
+    assert len(trees) > 20 and trees.crs.to_epsg() == 32617
+    assert 1.0 < trees["crown_diameter_m"].median() < 15.0 and (trees["score"] > 0).all()
+
+
 class _Tags(HTMLParser):
     """Every tag with its attributes, and the text of the <script> elements by id."""
 

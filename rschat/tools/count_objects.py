@@ -141,16 +141,19 @@ def _geojson(dets: list[cc.Detection], raster: Raster, offset: tuple[int, int]) 
     xs = np.stack([(x0 + x1) / 2, x0, x1, x1, x0, x0], axis=1)
     ys = np.stack([(y0 + y1) / 2, y0, y0, y1, y1, y0], axis=1)
     points = pixels_to_lonlat(raster, xs.ravel(), ys.ravel(), offset)
+    gsd = raster.pixel_size_m()
     feats = []
     for i, d in enumerate(dets):
         centre, *ring = points[6 * i : 6 * i + 6]
-        feats.append(
-            {
-                "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": centre},
-                "properties": {"id": i + 1, "kind": d.kind, "box_px": [round(v, 1) for v in d.box], "footprint": ring},
-            }
-        )
+        props: dict = {"id": i + 1, "kind": d.kind, "score": round(d.score, 3)}
+        # Plain numbers, so a GIS table (the GeoPackage drops the lists below) keeps each
+        # crown's size: the box's mean side, as the crown detectors predict a diameter.
+        if gsd and d.kind.startswith("tree"):
+            props["crown_diameter_m"] = round(gsd * ((d.box[2] - d.box[0]) + (d.box[3] - d.box[1])) / 2, 2)
+        if d.area_m2 is not None:
+            props["area_m2"] = round(d.area_m2, 1)
+        props |= {"box_px": [round(v, 1) for v in d.box], "footprint": ring}
+        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": centre}, "properties": props})
     out: dict = {"type": "FeatureCollection", "features": feats}
     if not raster.georeferenced:
         out["coordinates"] = PIXEL_COORDINATES
