@@ -83,6 +83,26 @@ def test_tree_points_in_the_geopackage_keep_their_crown_size(settings, tmp_path)
     assert 1.0 < trees["crown_diameter_m"].median() < 15.0 and (trees["score"] > 0).all()
 
 
+def test_the_largest_area_asked_for_as_geojson_is_that_one_polygon(settings, tmp_path):
+    """'Give me the largest water area as GeoJSON' answered with all 90 water areas was
+    not what was asked: measure writes the one polygon, with the area it reports."""
+    ws = Workspace(settings)
+    try:
+        list(turn(ws, "how much of it is water?", uploads=[PAIR[1]]))
+        steps = list(turn(ws, "give me the largest water area as GeoJSON"))
+        files = {f.name: f for f in exports.export_session(ws, tmp_path)}
+        measured = ws.results[-1]
+        one = json.loads(measured.result.artifact("geojson").path.read_text())["features"]
+    finally:
+        ws.close()
+    assert measured.tool == "measure" and "measured shape (GeoJSON" in steps[-1].text
+    assert len(one) == 1
+    layer = next(n for n, _ in pyogrio.list_layers(files["vectors.gpkg"]) if n.endswith("_measure"))
+    shape = pyogrio.read_dataframe(files["vectors.gpkg"], layer=layer)
+    assert shape.crs.to_epsg() == 26914
+    assert shape.geometry.area.sum() == pytest.approx(measured.result.data["area_m2"], rel=0.01)
+
+
 class _Tags(HTMLParser):
     """Every tag with its attributes, and the text of the <script> elements by id."""
 

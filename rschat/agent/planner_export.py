@@ -16,7 +16,7 @@ import re
 
 from rschat.agent.planner_change import plan_change
 from rschat.agent.planner_closed import plan_count
-from rschat.agent.plans import Plan, Request
+from rschat.agent.plans import Plan, Request, plan_largest
 from rschat.agent.vocabulary import EXPORT_REPLY, FILE_FORMAT, INDEX_WORDS, NOT_WRITTEN
 from rschat.agent.workspace import StoredResult
 
@@ -24,6 +24,7 @@ _CHANGE = re.compile(r"\bchang|\blost\b|\bloss\b|\bgain", re.I)
 _SERIES = re.compile(r"\bseries\b|\btrend\b|\bthrough time\b|\bover time\b", re.I)
 _CROWNS = re.compile(r"\bcrowns?\b", re.I)
 _FOOTPRINTS = re.compile(r"\bfootprints?\b", re.I)
+_LARGEST = re.compile(r"\b(?:largest|biggest)\b", re.I)
 
 
 def _format_note(message: str) -> str | None:
@@ -68,6 +69,13 @@ def _named_result(req: Request) -> tuple[bool, StoredResult | None]:
 
 def plan_export(req: Request) -> Plan:
     note = _format_note(req.message)
+    largest = _LARGEST.search(req.message) and req.cls not in (None, "vegetation") and not _CHANGE.search(req.message)
+    if largest and req.ws.rasters:
+        # "give me the largest lake as GeoJSON": that one area's polygon, which measure writes
+        # (the class's result holds all of its areas).
+        one = plan_largest(req, str(req.cls))
+        one.note = note
+        return one
     named, stored = _named_result(req)
     if stored is None and not named and FILE_FORMAT.search(req.message):  # "give me that as a shapefile"
         shown = req.ws.shown_results()

@@ -22,7 +22,7 @@ from rschat.agent.planner_change import dated_pair, patch_followup, plan_change
 from rschat.agent.planner_closed import plan_closed, plan_compare, plan_count, recount_bounded
 from rschat.agent.planner_export import plan_export
 from rschat.agent.planner_landuse import plan_land_use
-from rschat.agent.plans import Plan, Request, need_image, single_image, where, with_box
+from rschat.agent.plans import Plan, Request, need_image, plan_largest, single_image, where, with_box
 from rschat.agent.short_answer import regions_within_focus
 from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import (
@@ -445,14 +445,7 @@ def _plan_measure(req: Request) -> Plan:
     if (footprints := _buildings_area(req)) is not None:
         return footprints
     if cls is not None and cls != "vegetation":
-        return Plan(
-            "measure",
-            [
-                ToolCall("segment", {"image": image, "target": cls}, f"find the {cls.replace('_', ' ')}"),
-                ToolCall("measure", {"image": image, "what": "largest_region"}, f"measure the largest {cls} region"),
-            ],
-            "measure",
-        )
+        return plan_largest(req, cls)
     if ws.region is not None and req.box is None:
         return Plan("measure", [ToolCall("measure", {"image": image, "what": "region"}, "measure the drawn region")])
     last = ws.last_result()

@@ -105,3 +105,16 @@ def where(ws: Workspace) -> str:
 def need_image(what: str) -> Plan:
     reply = f"{what} needs an image: upload one (PNG, JPEG or GeoTIFF) and ask again."
     return Plan("missing", reply=reply, answered=False)
+
+
+def plan_largest(req: Request, cls: str) -> Plan:
+    """A land-cover class, then its largest area measured (with its polygon for a GIS):
+    'how big is the largest lake?', 'give me the largest water area as GeoJSON'."""
+    return Plan(
+        "measure",
+        [
+            ToolCall("segment", {"image": req.image, "target": cls}, f"find the {cls.replace('_', ' ')}"),
+            ToolCall("measure", {"image": req.image, "what": "largest_region"}, f"measure the largest {cls} region"),
+        ],
+        "measure",
+    )

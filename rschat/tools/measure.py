@@ -15,7 +15,7 @@ from rschat.geo.io import write_png
 from rschat.geo.preview import overlay_mask, rgb_preview
 from rschat.geo.raster import Raster, clip_box
 from rschat.geo.region import region_mask
-from rschat.geo.vector import label_regions
+from rschat.geo.vector import label_regions, regions_geojson, regions_of, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -23,6 +23,7 @@ from rschat.tools.base import (
     Figures,
     ImageName,
     Kept,
+    Layer,
     Phrase,
     Tool,
     ToolContext,
@@ -140,10 +141,18 @@ def run(args: MeasureArgs, ctx: ToolContext) -> ToolResult:
         f"{subject}: {area_txt}, perimeter {f.perimeter_m:,.0f} m, extent {f.extent_x_m:,.0f} m x {f.extent_y_m:,.0f} m"
     )
     overlay = overlay_mask(rgb_preview(raster), mask, color=(255, 210, 0))
+    # The shape itself for a GIS ("give me the largest lake as GeoJSON"): its polygon, with
+    # its area, in EPSG:4326 (pixel coordinates without a georeference).
+    labels, regions = regions_of(mask, raster)
+    where = "EPSG:4326" if raster.georeferenced else "pixel coordinates"
+    geojson = write_geojson(ctx.path("measured.geojson"), regions_geojson(labels, regions, raster, "measured"))
     return ToolResult(
         summary=summary,
         figures=f,
-        artifacts=[Artifact("overlay", write_png(ctx.path("measure.png"), overlay), "measured shape")],
+        artifacts=[
+            Artifact("overlay", write_png(ctx.path("measure.png"), overlay), "measured shape"),
+            Artifact("geojson", geojson, f"measured shape (GeoJSON, {where})"),
+        ],
         method="pixel counting on the raster grid (areas per pixel from its CRS); perimeter along pixel edges",
         limits=["perimeters follow pixel edges, so they run a few % long on curved outlines"],
         notes=[] if raster.georeferenced else [f"pixel size {gsd} m as stated by the user"],
@@ -168,7 +177,7 @@ TOOL = Tool(
     function=run,
     answer=plain_answer("Measured"),
     phrases=PHRASES,
-    layer=None,
+    layer=Layer("measured shape", "#ffd200"),
     reads_colours=lambda args: False,  # geometry only
     help=HELP,
     needs=("image",),
