@@ -205,6 +205,11 @@ def test_closed_questions_plan_the_counting_call(ponds: Path):
         ]
         area = plan("What is the area covered by buildings?", ws)
         assert area.focus == "area" and area.calls[0].tool == "count_objects"
+        # the footprints' share, not the built-up land's (roads and yards with the roofs)
+        share = plan("What percentage of the image is covered by buildings?", ws)
+        assert share.focus == "fraction" and [c.tool for c in share.calls] == ["count_objects"]
+        built = plan("How much of the image is built-up?", ws)
+        assert [(c.tool, c.args.get("target")) for c in built.calls] == [("segment", "built_up")]
         compare = plan("Are there more buildings than water areas?", ws)
         assert compare.focus == "compare_more" and [c.tool for c in compare.calls] == ["count_objects", "segment"]
         roads = plan("Are there more roads than buildings?", ws)

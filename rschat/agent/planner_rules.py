@@ -425,24 +425,26 @@ def _plan_followup(req: Request) -> Plan | None:
     return None
 
 
-def _buildings_area(req: Request) -> Plan | None:
-    """'What is the total area of the buildings?': their footprints, from the last count of
-    buildings or a new one, where the pixels resolve single buildings; not the largest
-    built-up region."""
+def _buildings_footprints(req: Request, focus: str = "area") -> Plan | None:
+    """'What is the total area of the buildings?', 'what percentage is covered by
+    buildings?': their footprints, from the last count of buildings or a new one, where the
+    pixels resolve single buildings; not the largest built-up region, nor the built-up
+    land's share (roads, drives and yards with the roofs: 62% of a LEVIR tile whose
+    buildings cover 25%)."""
     raster = req.ws.rasters.get(req.image or "")
     if req.obj != "building" or raster is None or (raster.pixel_size_m() or 0.0) > MAX_BUILDING_GSD_M:
         return None
     last = req.ws.last_result()
     if last is not None and last.tool == "count_objects" and _same_objects(req, last.args):
-        return Plan("followup", focus="area", use_result=last.id)
+        return Plan("followup", focus=focus, use_result=last.id)
     plan = plan_count(req)
-    plan.focus = "area"
+    plan.focus = focus
     return plan
 
 
 def _plan_measure(req: Request) -> Plan:
     ws, image, cls = req.ws, req.image, req.cls
-    if (footprints := _buildings_area(req)) is not None:
+    if (footprints := _buildings_footprints(req)) is not None:
         return footprints
     if cls is not None and cls != "vegetation":
         return plan_largest(req, cls)
@@ -472,6 +474,8 @@ def _plan_describe(req: Request) -> Plan:
 
 
 def _plan_segment(req: Request) -> Plan:
+    if req.focus == "fraction" and (footprints := _buildings_footprints(req, "fraction")) is not None:
+        return footprints
     target = req.cls or "all"
     point = req.ws.current_point()
     if point and re.search(r"\bis (this|it|that|here)\b|\bwhat is (this|here)\b", req.message, re.I):
