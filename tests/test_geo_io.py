@@ -75,19 +75,29 @@ def test_band_descriptions_with_their_numbers_are_read_by_their_names(tmp_path: 
 def test_a_fourth_band_tagged_alpha_that_holds_data_is_read_as_nir(tmp_path: Path):
     """GDAL tags band 4 alpha when a 4-band file is written as RGB (NAIP warped with its
     profile copied): its NIR went unused and one date of a pair lost all its lakes."""
-    from rasterio.enums import ColorInterp
-
     rng = np.random.default_rng(4)
     soft = np.full((32, 32), 255)
     soft[:4] = 0
     soft[4:6] = 128  # a mask with soft edges is still a mask
+    visible = rng.integers(0, 200, (1, 32, 32)) + rng.integers(0, 40, (3, 32, 32))  # bands that vary together
     for band4, expect in ((rng.integers(0, 255, (32, 32)), "nir"), (np.full((32, 32), 255), "alpha"), (soft, "alpha")):
-        data = np.concatenate([rng.integers(0, 255, (3, 32, 32)), band4[None]]).astype(np.uint8)
-        path = write_tif(tmp_path / f"{expect}.tif", data)
-        with rasterio.open(path, "r+") as ds:
-            ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
-        r = read_raster(path)
+        data = np.concatenate([visible, band4[None]]).astype(np.uint8)
+        r = read_raster(_tagged_rgba(write_tif(tmp_path / f"{expect}.tif", data)))
         assert r.band_names[3] == expect and (expect == "alpha" or "tags band 4 as alpha" in r.notes[0])
+    # The tags come with any 4-band file written as RGB: a false-colour composite (Landsat's
+    # SWIR1, NIR, red, green, whose bands 1-3 do not vary together) is read as its unwarped
+    # date is, unnamed and said to be false colour, not as red, green, blue and NIR.
+    false_colour = np.concatenate([rng.integers(0, 255, (3, 32, 32)), rng.integers(0, 255, (1, 32, 32))])
+    r = read_raster(_tagged_rgba(write_tif(tmp_path / "landsat.tif", false_colour.astype(np.uint8))))
+    assert r.band_names == ("band 1", "band 2", "band 3", "band 4") and "false-colour" in r.notes[0]
+
+
+def _tagged_rgba(path: Path) -> Path:
+    from rasterio.enums import ColorInterp
+
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    return path
 
 
 def test_a_black_edge_without_nodata_is_no_data(tmp_path: Path):

@@ -164,6 +164,14 @@ def _band_reading(
     sentinel = "b8a" in {n.lower() for n in names} or len(names) >= 12
     known = {normalise_band_name(n) for n in names if sentinel or not re.fullmatch(r"[bB]\d{1,2}", n)}
     if names == ("red", "green", "blue", "alpha") and alpha_holds_data(data, nodata):
+        # GDAL's red-green-blue-alpha tags come with any 4-band file written as RGB (a warp
+        # with the profile copied), so they say nothing of the bands: read them as unnamed
+        # ones. A Landsat SWIR1-NIR-red-green composite warped to UTM was compared, as red,
+        # green, blue and NIR, with its own unwarped date read as false colour: 16.3% changed
+        # against 8.7%.
+        guessed, note = unnamed_four_bands(data, nodata, name)
+        if guessed is None:
+            return ("band 1", "band 2", "band 3", "band 4"), [note]
         return ("red", "green", "blue", "nir"), [
             f"'{name}' tags band 4 as alpha (transparency), but it holds many values, not a 0/255 mask: it is read "
             "as near-infrared (NAIP's order; GDAL tags the fourth band alpha when a 4-band file is written as RGB). "
