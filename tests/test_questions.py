@@ -762,6 +762,23 @@ def test_a_forest_tile_with_grey_sand_is_rural_by_its_buildings(settings):
     assert steps[-1].short_answer == "rural" and "**Buildings** (the learned building model)" in steps[-1].text
 
 
+def test_rural_or_urban_is_not_judged_from_colour_at_coarse_pixels(settings, tmp_path):
+    """At 150 m a town is a few pixels and grey rock takes the colour of built-up land:
+    Rocky Mountain NP (146 m) was answered 'Urban' from 15.9% of grey, textured ground."""
+    import rasterio
+    from affine import Affine
+
+    rng = np.random.default_rng(7)
+    grey = np.clip(rng.normal(130, 35, (64, 64)), 0, 255)  # grey, rough ground everywhere
+    data = np.stack([grey, grey + 2, grey - 2]).astype(np.uint8)
+    path = tmp_path / "mountains.tif"
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 3, "dtype": "uint8", "crs": "EPSG:32613"}
+    with rasterio.open(path, "w", **profile, transform=Affine(150, 0, 400000, 0, -150, 4450000)) as dst:
+        dst.write(data)
+    _, steps = ask(settings, "is it a rural or an urban area?", [path])
+    assert steps[-1].short_answer is None and "cannot tell rural from urban at 150 m" in steps[-1].text
+
+
 def test_a_panchromatic_tile_is_rural_or_urban_by_its_counted_buildings(settings):
     """Land cover needs colour, but the building model reads grey roofs: the SpaceNet pan
     tile (wooded suburb, 43 houses) was refused; its footprints' share now answers."""

@@ -19,7 +19,7 @@ from rschat.tools.base import ToolResult
 from rschat.tools.count_objects import equal_area_diameter_m
 
 # segment's own threshold: the short answer never contradicts the tool's sentence.
-from rschat.tools.segment import PRESENT_PERCENT
+from rschat.tools.segment import PRESENT_PERCENT, URBAN_MAX_GSD_M
 
 # Built-up share (% of the image) from which a scene reads as urban. Set on the CORINE-like
 # convention that continuous urban fabric is mostly sealed; discontinuous suburbs sit at
@@ -151,8 +151,8 @@ def _rural_urban(result: ToolResult) -> str | None:
     if buildings is not None:
         return "urban" if float(buildings) >= URBAN_BUILDINGS_PERCENT else "rural"
     built = result.data.get("built_up_percent")
-    if built is None:
-        return None
+    if built is None or float(result.data.get("pixel_size_m") or 0.0) > URBAN_MAX_GSD_M:
+        return None  # too coarse: built-up by colour is rock and bare ground as much as towns
     return "urban" if float(built) >= URBAN_BUILT_PERCENT else "rural"
 
 

@@ -352,6 +352,10 @@ def _class_polygons(lc: lcr.LandCover, raster: Raster) -> dict:
 
 
 PRESENT_PERCENT = 0.5  # below this share a class is noise of the rules, not a presence
+# Pixel size above which rural or urban is not judged from land cover: beyond the land-use
+# model's range a town is a few mixed pixels, and the colour rules' built-up land is grey
+# rock and bare ground as much as towns (Rocky Mountain NP at 146 m: 15.9%, read "urban").
+URBAN_MAX_GSD_M = landuse.LANDUSE_GSD_M[1]
 
 
 def _in_areas(regions: object) -> str:
@@ -406,6 +410,13 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return _presence(result, target, source)
     if reading.focus in ("largest", "smallest") and target != "all":
         return largest_region_text(result, target.replace("_", " "), source, smallest=reading.focus == "smallest")
+    if reading.focus == "rural_urban" and float(d.get("pixel_size_m") or 0.0) > URBAN_MAX_GSD_M:
+        return (
+            f"I cannot tell rural from urban at {d['pixel_size_m']:,.0f} m pixels: a town is a few pixels there, and "
+            f"grey rock and bare ground take the colour of built-up land (land coloured as built-up covers "
+            f"{d.get('built_up_percent') or 0.0:.1f}% of {result.kept.scope or 'the image'}). At 4-30 m pixels "
+            f"(Sentinel-2, Landsat) the land-use model reads towns ({source})."
+        )
     if reading.focus == "rural_urban" and d.get("buildings_percent") is not None:
         return (
             f"**Buildings** (the learned building model) cover {d['buildings_percent']:.1f}% of {result.kept.scope}, "
