@@ -213,4 +213,22 @@ def test_a_scene_class_without_a_clear_winner_is_said_to_be_a_guess(tmp_path: Pa
     assert "no class stands out" in cs._run_lite(cs.ClassifyArgs(), ctx).summary
     clear = [("residential land", 0.82), ("industrial or commercial land", 0.06), ("highway", 0.03)]
     monkeypatch.setattr(cs, "_lite_ranking", lambda r, s: (clear, "method", "limit", {}))
-    assert "no class stands out" not in cs._run_lite(cs.ClassifyArgs(), ctx).summary
+    said = cs._run_lite(cs.ClassifyArgs(), ctx).summary
+    assert "no class stands out" not in said and "not sure" not in said
+    # a leaning (a New York street read 'tenniscourt' at 0.55) is said to be one
+    leaning = [("tenniscourt", 0.55), ("mediumresidential", 0.24), ("intersection", 0.04)]
+    monkeypatch.setattr(cs, "_lite_ranking", lambda r, s: (leaning, "method", "limit", {}))
+    said = cs._run_lite(cs.ClassifyArgs(), ctx).summary
+    assert "leans to tenniscourt but is not sure" in said and "no class stands out" not in said
+
+
+def test_an_elevation_model_gets_no_scene_class(tmp_path: Path) -> None:
+    """A DSM read as a grey picture came out 'baseballdiamond (p=0.35)'."""
+    from rschat.geo.errors import InputError
+    from rschat.tools import classify_scene as cs
+    from rschat.tools.base import ToolContext
+
+    heights = np.random.default_rng(6).normal(300.0, 20.0, (1, 64, 64)).astype(np.float32)
+    ctx = ToolContext(rasters={"image": Raster(data=heights, gsd_m=1.0)}, out_dir=tmp_path)
+    with pytest.raises(InputError, match="not a picture of the ground"):
+        cs.run(cs.ClassifyArgs(), ctx)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from pydantic import Field
 
 from rschat.backends import landcover_rules as lcr
@@ -119,6 +120,10 @@ def _lite_ranking(raster: Raster, scope: str) -> tuple[list[tuple[str, float]], 
 
 
 UNSURE_P = 0.4  # a top class under this is no classification (ten classes: 0.1 is chance)
+# A top class under this is a leaning, said as such: on images unlike its training tiles the
+# scene model is sure of wrong classes at 0.5-0.6 (a New York suburban street 'tenniscourt'
+# at 0.55, Chinese cropland with a village 'river' at 0.54).
+LEANING_P = 0.7
 
 
 def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
@@ -135,6 +140,11 @@ def _run_lite(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
         summary += (
             f"; no class stands out (the most likely has p={top[0][1]:.2f}): the scene may be unlike the model's "
             "training tiles, so take the class as a guess"
+        )
+    elif top[0][1] < LEANING_P:
+        summary += (
+            f"; the model leans to {top[0][0]} but is not sure (p={top[0][1]:.2f}, under {LEANING_P:g}): on images "
+            "unlike its training tiles it can lean to a wrong class, so check it against the picture"
         )
     notes = []
     if args.labels:
@@ -159,6 +169,14 @@ def run(args: ClassifyArgs, ctx: ToolContext) -> ToolResult:
         raise InputError(
             f"'{raster.name}' is blank: every valid pixel has the same value, so there is no scene to classify. "
             "Check the file (an empty export or a failed download?)."
+        )
+    if raster.count == 1 and np.issubdtype(raster.data.dtype, np.floating):
+        # A single band of measurements (an elevation model, an index), not a picture: a scene
+        # model gives it a class anyway (a DSM came out 'baseballdiamond').
+        raise InputError(
+            f"'{raster.name}' holds one band of measured values ({raster.band_names[0]}, floating point: an "
+            "elevation model or an index?), not a picture of the ground, so it has no scene class. Ask for its values "
+            "('what is the mean elevation?'), or classify an image of the same place."
         )
     if ctx.settings is None or not ctx.settings.clip:
         return _run_lite(args, ctx)
