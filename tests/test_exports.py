@@ -304,6 +304,11 @@ def test_an_export_request_offers_the_named_results_files_and_says_what_it_does_
     assert steps[-1].text.startswith("rschat does not write shapefile files") and "ogr2ogr" in steps[-1].text
     plain = list(turn(ws, "export"))[-1].text
     assert "Export" in plain and "GeoPackage" in plain  # the button that writes the whole session
+    # "save ... as a GeoPackage" is an export (it ran land cover on a panchromatic tile and
+    # failed), and the GeoPackage is the Export button's
+    saved = list(turn(ws, "save the change polygons as a GeoPackage"))
+    assert next(s for s in saved if s.kind == "done").result_id == "r1"
+    assert saved[-1].text.startswith("The GeoPackage is written by the **Export** button")
 
 
 def test_session_export_has_footprints_once_each_in_their_images_crs(settings, tmp_path):

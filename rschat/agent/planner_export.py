@@ -29,7 +29,14 @@ _LARGEST = re.compile(r"\b(?:largest|biggest)\b", re.I)
 
 def _format_note(message: str) -> str | None:
     """What to say about the format asked for, when rschat does not write it."""
-    missing = [m.group(1) for m in FILE_FORMAT.finditer(message) if m.group(1).lower() in NOT_WRITTEN]
+    asked = [m.group(1).lower() for m in FILE_FORMAT.finditer(message)]
+    missing = [a for a in asked if a in NOT_WRITTEN]
+    if not missing and any(a in ("geopackage", "gpkg") for a in asked):
+        # One GeoPackage holds the whole session: each answer's own files are GeoJSON.
+        return (
+            "The GeoPackage is written by the **Export** button under the chat (every layer of the session, in its "
+            "image's CRS; `rschat ask --export` in the CLI); this result's own files, below, are GeoJSON."
+        )
     if not missing:
         return None
     return (

@@ -77,7 +77,8 @@ AGENT_INTENTS: tuple[Phrase, ...] = (
             r"layers?|answers?|vectors?|outputs?|files?|chat))\b|^\W*export\W*$"
             # "give me the change polygons as a shapefile", "export the NDVI series as CSV"
             r"|^\W*(?:please\s+)?(?:export|download)\b"
-            r"|\b(?:(?:give|send|get) me|(?:can|could|may) (?:i|we) (?:have|get|download|export|save))\b.{0,80}?"
+            r"|\b(?:(?:give|send|get) me|(?:can|could|may) (?:i|we) (?:have|get|download|export|save)|^\W*"
+            r"(?:please\s+)?save)\b.{0,80}?"
             r"\b(?:as|in|to) (?:an? )?(?:shapefiles?|shp|geojson|geopackage|gpkg|csv|geotiff|tiff?|kml|kmz)\b",
             re.I,
         ),
