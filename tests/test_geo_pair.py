@@ -37,7 +37,7 @@ def test_different_crs_is_reprojected_onto_the_first_grid():
     merc = Raster(data, crs=dst_crs, transform=tr, name="after_3857")
     b, a = align_pair(before, merc)
     assert a.data.shape == before.data.shape and a.crs == before.crs
-    assert "reprojected" in a.notes[0]
+    assert "reprojected" in a.notes[0] and "of that grid" in a.notes[0]
     # The bright square lands where it was.
     assert np.nanmean(a.data[0, 44:60, 54:78]) > 180
 
@@ -52,6 +52,22 @@ def test_different_sizes_without_georeference_is_an_error():
     b = Raster(np.zeros((3, 12, 10), np.uint8), name="b")
     with pytest.raises(InputError, match="does not line up"):
         align_pair(a, b)
+
+
+def test_nearly_the_same_size_without_georeference_shares_the_top_left_corner():
+    """JPEG exports of NAIP's 2018 and 2020 tiles (724 and 723 rows) were refused: sizes a
+    pixel or two apart are the same ground, lined up on the corner, the missing row no data."""
+    rng = np.random.default_rng(1)
+    before = Raster(rng.integers(0, 255, (3, 724, 934)).astype(np.uint8), name="naip2018")
+    after = Raster(before.data[:, :723].copy(), name="naip2020")
+    b, a = align_pair(before, after)
+    assert b is before and a.data.shape == (3, 724, 934)
+    assert np.array_equal(a.data[:, :723], before.data[:, :723]) and not a.valid_mask()[723:].any()
+    assert "same top-left corner" in a.notes[-1]
+    wider = Raster(rng.integers(0, 255, (3, 724, 936)).astype(np.uint8), name="wider")
+    assert align_pair(before, wider)[1].data.shape == (3, 724, 934)  # cut to the first image
+    with pytest.raises(InputError, match="does not line up"):
+        align_pair(before, Raster(before.data[:, :700], name="cropped"))  # a crop, not a rounding
 
 
 def test_disjoint_footprints_are_an_error():

@@ -58,6 +58,8 @@ def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
         if _same_grid(before, after):
             return before, after
         return before, _reproject_onto(after, before)
+    if _nearly_same_size(before, after):
+        after = _on_corner_of(after, before)
     if (before.height, before.width) != (after.height, after.width):
         missing = [r.name for r in (before, after) if not r.georeferenced]
         raise InputError(
@@ -72,6 +74,35 @@ def align_pair(before: Raster, after: Raster) -> tuple[Raster, Raster]:
         adopted = replace(plain, crs=geo.crs, transform=geo.transform, notes=[*plain.notes, note])
         return (before, adopted) if plain is after else (adopted, after)
     return before, after
+
+
+# Without a georeference, sizes this close are the same ground exported with a different
+# rounding (NAIP's 2018 and 2020 tiles of one quarter quad are 724 and 723 rows), not two
+# framings: the pair is lined up on its top-left corner.
+SAME_SIZE_PX = 2
+
+
+def _nearly_same_size(a: Raster, b: Raster) -> bool:
+    if a.georeferenced or b.georeferenced or (a.height, a.width) == (b.height, b.width):
+        return False
+    dh, dw = abs(a.height - b.height), abs(a.width - b.width)
+    return dh <= SAME_SIZE_PX and dw <= SAME_SIZE_PX and max(dh / a.height, dw / a.width) <= 0.01
+
+
+def _on_corner_of(src: Raster, ref: Raster) -> Raster:
+    """``src`` cut or padded (with no data) to ``ref``'s size, sharing its top-left corner."""
+    data = np.full((src.count, ref.height, ref.width), np.nan, dtype=np.float32)
+    h, w = min(src.height, ref.height), min(src.width, ref.width)
+    block = src.data[:, :h, :w].astype(np.float32)
+    if src.nodata is not None:
+        block = np.where(src.data[:, :h, :w] == src.nodata, np.nan, block)
+    data[:, :h, :w] = block
+    note = (
+        f"'{src.name}' is {src.width}x{src.height} pixels and '{ref.name}' {ref.width}x{ref.height}, neither "
+        f"georeferenced: they were taken to cover the same ground from the same top-left corner (the pixels one "
+        "lacks are no data). If they are framed differently, upload GeoTIFFs."
+    )
+    return replace(src, data=data, nodata=None, notes=[*src.notes, note])
 
 
 def _reproject_onto(src: Raster, ref: Raster) -> Raster:
@@ -99,7 +130,7 @@ def _reproject_onto(src: Raster, ref: Raster) -> Raster:
         )
     note = (
         f"'{src.name}' was reprojected onto the grid of '{ref.name}' "
-        f"({ref.describe_georef()}); {100 * covered.mean():.1f}% of it overlaps."
+        f"({ref.describe_georef()}); it covers {100 * covered.mean():.1f}% of that grid."
     )
     return Raster(
         data=dst,
