@@ -251,3 +251,20 @@ def test_histogram_matching_on_8_bit_levels_is_scikit_images():
     assert np.abs(matched_histograms(a, b) - exposure.match_histograms(a, b, channel_axis=-1)).max() < 1e-6
     c = b + 0.001  # not 8-bit levels: scikit-image itself
     assert np.array_equal(matched_histograms(a, c), exposure.match_histograms(a, c, channel_axis=-1))
+
+
+def test_an_undated_pair_says_the_order_is_the_upload_order():
+    """A LEVIR pair read 65.9% changed one way and 46.1% the other, with nothing said."""
+    import datetime as dt
+
+    from rschat.tools.detect_changes import order_limit
+
+    before, after, _ = make_pair()
+    before.date = after.date = None
+    (said,) = order_limit(None, before, after)
+    assert "neither image is dated" in said and "depend on the order" in said
+    assert order_limit("building", before, after) == []  # appeared and gone are told apart
+    after.date = dt.date(2015, 9, 26)
+    assert "one image has no date" in order_limit(None, before, after)[0]
+    before.date = dt.date(2009, 8, 18)
+    assert order_limit(None, before, after) == []  # the dates order the pair

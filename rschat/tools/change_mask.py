@@ -21,7 +21,9 @@ from rschat.tools.base import to_float_rgb
 
 LIMITS = [
     "lite mode: the rules respond to new structures (roofs, roads) and to colour change, "
-    "whatever their cause. Vegetation of the same kind on both dates (growth, mowing, the season: "
+    "whatever their cause: 'changed' is any change of the ground (new lawns, roads and cleared land as well as "
+    "buildings; on LEVIR-CD's pairs, whose labels are buildings only, 1.5-3 times the labelled share), so for "
+    "buildings alone ask about them ('how many buildings were built?'). Vegetation of the same kind on both dates (growth, mowing, the season: "
     "canopy stays canopy, grass or crop stays herbaceous) and shadows narrower than the object "
     "scale are left out, so one crop replacing another is not reported; without a near-infrared "
     "band, green-tinted water can pass for vegetation. Small changes (under ~64 pixels) are dropped",

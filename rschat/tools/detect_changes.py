@@ -182,6 +182,20 @@ def _within_bounds(
 SEASON_DAYS = 30  # dates further apart in the year than this are in another stage of the growing season
 
 
+def order_limit(target: str | None, before: Raster, after: Raster) -> list[str]:
+    """A caveat when neither image is dated: which is 'before' is the upload order, and the
+    rules weigh new structure above lost (a LEVIR pair read 65.9% changed one way, 46.1% the
+    other)."""
+    if target not in (None, "any") or (before.date is not None and after.date is not None):
+        return []
+    undated = "neither image is dated" if before.date is None and after.date is None else "one image has no date"
+    return [
+        f"{undated}, so '{before.name}' was taken as the earlier one (the order they came in); the rules "
+        "weigh new structure (roofs, roads) above lost, so the figures depend on the order: put the images in the "
+        "before and after slots, or give them dates in their file names (e.g. 'site_2015.tif')"
+    ]
+
+
 def season_limit(target: str | None, before: Raster, after: Raster) -> list[str]:
     """A caveat when vegetation is compared between dates of different seasons (NAIP of 18
     August against 26 September: low vegetation '100% lost' was the harvest)."""
@@ -215,6 +229,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     mask, method, notes, split, limits = detect(args.target, before, after, valid)
     limits += season_limit(args.target, ctx.raster(args.before), ctx.raster(args.after))
+    limits += order_limit(args.target, ctx.raster(args.before), ctx.raster(args.after))
     split, mask = _within_bounds(args, before, split, mask, notes)
     ctx.progress(0.6, "change mask computed")
 
@@ -428,7 +443,7 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
         figures=figures,
         artifacts=artifacts,
         method=change_tiled.METHOD_NAME,
-        limits=[*LIMITS, UNCONFIRMED_LIMIT],
+        limits=[*LIMITS, UNCONFIRMED_LIMIT, *order_limit(args.target, before, after)],
         notes=notes,
         kept=Kept(mask=out.shown_mask, labels=labels, regions=regions, scope=scope, target="change",
                   grid=(before.crs, before.transform) if before.georeferenced else None),
