@@ -115,8 +115,18 @@ def test_the_largest_counted_building_is_given_in_m2(tmp_path):
     raster = read_raster(SPACENET / "sample_geotiff.tif")
     result = run("count_objects", {"target": "building"}, {"image": raster}, tmp_path)
     text = REGISTRY["count_objects"].answer(result, Reading("src", focus="largest"))
-    biggest = max(d.area_m2 for d in result.kept.detections)
-    assert text.startswith(f"The largest of the {result.data['count']} buildings covers {biggest:,.0f} m2 (footprint")
+    big = max(result.kept.detections, key=lambda d: d.area_m2)
+    assert text.startswith(
+        f"The largest of the {result.data['count']} buildings covers {big.area_m2:,.0f} m2 (footprint"
+    )
+    # where it is, so it can be found on a map ("where is the largest building? give lat/lon")
+    import re
+
+    from rschat.geo.vector import pixels_to_lonlat
+
+    ((lon, lat),) = pixels_to_lonlat(raster, [big.center[0]], [big.center[1]])
+    assert f"centred at {lat:.5f} N, {-lon:.5f} W" in text
+    assert re.search(r", in the (north|south|centre|east|west)[\w-]* of the whole image", text)
     text = REGISTRY["count_objects"].answer(result, Reading("src", focus="smallest"))
     least = min(d.area_m2 for d in result.kept.detections)
     assert text.startswith(f"The smallest of the {result.data['count']} buildings covers {least:,.0f} m2 (footprint")

@@ -209,6 +209,11 @@ def pixels_to_lonlat(raster: Raster, xs: np.ndarray, ys: np.ndarray, offset: tup
     return np.round(np.stack([lon, lat], axis=-1), 8).tolist()
 
 
+def lat_lon_text(lat: float, lon: float) -> str:
+    """'33.63840 N, 84.47894 W' (5 decimals: about a metre)."""
+    return f"{abs(lat):.5f} {'N' if lat >= 0 else 'S'}, {abs(lon):.5f} {'E' if lon >= 0 else 'W'}"
+
+
 def pixel_to_lonlat(raster: Raster, offset: tuple[float, float] = (0.0, 0.0)):  # type: ignore[no-untyped-def]
     """A function (x, y) in pixels of ``raster`` -> [lon, lat] (EPSG:4326, 8 decimals),
     or, without georeference, -> [x, y] in pixels of the full image that ``raster`` was

@@ -90,6 +90,7 @@ class Kept:
     ranked: list[tuple[str, float]] = field(default_factory=list)  # labels by probability
     rows: list[dict[str, Any]] = field(default_factory=list)  # a per-date table
     caption: str = ""
+    shape: tuple[int, ...] | None = None  # (height, width) of the image read, where a place in it is said
 
 
 @dataclass

@@ -14,10 +14,11 @@ from pydantic import Field
 from rschat.backends import counting_classical as cc
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
+from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
 from rschat.geo.shapes import Shape, Size, SizeKind, describe, describe_bounds, matches, size_unresolved, within
-from rschat.geo.vector import PIXEL_COORDINATES, pixels_to_lonlat, write_geojson
+from rschat.geo.vector import PIXEL_COORDINATES, lat_lon_text, pixels_to_lonlat, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -346,8 +347,14 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         method=method,
         limits=limits,
         notes=notes,
-        kept=Kept(detections=dets, offset=offset, target=target, scope=scope),
+        kept=_kept(dets, offset, target, scope, raster),
     )
+
+
+def _kept(dets: list[cc.Detection], offset: tuple[int, int], target: str, scope: str, raster: Raster) -> Kept:
+    """What follow-ups reuse, with the grid read, so a single object can be placed."""
+    grid = (raster.crs, raster.transform) if raster.georeferenced else None
+    return Kept(detections=dets, offset=offset, target=target, scope=scope, grid=grid, shape=raster.data.shape[1:])
 
 
 def cover_percent(footprints_m2: float | None, analysed_m2: float | None) -> float | None:
@@ -375,8 +382,24 @@ def _largest_text(result: ToolResult, f: CountFigures, source: str, smallest: bo
         what += ", with the assumed pixel size"
     return (
         f"The {word} of the {len(dets)} {SUPPORTED.get(target, target + 's')} covers {m2:,.0f} m2 ({what}; "
-        f"pixel box x {x0}-{x1}, y {y0}-{y1}) ({source})."
+        f"pixel box x {x0}-{x1}, y {y0}-{y1}){_where(result, big)} ({source})."
     )
+
+
+def _where(result: ToolResult, det: cc.Detection) -> str:
+    """', in the north-west, centred at 33.63840 N, 84.47894 W': where one object lies, in
+    words and (georeferenced) in latitude and longitude, so it can be found on a map."""
+    x, y = det.center
+    kept = result.kept
+    text = f", in {place(x, y, kept.shape[-1], kept.shape[-2])} of {kept.scope}" if kept.shape else ""
+    if kept.grid is not None:
+        from pyproj import Transformer
+
+        crs, transform = kept.grid
+        mx, my = transform * (x, y)
+        lon, lat = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True).transform(mx, my)
+        text += f", centred at {lat_lon_text(lat, lon)}"
+    return text
 
 
 def _average_text(result: ToolResult, f: CountFigures, source: str, diameter: bool = False) -> str:

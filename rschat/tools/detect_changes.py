@@ -182,6 +182,12 @@ def _within_bounds(
 SEASON_DAYS = 30  # dates further apart in the year than this are in another stage of the growing season
 
 
+def date_limits(args: ChangeArgs, ctx: ToolContext) -> list[str]:
+    """What the images' dates (of the uploads, not the aligned pair) say about the result."""
+    before, after = ctx.raster(args.before), ctx.raster(args.after)
+    return season_limit(args.target, before, after) + order_limit(args.target, before, after)
+
+
 def order_limit(target: str | None, before: Raster, after: Raster) -> list[str]:
     """A caveat when neither image is dated: which is 'before' is the upload order, and the
     rules weigh new structure above lost (a LEVIR pair read 65.9% changed one way, 46.1% the
@@ -228,8 +234,7 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
     if not valid.any():
         raise InputError(f"No pixel of {scope} has valid data in both images (all no-data): no change can be measured.")
     mask, method, notes, split, limits = detect(args.target, before, after, valid)
-    limits += season_limit(args.target, ctx.raster(args.before), ctx.raster(args.after))
-    limits += order_limit(args.target, ctx.raster(args.before), ctx.raster(args.after))
+    limits += date_limits(args, ctx)
     split, mask = _within_bounds(args, before, split, mask, notes)
     ctx.progress(0.6, "change mask computed")
 

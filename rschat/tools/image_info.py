@@ -13,7 +13,7 @@ from pydantic import Field
 from pyproj import CRS as ProjCRS  # noqa: N811
 
 from rschat.geo.raster import Raster
-from rschat.geo.vector import pixel_to_lonlat
+from rschat.geo.vector import lat_lon_text, pixel_to_lonlat
 from rschat.tools.base import Args, Figures, ImageName, Phrase, Reading, Tool, ToolContext, ToolResult
 
 About = Literal["all", "pixel_size", "crs", "area", "bands", "date", "where", "size", "sensor"]
@@ -157,7 +157,9 @@ def _parts(raster: Raster, f: InfoFigures) -> dict[str, str]:
     """Each fact as a phrase, by what a question asks about."""
     gsd, area = f.pixel_size_m, f.area_m2
     extent = "" if f.extent_x_m is None else f" ({f.extent_x_m:,.0f} x {f.extent_y_m:,.0f} m)"
-    where = "" if f.centre_lat is None or f.centre_lon is None else f"centred at {_lat_lon(f.centre_lat, f.centre_lon)}"
+    where = (
+        "" if f.centre_lat is None or f.centre_lon is None else f"centred at {lat_lon_text(f.centre_lat, f.centre_lon)}"
+    )
     return {
         "size": f"{f.width_px:,} x {f.height_px:,} pixels{extent}",
         "bands": f"{raster.count} band(s) ({', '.join(raster.band_names)}; {raster.data.dtype})",
@@ -196,10 +198,6 @@ def run(args: InfoArgs, ctx: ToolContext) -> ToolResult:
         "geographic CRSs)",
         notes=list(raster.notes),
     )
-
-
-def _lat_lon(lat: float, lon: float) -> str:
-    return f"{abs(lat):.5f} {'N' if lat >= 0 else 'S'}, {abs(lon):.5f} {'E' if lon >= 0 else 'W'}"
 
 
 def answer(result: ToolResult, reading: Reading) -> str:
