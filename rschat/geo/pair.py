@@ -90,19 +90,22 @@ def _nearly_same_size(a: Raster, b: Raster) -> bool:
 
 
 def _on_corner_of(src: Raster, ref: Raster) -> Raster:
-    """``src`` cut or padded (with no data) to ``ref``'s size, sharing its top-left corner."""
-    data = np.full((src.count, ref.height, ref.width), np.nan, dtype=np.float32)
+    """``src`` cut or padded (with no data) to ``ref``'s size, sharing its top-left corner.
+    Its sample type is kept (a float copy would be stretched for display, the other date
+    not): the padding is its nodata, or NaN, or 0 made the nodata (as GDAL would)."""
+    floating = np.issubdtype(src.data.dtype, np.floating)
+    nodata = src.nodata if src.nodata is not None or floating else 0
+    fill = np.nan if nodata is None else nodata
+    data = np.full((src.count, ref.height, ref.width), fill, dtype=src.data.dtype)
     h, w = min(src.height, ref.height), min(src.width, ref.width)
-    block = src.data[:, :h, :w].astype(np.float32)
-    if src.nodata is not None:
-        block = np.where(src.data[:, :h, :w] == src.nodata, np.nan, block)
-    data[:, :h, :w] = block
+    data[:, :h, :w] = src.data[:, :h, :w]
+    padded = h < ref.height or w < ref.width
     note = (
         f"'{src.name}' is {src.width}x{src.height} pixels and '{ref.name}' {ref.width}x{ref.height}, neither "
         f"georeferenced: they were taken to cover the same ground from the same top-left corner (the pixels one "
         "lacks are no data). If they are framed differently, upload GeoTIFFs."
     )
-    return replace(src, data=data, nodata=None, notes=[*src.notes, note])
+    return replace(src, data=data, nodata=nodata if padded else src.nodata, notes=[*src.notes, note])
 
 
 def _reproject_onto(src: Raster, ref: Raster) -> Raster:
