@@ -36,9 +36,8 @@ def tools(p) -> list[str]:
         ("give me an overview", ["describe_scene"]),
         ("measure the box", ["measure"]),
         ("how big is the lake?", ["segment", "measure"]),
-        # one area's polygon is measure's file; the class's result holds all of them
-        ("give me the largest water area as GeoJSON", ["segment", "measure"]),
-        ("export the biggest lake", ["segment", "measure"]),
+        # no pixel size: measure cannot outline one area, the class's result is exported
+        ("give me the largest water area as GeoJSON", ["segment"]),
         ("what is the area of the pond", ["segment", "measure"]),
         ("assess the water in the indicated area", ["segment", "measure", "describe_scene"]),
         ("analyse the vegetation", ["segment", "measure", "describe_scene"]),

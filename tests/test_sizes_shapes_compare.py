@@ -210,6 +210,24 @@ def test_closed_questions_plan_the_counting_call(ponds: Path):
         assert share.focus == "fraction" and [c.tool for c in share.calls] == ["count_objects"]
         built = plan("How much of the image is built-up?", ws)
         assert [(c.tool, c.args.get("target")) for c in built.calls] == [("segment", "built_up")]
+        # exports: one largest land-cover area is measure's polygon; the largest building is
+        # the count's; several largest, and a class not yet computed, are the class's result
+        assert [c.tool for c in plan("export the largest building", ws).calls] == ["count_objects"]
+        assert [c.tool for c in plan("give me the largest lake as GeoJSON", ws).calls] == ["segment", "measure"]
+        assert [c.tool for c in plan("export the 3 largest lakes", ws).calls] == ["segment"]
+        saved = plan("save the water as a GeoPackage", ws)
+        assert [(c.tool, c.args.get("target")) for c in saved.calls] == [("segment", "water")]
+        assert "Export" in (saved.note or "")
+    finally:
+        ws.close()
+    ws = Workspace(load_settings())
+    try:  # no pixel size: the footprints have no area, so the share is the built-up land's
+        for _ in turn(ws, "here is the image", uploads=[ponds]):
+            pass
+        share = plan("What percentage of the image is covered by buildings?", ws)
+        assert [(c.tool, c.args.get("target")) for c in share.calls] == [("segment", "built_up")]
+        largest = plan("give me the largest lake as GeoJSON", ws)  # measure needs a pixel size
+        assert [c.tool for c in largest.calls] == ["segment"]
         compare = plan("Are there more buildings than water areas?", ws)
         assert compare.focus == "compare_more" and [c.tool for c in compare.calls] == ["count_objects", "segment"]
         roads = plan("Are there more roads than buildings?", ws)

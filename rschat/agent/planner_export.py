@@ -16,15 +16,18 @@ import re
 
 from rschat.agent.planner_change import plan_change
 from rschat.agent.planner_closed import plan_count
-from rschat.agent.plans import Plan, Request, plan_largest
+from rschat.agent.plans import Plan, Request, plan_largest, with_box
+from rschat.agent.steps import ToolCall
 from rschat.agent.vocabulary import EXPORT_REPLY, FILE_FORMAT, INDEX_WORDS, NOT_WRITTEN
 from rschat.agent.workspace import StoredResult
+from rschat.backends.counting_classical import MAX_BUILDING_GSD_M
 
 _CHANGE = re.compile(r"\bchang|\blost\b|\bloss\b|\bgain", re.I)
 _SERIES = re.compile(r"\bseries\b|\btrend\b|\bthrough time\b|\bover time\b", re.I)
 _CROWNS = re.compile(r"\bcrowns?\b", re.I)
 _FOOTPRINTS = re.compile(r"\bfootprints?\b", re.I)
 _LARGEST = re.compile(r"\b(?:largest|biggest)\b", re.I)
+_SEVERAL = re.compile(r"\b(?:\d+|two|three|four|five|six|seven|eight|nine|ten)\s+(?:largest|biggest)\b", re.I)
 
 
 def _format_note(message: str) -> str | None:
@@ -35,7 +38,7 @@ def _format_note(message: str) -> str | None:
         # One GeoPackage holds the whole session: each answer's own files are GeoJSON.
         return (
             "The GeoPackage is written by the **Export** button under the chat (every layer of the session, in its "
-            "image's CRS; `rschat ask --export` in the CLI); this result's own files, below, are GeoJSON."
+            "image's CRS; `rschat ask --export` in the CLI); each answer's own files are GeoJSON."
         )
     if not missing:
         return None
@@ -74,12 +77,38 @@ def _named_result(req: Request) -> tuple[bool, StoredResult | None]:
     return False, None
 
 
+def _one_largest_area(req: Request) -> bool:
+    """'Give me the largest lake as GeoJSON': one land-cover area, which measure outlines
+    (the class's result holds all of them); not the largest building or tree (the count's
+    objects), not 'the 3 largest lakes', and not without a pixel size (measure needs one)."""
+    said = req.message
+    if not _LARGEST.search(said) or _SEVERAL.search(said) or _CHANGE.search(said):
+        return False
+    raster = req.ws.rasters.get(req.image or "")
+    return (
+        req.obj is None and req.cls not in (None, "vegetation") and raster is not None and bool(raster.pixel_size_m())
+    )
+
+
+def _compute_named(req: Request) -> Plan | None:
+    """What an export names, computed when no result holds it yet: change, the counted
+    objects where the pixels resolve them, else the land-cover class ('save the water as a
+    GeoPackage' as a first message)."""
+    if _CHANGE.search(req.message):
+        return plan_change(req)
+    raster = req.ws.rasters.get(req.image or "")
+    resolved = raster is not None and (raster.pixel_size_m() or 0.0) <= MAX_BUILDING_GSD_M
+    if req.obj is not None and (resolved or req.cls is None):
+        return plan_count(req)
+    if req.cls is not None:
+        call = ToolCall("segment", with_box({"image": req.image, "target": req.cls}, req.ws), f"find the {req.cls}")
+        return Plan("segment", [call])
+    return None
+
+
 def plan_export(req: Request) -> Plan:
     note = _format_note(req.message)
-    largest = _LARGEST.search(req.message) and req.cls not in (None, "vegetation") and not _CHANGE.search(req.message)
-    if largest and req.ws.rasters:
-        # "give me the largest lake as GeoJSON": that one area's polygon, which measure writes
-        # (the class's result holds all of its areas).
+    if _one_largest_area(req):
         one = plan_largest(req, str(req.cls))
         one.note = note
         return one
@@ -90,7 +119,7 @@ def plan_export(req: Request) -> Plan:
     if stored is not None:
         return Plan("export", use_result=stored.id, note=note)
     if named and req.ws.rasters:  # "export the building footprints" before any count: count them
-        plan = plan_change(req) if _CHANGE.search(req.message) else plan_count(req) if req.obj else None
+        plan = _compute_named(req)
         if plan is not None and plan.calls:
             plan.note = note
             return plan

@@ -434,6 +434,8 @@ def _buildings_footprints(req: Request, focus: str = "area") -> Plan | None:
     raster = req.ws.rasters.get(req.image or "")
     if req.obj != "building" or raster is None or (raster.pixel_size_m() or 0.0) > MAX_BUILDING_GSD_M:
         return None
+    if focus == "fraction" and raster.pixel_size_m() is None:
+        return None  # a share needs the footprints' area: without a pixel size, the built-up land's
     last = req.ws.last_result()
     if last is not None and last.tool == "count_objects" and _same_objects(req, last.args):
         return Plan("followup", focus=focus, use_result=last.id)
