@@ -119,6 +119,13 @@ def test_a_black_edge_without_nodata_is_no_data(tmp_path: Path):
     inside[0, 0] = 0  # and one black pixel on it
     Image.fromarray(inside).save(tmp_path / "inside.png")
     assert read_raster(tmp_path / "inside.png").nodata is None
+    # with a collar, black inside the picture (a clipped lake) stays data, one grey level up
+    both = inside.copy()
+    both[:10] = 0
+    Image.fromarray(both).save(tmp_path / "both.png")
+    r = read_raster(tmp_path / "both.png")
+    assert r.nodata == 0 and r.data.dtype == np.uint8 and r.valid_mask()[20:40, 20:40].all()
+    assert r.valid_mask().sum() == 54 * 64 and int(r.data[:, 30, 30].max()) == 1
     declared = read_raster(write_tif(tmp_path / "declared.tif", np.moveaxis(collared, -1, 0), nodata=255))
     assert declared.nodata == 255  # a file's own nodata is kept
 

@@ -106,6 +106,29 @@ def test_a_large_pair_is_held_as_overviews_and_changes_are_found_tile_by_tile(tm
     assert "ha" in text and "%" in text
 
 
+def test_a_black_edge_is_no_data_tile_by_tile_too(tmp_path: Path) -> None:
+    """A large warped pair's black edge, declared nowhere, was analysed (and written as
+    'unchanged') tile by tile while the same pair in memory left it out."""
+    paths = []
+    for src_path in (BEFORE, AFTER):
+        with rasterio.open(src_path) as ds:
+            data, profile = ds.read()[:3], ds.profile
+        data[:, :40] = 0  # a warp's fill, no nodata declared
+        profile.update(count=3, nodata=None, photometric="RGB")
+        paths.append(tmp_path / src_path.name)
+        with rasterio.open(paths[-1], "w", **profile) as dst:
+            dst.write(data)
+    ws = Workspace(_large_settings(tmp_path))
+    ws.load("before", paths[0])
+    ws.load("after", paths[1])
+    assert ws.rasters["before"].source.nodata == 0 and "black edge" in " ".join(ws.rasters["before"].notes)
+    result = _tiled_run(ws, {})
+    with rasterio.open(result.artifact("geotiff").path) as ds:
+        values = ds.read(1)
+    assert set(np.unique(values[:40])) == {255} and (values[40:] != 255).any()
+    assert result.figures.analysed_area_m2 < 512 * 472 * 25 * 1.001
+
+
 def test_an_after_file_with_its_bands_in_another_order_is_read_by_name(tmp_path: Path) -> None:
     """Tile by tile, each file's red, green and blue are its own (by band name): an after
     file stored blue-green-red gives the same change as the original."""

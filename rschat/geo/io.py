@@ -20,6 +20,7 @@ from affine import Affine
 from PIL import Image, ImageOps, UnidentifiedImageError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from scipy import ndimage
 
 from rschat.geo.bands import UNKNOWN_ORDER, alpha_holds_data, normalise_band_name, unnamed_four_bands
 from rschat.geo.errors import InputError, TooLargeError
@@ -123,7 +124,7 @@ def _read_tiff(path: Path, max_pixels: int, max_decoded: int) -> Raster:
                 nodata: float | None = ds.nodata
                 collar: list[str] = []
                 if nodata is None and "alpha" not in names:
-                    nodata, collar = black_collar_nodata(data, clean_name(path.stem))
+                    data, nodata, collar = black_collar_nodata(data, clean_name(path.stem))
                 return Raster(
                     data=data,
                     crs=ds.crs if georef else None,
@@ -201,24 +202,37 @@ def _band_reading(
 COLLAR_FRAME_SHARE = 0.05
 
 
-def black_collar_nodata(data: np.ndarray, name: str) -> tuple[float | None, list[str]]:
-    """0 as the nodata value of a colour image (3+ integer bands) with no nodata of its
-    own whose edge is black in every band, with a note; (None, []) otherwise. As GDAL's
-    nodata = 0, black pixels inside the image are no data too (an 8-bit black has no
-    information left to read)."""
+def black_collar_nodata(data: np.ndarray, name: str) -> tuple[np.ndarray, float | None, list[str]]:
+    """(data, 0, note) for a colour image (3+ integer bands) with no nodata of its own
+    whose edge is black in every band: 0 becomes its nodata, as GDAL's nodata = 0, but only
+    the black connected to the edge is the fill. Black inside the picture (a clipped lake
+    or shadow in a stretched export) stays data: its first band is raised to 1 in a copy,
+    a change of one grey level that keeps the sample type (a float copy with NaN would be
+    stretched for display where the other images are not). (data, None, []) otherwise."""
     if data.ndim != 3 or data.shape[0] < 3 or not np.issubdtype(data.dtype, np.integer):
-        return None, []
+        return data, None, []
     frame = np.concatenate([data[:, 0, :], data[:, -1, :], data[:, :, 0], data[:, :, -1]], axis=1)
     if np.count_nonzero(~frame.any(axis=0)) < COLLAR_FRAME_SHARE * frame.shape[1]:
-        return None, []
-    black = int(np.count_nonzero(~data.any(axis=0)))
-    if black < max(data.shape[1:]) or black == data.shape[1] * data.shape[2]:
-        return None, []  # too little to be a fill, or a blank image (said as such by the tools)
-    share = 100 * black / (data.shape[1] * data.shape[2])
-    return 0, [
-        f"'{name}' has a black edge (pixels 0 in every band, {share:.1f}% of the image) and declares no nodata: "
-        "black is read as no data (as GDAL's nodata = 0), so the edge counts in no class or area."
-    ]
+        return data, None, []
+    black = np.asarray(~data.any(axis=0), dtype=bool)
+    seeds = np.zeros_like(black)
+    seeds[[0, -1], :], seeds[:, [0, -1]] = black[[0, -1], :], black[:, [0, -1]]
+    edge = ndimage.binary_propagation(seeds, mask=black)
+    filled = int(np.count_nonzero(edge))
+    if filled < max(data.shape[1:]) or filled == black.size:
+        return data, None, []  # too little to be a fill, or a blank image (said as such by the tools)
+    inside = black & ~edge
+    if inside.any():
+        data = data.copy()
+        data[0][inside] = 1
+    return (
+        data,
+        0,
+        [
+            f"'{name}' has a black edge (pixels 0 in every band, {100 * filled / black.size:.1f}% of the image) and "
+            "declares no nodata: the edge is read as no data (as GDAL's nodata = 0), so it counts in no class or area."
+        ],
+    )
 
 
 def _band_name(index: int, description: str | None, interp: str, count: int) -> str:
@@ -276,7 +290,7 @@ def _read_pil(path: Path, max_pixels: int, max_decoded: int) -> Raster:
             data = data.astype(np.float32)
             data[:, alpha == 0] = np.nan
     else:
-        nodata, notes = black_collar_nodata(data, clean_name(path.stem))
+        data, nodata, notes = black_collar_nodata(data, clean_name(path.stem))
     return Raster(
         data=data,
         band_names=names.get(data.shape[0], ()),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,9 +217,11 @@ class PairSource:
             warnings.simplefilter("ignore", rasterio.errors.NodataShadowWarning)
             after = src.read(window=window)
             valid &= np.all(src.read_masks(window=window) > 0, axis=0)
-        for block in (before, after):
+        for block, source in ((before, self.before), (after, self.after)):
             if block.dtype.kind == "f":
                 valid &= np.all(np.isfinite(block), axis=0)
+            if source.nodata is not None:  # also a black edge's 0, which the file does not declare
+                valid &= ~np.all(block == source.nodata, axis=0)
         if self.area is not None and self.before.transform is not None:
             from rasterio.features import geometry_mask
             from rasterio.windows import transform as window_transform
@@ -354,7 +356,7 @@ def read_scene(
     """Read an image for a session. Up to ``tile_above`` pixels, or any PNG/JPEG: whole,
     as ``read_raster`` does. A larger TIFF also keeps its ``RasterSource`` for tiled tools,
     and over ``max_pixels`` its in-memory pixels are an overview (with a note saying so)."""
-    from rschat.geo.io import _band_reading, _check_decoded, read_raster, sniff_format
+    from rschat.geo.io import _band_reading, _check_decoded, black_collar_nodata, read_raster, sniff_format
 
     path = Path(path)
 
@@ -384,11 +386,17 @@ def read_scene(
         raster = overview_raster(source, overview_side, _described(source))
         raster.band_names, band_notes = _band_reading(raster.name, raster.band_names, raster.data, raster.nodata)
         raster.notes += band_notes
+        if raster.nodata is None:  # a black edge, as read_raster finds it on a whole image
+            raster.data, raster.nodata, collar = black_collar_nodata(raster.data, raster.name)
+            raster.notes += collar
         raster.notes.append(
             f"'{raster.name}' is {source.width}x{source.height} pixels ({source.pixels / 1e6:,.0f} MP): change "
             f"detection reads it tile by tile at full resolution; other tools work on a {raster.width}x"
             f"{raster.height} overview of it."
         )
+    if source.nodata is None and raster.nodata == 0:
+        # The black edge found on the pixels read holds for the file's tiles too.
+        source = replace(source, nodata=0)
     raster.source = source
     return raster
 
