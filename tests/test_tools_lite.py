@@ -57,7 +57,8 @@ def test_tree_detections_sit_on_trees_in_osbs(tmp_path, monkeypatch):
 
     monkeypatch.setenv("RSCHAT_LITE_MODELS", "none")
     lite_models.forget()
-    res = run("count_objects", {"target": "tree"}, {"image": read_raster(NEON / "OSBS_029.tif")}, tmp_path)
+    raster = read_raster(NEON / "OSBS_029.tif")
+    res = run("count_objects", {"target": "tree"}, {"image": raster}, tmp_path)
     truth = neon_truth("OSBS_029.tif")
     inside = [
         any(b[0] <= d.center[0] <= b[2] and b[1] <= d.center[1] <= b[3] for b in truth) for d in res.kept.detections
@@ -66,7 +67,8 @@ def test_tree_detections_sit_on_trees_in_osbs(tmp_path, monkeypatch):
     fc = json.loads(res.artifact("geojson").path.read_text())
     lon, lat = fc["features"][0]["geometry"]["coordinates"]
     assert -83 < lon < -81 and 29 < lat < 30.5  # OSBS, Florida (UTM 17N)
-    assert res.data["density_per_ha"] == pytest.approx(res.data["count"] / 0.16)
+    # per hectare of the pixels with data (the file flags its saturated sand, 0.3%, as no data)
+    assert res.data["density_per_ha"] == pytest.approx(res.data["count"] / (0.16 * raster.valid_mask().mean()))
     lite_models.forget()
 
 
@@ -107,6 +109,22 @@ def test_counts_in_boxes_that_tile_the_image_add_up_to_the_whole(tmp_path):
     assert big.data["count"] <= whole
     for part in parts:  # boxes in the crop's pixels
         assert all(0 <= d.box[0] <= d.box[2] <= w // 2 + 1 for d in part.kept.detections)
+
+
+def test_objects_on_no_data_are_not_counted(tmp_path):
+    """A warp's black edge held 3 of 6 'buildings' on an RSVQA tile: detections whose
+    centre is on no data are dropped, and the answer says how much was no data."""
+    from dataclasses import replace
+
+    raster = read_raster(NEON / "OSBS_029.tif")
+    edged = raster.data.copy()
+    edged[:, :100] = 0
+    with_edge = replace(raster, data=edged, nodata=0)
+    result = run("count_objects", {"target": "tree"}, {"image": with_edge}, tmp_path)
+    assert all(d.center[1] >= 100 for d in result.kept.detections)
+    assert any("25.0% of the whole image" in n and "no data" in n for n in result.notes)
+    whole = run("count_objects", {"target": "tree"}, {"image": raster}, tmp_path)
+    assert 0 < result.data["count"] < whole.data["count"]
 
 
 def test_the_largest_counted_building_is_given_in_m2(tmp_path):

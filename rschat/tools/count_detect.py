@@ -56,7 +56,7 @@ def detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, l
             f"'{raster.name}' has {raster.count} band(s): tree crowns are found by their colour, so counting trees "
             "needs an RGB image (buildings can be counted on panchromatic images)."
         )
-    rgb = rgb_preview(raster)
+    rgb = _filled(rgb_preview(raster), raster.valid_mask())
     cc.refuse_blank(rgb)  # before the float copies: a blank 64 MP image would take 2 GB to find nothing
     if target == "tree":
         return (*_trees_lite(rgb, gsd, notes), notes, gsd)
@@ -76,6 +76,26 @@ def detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, l
         "are wrong (lawns, shaded ground); treat the number as rough"
     ]
     return dets, cc.BUILDING_METHOD, limits, notes, gsd
+
+
+def _filled(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The picture with the no data along its edge (a warp's fill) given the nearest
+    pixel's colour: a black edge is a hard edge the crown and roof finders take for
+    objects, and it shifts the rules' image-wide statistics (a quarter of a NEON tile made
+    black: 87 trees found in the rest, against 65 in the whole tile). Specks of no data
+    inside (OSBS_029 flags its saturated sand, 0.3%) stay as they are: filled, they moved
+    that tile's count from 65 to 73 of 61."""
+    if valid.all() or not valid.any():
+        return rgb
+    from scipy import ndimage
+
+    seeds = np.zeros_like(valid)
+    seeds[[0, -1], :], seeds[:, [0, -1]] = ~valid[[0, -1], :], ~valid[:, [0, -1]]
+    edge = ndimage.binary_propagation(seeds, mask=~valid)
+    if not edge.any():
+        return rgb
+    rows, cols = ndimage.distance_transform_edt(edge, return_distances=False, return_indices=True)
+    return rgb[rows, cols]
 
 
 def detected(target: str, raster: Raster) -> tuple[list[cc.Detection], str, list[str], list[str], float]:

@@ -242,10 +242,14 @@ def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
 def _in_region(
     dets: list[cc.Detection], args: CountArgs, ctx: ToolContext, raster: Raster, scope: str
 ) -> tuple[list[cc.Detection], str, np.ndarray | None]:
-    """The detections inside the region drawn on the map, when the call asks for it."""
+    """The detections on pixels with data (a warp's black edge found 3 of 6 'buildings'),
+    and inside the region drawn on the map when the call asks for it; with the mask of
+    what was counted, None for every pixel."""
+    valid = raster.valid_mask()
     inside = region_mask_of(args.region, ctx, raster)
     if inside is None:
-        return dets, scope, None
+        return (dets, scope, None) if valid.all() else (_inside(dets, valid), scope, valid)
+    inside &= valid
     return _inside(dets, inside), scope + ", inside the region drawn on the map", inside
 
 
@@ -316,6 +320,8 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
             dets = _inside(dets, prev)
             scope += " inside the changed area"
     dets, scope, inside = _in_region(dets, args, ctx, raster, scope)
+    if (missing := 100 * (1 - raster.valid_mask().mean())) > 0:
+        notes.append(f"{missing:.1f}% of {scope} is no data: it is left out of the count and of the area counted")
     dets = _selected(dets, args, known := raster.pixel_size_m())
     plural = _what(args, plural)
 
