@@ -104,6 +104,8 @@ def test_examples_load_with_file_names_and_a_question(on: Handlers):
     out = on.load_example_series(Req())
     state = json.loads(out[ui.map_view])
     assert [d["name"].split()[0] for d in state["dates"]] == [f"pucallpa_{y}.tif" for y in (1985, 2000, 2020)]
+    # the map's compare menus show and send the dates (they read 'puca', 'puca', 'puca')
+    assert [d["date"] for d in state["dates"]] == ["1985", "2000", "2020"]
     assert "over time" in out[ui.box].value["text"]
     out = on.load_example_trees(Req())
     state = json.loads(out[ui.map_view])

@@ -135,9 +135,12 @@ function render() {
     };
     slider.oninput = () => show(Number(slider.value));
     slider.value = dates.length - 1; show(dates.length - 1);
-    const options = dates.map((d) => '<option>' + d.name.split(' ').pop().slice(0, 4) + '</option>').join('');
-    element.querySelector('.rsmap-a').innerHTML = options;
-    element.querySelector('.rsmap-b').innerHTML = options;
+    // Each date by its date (its name when it has none); built as nodes, not HTML, since
+    // names come from the uploaded files.
+    ['.rsmap-a', '.rsmap-b'].forEach((sel) => {
+      const select = element.querySelector(sel);
+      select.replaceChildren(...dates.map((d) => new Option(d.date || d.name, d.date || d.name)));
+    });
     element.querySelector('.rsmap-b').selectedIndex = dates.length - 1;
     element.querySelector('.rsmap-compare-btn').onclick = () => trigger('compare', {
       a: element.querySelector('.rsmap-a').value, b: element.querySelector('.rsmap-b').value});

@@ -45,7 +45,9 @@ def _overlay(ws: Workspace, name: str, files: dict[str, str]) -> dict[str, Any] 
     label = file_label(raster.name, files)
     if raster.date and raster.date_label not in label:  # '1985', not '1985 1985'
         label += f" {raster.date_label}"
-    return {"name": label, "url": file_url(path), "bounds": bounds, "footprint": footprint_wgs84(raster)}
+    # "date": what the compare menus show and send ("what changed between 1985 and 2020?")
+    date = raster.date_label if raster.date else None
+    return {"name": label, "date": date, "url": file_url(path), "bounds": bounds, "footprint": footprint_wgs84(raster)}
 
 
 def file_label(stem: str, files: dict[str, str]) -> str:
