@@ -268,3 +268,15 @@ def test_an_undated_pair_says_the_order_is_the_upload_order():
     assert "one image has no date" in order_limit(None, before, after)[0]
     before.date = dt.date(2009, 8, 18)
     assert order_limit(None, before, after) == []  # the dates order the pair
+
+
+def test_a_dated_pair_names_its_dates_in_the_answer(tmp_path):
+    """A comparison picked on the map's date menus answered 'on the before date' only."""
+    import datetime as dt
+
+    before, after, _ = make_pair()
+    before.date, after.date = dt.date(1985, 7, 1), dt.date(2020, 7, 1)
+    before.name, after.name = "pucallpa_1985", "pucallpa_2020"
+    ctx = ToolContext({"before": before, "after": after}, tmp_path)
+    result = REGISTRY["detect_changes"].run({}, ctx)
+    assert result.summary.startswith("in the whole image (1985 to 2020), ")

@@ -239,6 +239,13 @@ def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
     return [d for d in dets if mask[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)]]
 
 
+def _no_data_note(raster: Raster, scope: str) -> list[str]:
+    missing = float(100 * (1 - raster.valid_mask().mean()))
+    if missing == 0:
+        return []
+    return [f"{missing:.1f}% of {scope} is no data: it is left out of the count and of the area counted"]
+
+
 def _in_region(
     dets: list[cc.Detection], args: CountArgs, ctx: ToolContext, raster: Raster, scope: str
 ) -> tuple[list[cc.Detection], str, np.ndarray | None]:
@@ -320,8 +327,7 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
             dets = _inside(dets, prev)
             scope += " inside the changed area"
     dets, scope, inside = _in_region(dets, args, ctx, raster, scope)
-    if (missing := 100 * (1 - raster.valid_mask().mean())) > 0:
-        notes.append(f"{missing:.1f}% of {scope} is no data: it is left out of the count and of the area counted")
+    notes += _no_data_note(raster, scope)
     dets = _selected(dets, args, known := raster.pixel_size_m())
     plural = _what(args, plural)
 

@@ -182,6 +182,23 @@ def _within_bounds(
 SEASON_DAYS = 30  # dates further apart in the year than this are in another stage of the growing season
 
 
+def _cover_outputs(
+    parts: Any, mask: np.ndarray, before: Raster, scope: str, figures: ChangeFigures
+) -> tuple[tuple[np.ndarray, str], dict, str]:
+    """A class's loss and gain: the coded mask and its description, the GeoJSON, and the
+    summary with where the largest patches lie."""
+    values, what, geojson, where = cover_layers(parts, mask, before)
+    said = summary(scope, figures, [], cover=parts.change.target) + (f"; {where}" if where else "")
+    return (values, what), geojson, said
+
+
+def dates_of(args: ChangeArgs, ctx: ToolContext) -> str:
+    """' (1985 to 2020)' when both images are dated: which dates a series' pair compares
+    (an answer from the map's compare menus said 'the before date' only)."""
+    before, after = ctx.raster(args.before), ctx.raster(args.after)
+    return f" ({before.date_label} to {after.date_label})" if before.date and after.date else ""
+
+
 def date_limits(args: ChangeArgs, ctx: ToolContext) -> list[str]:
     """What the images' dates (of the uploads, not the aligned pair) say about the result."""
     before, after = ctx.raster(args.before), ctx.raster(args.after)
@@ -254,11 +271,9 @@ def run_in_memory(args: ChangeArgs, ctx: ToolContext) -> ToolResult:
 
     # 4. Artifacts: overlay, previews, GeoTIFF mask, GeoJSON regions (a class's loss and
     #    gain apart, with where they lie).
-    coded, said = None, summary(scope, figures, regions)
+    coded, said = None, summary(scope + dates_of(args, ctx), figures, regions)
     if parts is not None:
-        values, what, geojson, where = cover_layers(parts, mask, before)
-        coded = (values, what)
-        said = summary(scope, figures, [], cover=parts.change.target) + (f"; {where}" if where else "")
+        coded, geojson, said = _cover_outputs(parts, mask, before, scope + dates_of(args, ctx), figures)
     else:
         geojson = regions_geojson(labels, regions, before, "change")
     artifacts = _artifacts(ctx, before, after, mask, geojson, coded, judged=valid)
@@ -444,7 +459,7 @@ def run_tiled(args: ChangeArgs, ctx: ToolContext, before: Raster, after: Raster)
     if cell_px > 1:
         notes.append(f"Change regions are traced on the {before.width}x{before.height} overview shown.")
     return ToolResult(
-        summary=summary(scope, figures, regions, approximate=cell_px > 1),
+        summary=summary(scope + dates_of(args, ctx), figures, regions, approximate=cell_px > 1),
         figures=figures,
         artifacts=artifacts,
         method=change_tiled.METHOD_NAME,
