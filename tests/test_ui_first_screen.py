@@ -94,3 +94,18 @@ def test_the_downloads_are_the_files_of_the_results_the_answer_used(tmp_path: Pa
     list(turn(session.ws, "what is the mean NDVI of the after image? what share of the area changed?"))
     names = {Path(f).name.split("_")[0] for f in panels.refresh(session)["files"]}
     assert names == {"r1", "r3"}  # the NDVI's files and the change's
+
+
+def test_a_result_on_the_pairs_other_image_is_shown_but_not_clicked(tmp_path: Path):
+    """The water asked of a NAIP pair was computed on the 2015 image (512 x 511): the panel
+    kept the plain 2009 image, hiding the result (a new-user trial in the browser)."""
+    from rschat.agent import turn
+
+    session = UiSession(Workspace(Settings(work_dir=tmp_path)))
+    pair = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+    list(turn(session.ws, "what changed?", uploads=pair))
+    list(turn(session.ws, "how much water is in the after image?"))
+    panels.refresh(session)
+    last = session.ws.last_result()
+    assert last is not None and last.args.get("image") == "after"
+    assert session.base_image == str(last.result.artifact("overlay").path) and not session.base_is_raster

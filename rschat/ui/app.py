@@ -427,7 +427,11 @@ class Handlers:
     def on_click(self, mode: str, evt: gr.SelectData, request: gr.Request):  # type: ignore[no-untyped-def]
         session = self.store.get(request)
         if not session.base_is_raster:
-            return {self.ui.slot_status: "Clicks work on an image, not on a plot: upload an image first."}
+            why = "ask about the first image to click on it" if session.base_image else "upload an image first"
+            return {
+                self.ui.slot_status: "Clicks mark pixels of the first image, and the panel shows a plot or a result on "
+                f"another image: {why}."
+            }
         note = session.click(mode, float(evt.index[0]), float(evt.index[1]))
         return {self.ui.image: panels.with_prompts(session), self.ui.slot_status: note}
 

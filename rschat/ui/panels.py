@@ -76,6 +76,10 @@ def refresh(session: UiSession) -> dict[str, Any]:
         overlay, plot = res.artifact("overlay"), res.artifact("plot")
         if overlay is not None and _same_size(overlay.path, session.base_image):
             session.base_image, session.base_is_raster = str(overlay.path), True
+        elif overlay is not None:
+            # A result on the pair's other image (512 x 511 against 512 x 512): shown, since it
+            # is what was asked for, but clicks on it would not be the first image's pixels.
+            session.base_image, session.base_is_raster = str(overlay.path), False
         elif plot is not None:
             session.base_image, session.base_is_raster = str(plot.path), False
         before, after = res.artifact("before_preview"), res.artifact("after_preview")
