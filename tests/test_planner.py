@@ -36,6 +36,9 @@ def tools(p) -> list[str]:
         ("give me an overview", ["describe_scene"]),
         ("measure the box", ["measure"]),
         ("how big is the lake?", ["segment", "measure"]),
+        # the pixels' validity is the file's, not a land cover
+        ("how much of the image has no data?", ["image_info"]),
+        ("what share of the pixels have data?", ["image_info"]),
         # no pixel size: measure cannot outline one area, the class's result is exported
         ("give me the largest water area as GeoJSON", ["segment"]),
         ("what is the area of the pond", ["segment", "measure"]),

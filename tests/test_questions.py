@@ -981,3 +981,13 @@ def test_what_is_this_image_on_a_one_band_image_gives_its_grid_and_what_can_be_a
         assert not steps[-1].answered and "blank" in steps[-1].text
     finally:
         ws.close()
+
+
+def test_no_data_questions_are_answered_from_the_pixels_validity(settings, tmp_path):
+    """'How much of the image has no data?' was answered with a land-cover breakdown."""
+    rgb = np.random.default_rng(8).integers(20, 235, (64, 64, 3), dtype=np.uint8)
+    rgb[:10] = 0  # a black edge: no data
+    Image.fromarray(rgb).save(tmp_path / "edged.png")
+    ws, steps = ask(settings, "how much of the image has no data?", [tmp_path / "edged.png"])
+    assert steps[-1].short_answer == "15.6%" and "are no data" in steps[-1].text
+    assert list(turn(ws, "what share of the pixels have data?"))[-1].short_answer == "84.4%"

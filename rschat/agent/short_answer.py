@@ -270,6 +270,9 @@ def _image_info(result: ToolResult, focus: str | None) -> str | None:
         return f"EPSG:{int(d['epsg'])}"  # type: ignore[arg-type]
     if focus == "bands" and d.get("bands") is not None and "width_px" in d:
         return str(int(d["bands"]))  # type: ignore[arg-type]
+    if focus in ("data", "no_data") and "valid_percent" in d:  # "how much of the image has no data?"
+        valid = float(d["valid_percent"])  # type: ignore[arg-type]
+        return f"{valid if focus == 'data' else 100 - valid:.1f}%"
     return None
 
 

@@ -16,7 +16,7 @@ from rschat.geo.raster import Raster
 from rschat.geo.vector import lat_lon_text, pixel_to_lonlat
 from rschat.tools.base import Args, Figures, ImageName, Phrase, Reading, Tool, ToolContext, ToolResult
 
-About = Literal["all", "pixel_size", "crs", "area", "bands", "date", "where", "size", "sensor"]
+About = Literal["all", "pixel_size", "crs", "area", "bands", "date", "where", "size", "sensor", "no_data", "data"]
 
 
 class InfoArgs(Args):
@@ -72,6 +72,11 @@ ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
         rf"\bwhere (?:is|was|are|were) (?:this|it|these|they|the|that)(?: {_IMAGE}| place)?(?: (?:located|situated|taken|from))?\W*$"
         rf"|\b(?:coordinates|bounds|bounding box|location|centre|center) of (?:the|this) {_IMAGE}", re.I)),
     ("sensor", re.compile(r"\b(?:what|which) (?:sensor|satellite|platform|camera|instrument)\b", re.I)),
+    # "how much of the image has no data?", "what share of the pixels have data?": read from
+    # the pixels' validity (nodata, NaN, a black edge), not a land cover
+    ("no_data", re.compile(r"\bno[ -]?data\b|\bmissing data\b|\b(?:empty|blank) (?:pixels|areas?|parts?)\b", re.I)),
+    ("data", re.compile(r"\b(?:pixels?|share|percent(?:age)?|much)\b(?: \w+){0,4} (?:have|has|hold|holds|with) data\b"
+                        r"|\bvalid pixels\b", re.I)),
     ("all", re.compile(rf"\b{_IMAGE} (?:info|information|metadata|properties|details)\b|\bmetadata\b", re.I)),
 ]  # fmt: skip
 PHRASES = (Phrase("image_info", re.compile("|".join(f"(?:{p.pattern})" for _, p in ABOUT_WORDS), re.I), 5),)
@@ -169,6 +174,8 @@ def _parts(raster: Raster, f: InfoFigures) -> dict[str, str]:
         "where": f"{where}; {_bounds_text(raster)}" if where else "",
         "date": _date_text(raster),
         "sensor": "the sensor is not named in what rschat reads from the file (its bands, grid and date)",
+        "no_data": f"{100 - f.valid_percent:.1f}% of its pixels are no data",
+        "data": f"{f.valid_percent:.1f}% of its pixels hold data",
     }
 
 
@@ -190,7 +197,7 @@ def run(args: InfoArgs, ctx: ToolContext) -> ToolResult:
     order = [args.about] if args.about != "all" else []
     order += [k for k in ("size", "bands", "crs", "pixel_size", "area", "where", "date") if k not in order]
     text = "; ".join(parts[k] for k in order if parts[k])
-    summary = f"'{raster.name}': {text}; {figures.valid_percent:.1f}% of its pixels hold data"
+    summary = f"'{raster.name}': {text}" + (f"; {parts['data']}" if args.about not in ("data", "no_data") else "")
     return ToolResult(
         summary=summary,
         figures=figures,
