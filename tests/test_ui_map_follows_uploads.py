@@ -129,3 +129,18 @@ def test_stale_results_leave_the_map_and_each_result_has_its_own_colour(tmp_path
     ws.load("after", pair[0])  # a new after image: every change result is stale now
     assert not any(ws.is_current(s) for s in ws.results)
     assert [layer["name"] for layer in map_state.build(ws)["layers"]] == ["image footprint", "drawn region"]
+
+
+def test_a_class_lost_and_gained_is_red_and_blue_on_the_map(tmp_path: Path):
+    """Forest lost and gained on the Pucallpa series was drawn in one green, on a green
+    false-colour image, lost and gained alike (a new-user trial in the browser)."""
+    from rschat.agent import turn
+
+    ws = Workspace(Settings(work_dir=tmp_path))
+    pair = [ASSETS / "naip_2009-08-18.tif", ASSETS / "naip_2015-09-26.tif"]
+    list(turn(ws, "what changed?", uploads=pair))
+    list(turn(ws, "how much vegetation was lost?"))
+    (layer,) = [x for x in map_state.build(ws)["layers"] if x["name"].endswith("(r2)")]
+    kinds = {f["properties"]["kind"] for f in layer["geojson"]["features"]}
+    assert layer["classColors"] == {k: "#ff0000" if k.endswith(" lost") else "#2878ff" for k in kinds}
+    assert any(k.endswith(" lost") for k in kinds)

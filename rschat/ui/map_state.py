@@ -98,6 +98,17 @@ def build(ws: Workspace, max_results: int = 4, files: dict[str, str] | None = No
     return state
 
 
+# A class's loss and gain ("trees lost", "trees gained" features of one change result): red
+# and blue, as on the image panel's overlay, whatever the result's own colour (a second
+# result's hue turned green, and green outlines on a green false-colour Landsat vanished).
+LOST_GAINED = {" lost": "#ff0000", " gained": "#2878ff"}
+
+
+def _lost_gained(collection: dict[str, Any]) -> dict[str, str]:
+    kinds = {str((f.get("properties") or {}).get("kind", "")) for f in collection.get("features", [])}
+    return {k: c for k in kinds for end, c in LOST_GAINED.items() if k.endswith(end)}
+
+
 def _result_layers(ws: Workspace, shown: set[str], max_results: int) -> list[dict[str, Any]]:
     """Layers of the latest results computed from the rasters shown (stale ones left out),
     each in a colour of its own."""
@@ -113,11 +124,12 @@ def _result_layers(ws: Workspace, shown: set[str], max_results: int) -> list[dic
         layer = REGISTRY[stored.tool].layer if stored.tool in REGISTRY else None
         if layer is None:
             continue
+        colors = dict(layer.class_colors) if layer.class_colors else _lost_gained(collection)
         out.append(
             {
                 "name": f"{layer.name} ({stored.id})",
                 "color": result_color(layer, stored.id),
-                "classColors": dict(layer.class_colors) if layer.class_colors else None,
+                "classColors": colors or None,
                 "points": layer.points,
                 "geojson": collection,
             }
