@@ -308,7 +308,7 @@ def test_an_export_request_offers_the_named_results_files_and_says_what_it_does_
     # failed), and the GeoPackage is the Export button's
     saved = list(turn(ws, "save the change polygons as a GeoPackage"))
     assert next(s for s in saved if s.kind == "done").result_id == "r1"
-    assert saved[-1].text.startswith("The GeoPackage is written by the **Export** button")
+    assert saved[-1].text.startswith("The GeoPackage is written by the **Export the session** button")
 
 
 def test_session_export_has_footprints_once_each_in_their_images_crs(settings, tmp_path):

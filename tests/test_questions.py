@@ -383,7 +383,7 @@ def test_blank_messages_export_and_a_missing_box_get_plain_replies(settings):
         reply = list(turn(ws, blank))[-1]
         assert "Type a question" in reply.text and not reply.answered
     reply = list(turn(ws, "export it"))[-1]
-    assert "**Export** button" in reply.text and "--export" in reply.text
+    assert "**Export the session** button" in reply.text and "--export" in reply.text
     for question in ("measure the box", "how many trees in the box?"):
         reply = list(turn(ws, question))[-1]
         assert "There is no box on the image yet" in reply.text and not reply.answered, question

@@ -37,13 +37,13 @@ def _format_note(message: str) -> str | None:
     if not missing and any(a in ("geopackage", "gpkg") for a in asked):
         # One GeoPackage holds the whole session: each answer's own files are GeoJSON.
         return (
-            "The GeoPackage is written by the **Export** button under the chat (every layer of the session, in its "
+            "The GeoPackage is written by the **Export the session** button, under Downloads (every layer of the session, in its "
             "image's CRS; `rschat ask --export` in the CLI); each answer's own files are GeoJSON."
         )
     if not missing:
         return None
     return (
-        f"rschat does not write {missing[0]} files: the downloads hold GeoJSON (EPSG:4326), and the **Export** button "
+        f"rschat does not write {missing[0]} files: the downloads hold GeoJSON (EPSG:4326), and the **Export the session** button "
         "writes a GeoPackage of every layer; QGIS and ArcGIS open both. To convert one: "
         '`ogr2ogr -f "ESRI Shapefile" out.shp FILE.geojson` (GDAL).'
     )

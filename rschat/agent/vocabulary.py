@@ -86,7 +86,7 @@ AGENT_INTENTS: tuple[Phrase, ...] = (
     ),
 )
 EXPORT_REPLY = (
-    "The **Export** button under the chat writes the session's results: a GeoPackage and GeoJSON of every "
+    "The **Export the session** button, under Downloads, writes the session's results: a GeoPackage and GeoJSON of every "
     "layer (in their CRS), an HTML map and the transcript; each answer's own files (GeoTIFF, GeoJSON, PNG) are "
     "in the downloads. In the CLI, add `--export` to `rschat ask`."
 )
