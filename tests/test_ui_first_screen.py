@@ -77,6 +77,10 @@ def test_the_overlay_legend_names_its_colours(tmp_path: Path):
     legend = panels.overlay_legend(session)
     assert session.ws.last_result().tool == "segment"  # type: ignore[union-attr]
     assert all(color in legend for color in CLASS_COLORS.values()) and "low vegetation" in legend
+    list(turn(session.ws, "how many trees are there?"))  # the boxes' own colours: red, yellow for dead crowns
+    panels.refresh(session)
+    legend = panels.overlay_legend(session)
+    assert "#ff2828" in legend and "#ffc800" in legend and "leafless or dead" in legend
 
 
 def test_the_downloads_are_the_files_of_the_results_the_answer_used(tmp_path: Path):

@@ -421,7 +421,7 @@ class Handlers:
             request,
             {f"t{i + 1}": path for i, path in enumerate(EXAMPLE_SERIES)},
             "How did the water change over time?",
-            "Example loaded: Landsat 1985, 2000 and 2020 of Pucallpa, Peru (SWIR1, NIR, red, green; 30 m).",
+            "Example loaded: Landsat 1985, 2000 and 2020 of Pucallpa, Peru (SWIR1, NIR, red, green; 30 m Landsat resampled to about 90 m pixels).",
         )
 
     def on_click(self, mode: str, evt: gr.SelectData, request: gr.Request):  # type: ignore[no-untyped-def]

@@ -116,7 +116,11 @@ def overlay_legend(session: UiSession) -> str:
     layer = REGISTRY[last.tool].layer if last.tool in REGISTRY else None
     if last.tool in ("segment", "describe_scene") or (layer is not None and layer.class_colors):
         return "Land cover: " + "".join(swatch(c, k.replace("_", " ")) for k, c in CLASS_COLORS.items())
-    if last.tool == "count_objects":  # boxes: red, yellow for dead trees, cyan for buildings
+    if last.tool == "count_objects":  # the boxes' colours, as count_objects draws them
+        if last.result.kept.target == "building":
+            return "Overlay: " + swatch("#00ffff", overlay.label)
+        if last.result.kept.target == "tree":
+            return "Overlay: " + swatch("#ff2828", "tree crowns") + swatch("#ffc800", "leafless or dead crowns")
         return "Overlay: " + swatch("#ff2828", overlay.label)
     color = result_color(layer, last.id) if layer is not None else "#ffdc00"
     return "Overlay: " + swatch(color, overlay.label)
