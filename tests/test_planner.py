@@ -208,3 +208,22 @@ def test_how_much_asks_for_a_share_and_a_wood_is_trees(message, focus):
     assert focus_of(message) == focus
     if "wood" in message:
         assert class_of(message) == "trees"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "count buildings, skipping the no-data edge",
+        "how many trees, leaving out the no data?",
+        "how much water is there, ignoring no-data pixels?",
+        "what is the mean NDVI of pixels with data?",
+        "what changed, ignoring the no data edge?",
+        "how much of the vegetation has data?",
+        "what is the NDVI where there is no data?",
+        "segment the blank areas",
+    ],
+)
+def test_questions_that_only_mention_no_data_are_not_about_it(settings, message):
+    """A review found these answered '0.0%' or '100.0%' by image_info."""
+    ws = ws_with(settings, "image")
+    assert "image_info" not in tools(plan(message, ws))

@@ -122,9 +122,14 @@ def test_objects_on_no_data_are_not_counted(tmp_path):
     with_edge = replace(raster, data=edged, nodata=0)
     result = run("count_objects", {"target": "tree"}, {"image": with_edge}, tmp_path)
     assert all(d.center[1] >= 100 for d in result.kept.detections)
-    assert any("25.0% of the whole image" in n and "no data" in n for n in result.notes)
+    assert any(n.startswith("25.0% of the image is no data") for n in result.notes)
     whole = run("count_objects", {"target": "tree"}, {"image": raster}, tmp_path)
     assert 0 < result.data["count"] < whole.data["count"]
+    # the share is the counted area's: a box over the data has none, a box across the edge half
+    clear = run("count_objects", {"target": "tree", "box": [0, 200, 400, 400]}, {"image": with_edge}, tmp_path)
+    assert not any("no data" in n for n in clear.notes)
+    across = run("count_objects", {"target": "tree", "box": [0, 0, 400, 200]}, {"image": with_edge}, tmp_path)
+    assert any(n.startswith("50.0% of the box is no data") for n in across.notes)
 
 
 def test_the_largest_counted_building_is_given_in_m2(tmp_path):

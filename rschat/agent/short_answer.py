@@ -272,7 +272,8 @@ def _image_info(result: ToolResult, focus: str | None) -> str | None:
         return str(int(d["bands"]))  # type: ignore[arg-type]
     if focus in ("data", "no_data") and "valid_percent" in d:  # "how much of the image has no data?"
         valid = float(d["valid_percent"])  # type: ignore[arg-type]
-        return f"{valid if focus == 'data' else 100 - valid:.1f}%"
+        share = valid if focus == "data" else 100 - valid
+        return f"{share:.2g}%" if 0 < share < 0.05 else f"{share:.1f}%"  # a few pixels: not '0.0%'
     return None
 
 

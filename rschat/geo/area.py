@@ -80,3 +80,8 @@ def area_text(m2: float | None) -> str:
     if m2 is None:
         return "an unknown ground area (the image has no georeference; say the pixel size to get one)"
     return f"{m2:,.0f} m2 ({m2 / 1e4:,.2f} ha)"
+
+
+def share_text(percent: float) -> str:
+    """'12.6%', or '< 0.1%' for a share above 0 that rounds to nothing."""
+    return "< 0.1%" if 0 < percent < 0.05 else f"{percent:.1f}%"

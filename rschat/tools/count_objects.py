@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from pydantic import Field
 
 from rschat.backends import counting_classical as cc
+from rschat.geo.area import share_text
 from rschat.geo.errors import InputError
 from rschat.geo.io import write_png
 from rschat.geo.places import place
@@ -239,25 +240,23 @@ def _inside(dets: list[cc.Detection], mask: np.ndarray) -> list[cc.Detection]:
     return [d for d in dets if mask[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)]]
 
 
-def _no_data_note(raster: Raster, scope: str) -> list[str]:
-    missing = float(100 * (1 - raster.valid_mask().mean()))
-    if missing == 0:
-        return []
-    return [f"{missing:.1f}% of {scope} is no data: it is left out of the count and of the area counted"]
-
-
 def _in_region(
     dets: list[cc.Detection], args: CountArgs, ctx: ToolContext, raster: Raster, scope: str
-) -> tuple[list[cc.Detection], str, np.ndarray | None]:
+) -> tuple[list[cc.Detection], str, np.ndarray | None, list[str]]:
     """The detections on pixels with data (a warp's black edge found 3 of 6 'buildings'),
     and inside the region drawn on the map when the call asks for it; with the mask of
-    what was counted, None for every pixel."""
+    what was counted (None for every pixel) and a note on the no data left out."""
     valid = raster.valid_mask()
-    inside = region_mask_of(args.region, ctx, raster)
-    if inside is None:
-        return (dets, scope, None) if valid.all() else (_inside(dets, valid), scope, valid)
-    inside &= valid
-    return _inside(dets, inside), scope + ", inside the region drawn on the map", inside
+    region = region_mask_of(args.region, ctx, raster)
+    area = region if region is not None else np.ones_like(valid)
+    missing = 100 * (1 - float((area & valid).sum()) / max(int(area.sum()), 1))
+    where = "the region drawn on the map" if region is not None else "the box" if args.box else "the image"
+    note = [f"{share_text(missing)} of {where} is no data: left out of the count and of the area counted"]
+    note = note if missing > 0 else []
+    if region is None:
+        return (dets, scope, None, note) if valid.all() else (_inside(dets, valid), scope, valid, note)
+    inside = region & valid
+    return _inside(dets, inside), scope + ", inside the region drawn on the map", inside, note
 
 
 def _previous_mask(ctx: ToolContext, raster: Raster, full: Raster, offset: tuple[int, int]) -> np.ndarray | None:
@@ -326,8 +325,8 @@ def run(args: CountArgs, ctx: ToolContext) -> ToolResult:
         else:
             dets = _inside(dets, prev)
             scope += " inside the changed area"
-    dets, scope, inside = _in_region(dets, args, ctx, raster, scope)
-    notes += _no_data_note(raster, scope)
+    dets, scope, inside, no_data = _in_region(dets, args, ctx, raster, scope)
+    notes += no_data
     dets = _selected(dets, args, known := raster.pixel_size_m())
     plural = _what(args, plural)
 

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import Field
 from pyproj import CRS as ProjCRS  # noqa: N811
 
+from rschat.geo.area import share_text
 from rschat.geo.raster import Raster
 from rschat.geo.vector import lat_lon_text, pixel_to_lonlat
 from rschat.tools.base import Args, Figures, ImageName, Phrase, Reading, Tool, ToolContext, ToolResult
@@ -74,9 +75,13 @@ ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
     ("sensor", re.compile(r"\b(?:what|which) (?:sensor|satellite|platform|camera|instrument)\b", re.I)),
     # "how much of the image has no data?", "what share of the pixels have data?": read from
     # the pixels' validity (nodata, NaN, a black edge), not a land cover
-    ("no_data", re.compile(r"\bno[ -]?data\b|\bmissing data\b|\b(?:empty|blank) (?:pixels|areas?|parts?)\b", re.I)),
-    ("data", re.compile(r"\b(?:pixels?|share|percent(?:age)?|much)\b(?: \w+){0,4} (?:have|has|hold|holds|with) data\b"
-                        r"|\bvalid pixels\b", re.I)),
+    ("no_data", re.compile(
+        r"\b(?:how much|how many|what (?:share|part|fraction|percent(?:age)?|proportion)) of (?:the |this |its )?"
+        rf"(?:{_IMAGE[3:-1]}|pixels)\b[^.?!;,]{{0,30}}\b(?:is|are|has|have|holds?) (?:no[ -]?data|missing|empty|blank)\b"
+        r"|^\W*(?:is|are) there (?:any )?(?:no[ -]?data|missing data|empty pixels)(?: pixels| areas?)?(?: in (?:the|this) \w+)?\W*$", re.I)),
+    ("data", re.compile(
+        r"\b(?:how much|how many|what (?:share|part|fraction|percent(?:age)?|proportion)) of (?:the |this |its )?"
+        rf"(?:{_IMAGE[3:-1]}|pixels)\b[^.?!;,]{{0,30}}\b(?:has|have|holds?) (?:valid )?data\W*$", re.I)),
     ("all", re.compile(rf"\b{_IMAGE} (?:info|information|metadata|properties|details)\b|\bmetadata\b", re.I)),
 ]  # fmt: skip
 PHRASES = (Phrase("image_info", re.compile("|".join(f"(?:{p.pattern})" for _, p in ABOUT_WORDS), re.I), 5),)
@@ -174,7 +179,7 @@ def _parts(raster: Raster, f: InfoFigures) -> dict[str, str]:
         "where": f"{where}; {_bounds_text(raster)}" if where else "",
         "date": _date_text(raster),
         "sensor": "the sensor is not named in what rschat reads from the file (its bands, grid and date)",
-        "no_data": f"{100 - f.valid_percent:.1f}% of its pixels are no data",
+        "no_data": f"{share_text(100 - f.valid_percent)} of its pixels are no data",
         "data": f"{f.valid_percent:.1f}% of its pixels hold data",
     }
 
