@@ -95,12 +95,14 @@ function render() {
   const s = state();
   rs.dynamic.forEach(l => { rs.map.removeLayer(l); rs.control.removeLayer(l); });
   rs.dynamic = [];
-  const add = (layer, name) => { layer.addTo(rs.map); rs.control.addOverlay(layer, name); rs.dynamic.push(layer); };
+  // Names come from uploaded files: escaped wherever they become HTML (the legend, the layer switch).
+  const esc = (t) => String(t).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+  const add = (layer, name) => { layer.addTo(rs.map); rs.control.addOverlay(layer, esc(name)); rs.dynamic.push(layer); };
   const legendRows = [];
   const swatch = (c, dashed) => '<i style="background:' + c + (dashed ? ';opacity:0.35;outline:2px dashed ' + c : '') + '"></i>';
   (s.overlays || []).forEach(o => {
     add(L.imageOverlay(o.url, o.bounds, {opacity: 0.9}), o.name);
-    legendRows.push('<i style="background:linear-gradient(135deg,#7a9a5a,#c9b48a)"></i>' + o.name);
+    legendRows.push('<i style="background:linear-gradient(135deg,#7a9a5a,#c9b48a)"></i>' + esc(o.name));
   });
   (s.dates || []).slice(-1).forEach(o => legendRows.push('<i style="background:linear-gradient(135deg,#3a6a9a,#8ab06a)"></i>images by date (slider below)'));
   (s.layers || []).forEach(l => {
@@ -116,7 +118,7 @@ function render() {
         .filter(([k, v]) => typeof v !== 'object').map(([k, v]) => k + ': ' + v).join('<br>')); },
     });
     add(layer, l.name);
-    legendRows.push(swatch(l.color, l.region) + l.name);
+    legendRows.push(swatch(l.color, l.region) + esc(l.name));
     if (l.classColors) Object.entries(l.classColors).forEach(([k, c]) => legendRows.push('&nbsp;&nbsp;<i style="background:' + c + '"></i>' + k.replace('_', ' ')));
   });
   rs.legend.innerHTML = legendRows.map(r => '<span>' + r + '</span>').join('');
@@ -142,8 +144,11 @@ function render() {
       select.replaceChildren(...dates.map((d) => new Option(d.date || d.name, d.date || d.name)));
     });
     element.querySelector('.rsmap-b').selectedIndex = dates.length - 1;
-    element.querySelector('.rsmap-compare-btn').onclick = () => trigger('compare', {
-      a: element.querySelector('.rsmap-a').value, b: element.querySelector('.rsmap-b').value});
+    element.querySelector('.rsmap-compare-btn').onclick = () => {
+      const a = element.querySelector('.rsmap-a').value, b = element.querySelector('.rsmap-b').value;
+      if (a === b) { element.querySelector('.rsmap-note').textContent = 'Pick two different dates to compare.'; return; }
+      trigger('compare', {a: a, b: b});
+    };
   } else if (rs.dateLayer) { rs.map.removeLayer(rs.dateLayer); rs.dateLayer = null; }
   if (!s.layers || !s.layers.some(l => l.name.startsWith('drawn region'))) rs.drawn.clearLayers();
   element.querySelector('.rsmap-note').textContent = s.note || '';
