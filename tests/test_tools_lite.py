@@ -111,6 +111,19 @@ def test_counts_in_boxes_that_tile_the_image_add_up_to_the_whole(tmp_path):
         assert all(0 <= d.box[0] <= d.box[2] <= w // 2 + 1 for d in part.kept.detections)
 
 
+def test_a_large_images_no_data_edge_takes_the_median_colour(monkeypatch):
+    """Over NEAREST_FILL_MAX_PX the nearest-pixel fill's index planes would cost 8 bytes a
+    pixel (512 MB at 64 MP): the edge takes the median colour of the data instead."""
+    from rschat.tools import count_detect
+
+    rgb = np.full((40, 40, 3), 100, np.uint8)
+    rgb[:10] = 0
+    valid = rgb.any(axis=-1)
+    monkeypatch.setattr(count_detect, "NEAREST_FILL_MAX_PX", 100)
+    filled = count_detect._filled(rgb, valid)
+    assert (filled[:10] == 100).all() and (rgb[:10] == 0).all()  # a copy, the input untouched
+
+
 def test_objects_on_no_data_are_not_counted(tmp_path):
     """A warp's black edge held 3 of 6 'buildings' on an RSVQA tile: detections whose
     centre is on no data are dropped, and the answer says how much was no data."""

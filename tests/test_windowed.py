@@ -326,3 +326,54 @@ def test_trees_on_a_large_scene_are_counted_at_full_resolution_once_per_crown(tm
     centres = {(round(d.center[0]), round(d.center[1])) for d in many.kept.detections}
     assert len(centres) >= len(many.kept.detections) - 1  # no crown twice
     assert all(0 <= d.center[0] <= 128 and 0 <= d.center[1] <= 128 for d in many.kept.detections)  # overview pixels
+
+
+def test_a_count_tile_by_tile_leaves_out_a_black_edge_as_in_memory(tmp_path: Path) -> None:
+    """Tile by tile, 3 trees were counted on a warp's black edge and its area counted in."""
+    from rschat.agent.agent import turn
+    from rschat.config import Settings
+
+    with rasterio.open(ROOT / "tests" / "data" / "neon" / "OSBS_029.tif") as src:
+        data, profile = src.read(), src.profile
+    h, w = data.shape[1:]
+    yy, xx = np.ogrid[:h, :w]
+    data[:, (xx + yy) < w // 2] = 0  # a warp's triangular edge, declared nowhere
+    profile.pop("nodata", None)
+    path = tmp_path / "osbs_edge.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    found = {}
+    for tile_above in (16_000_000, 0):
+        ws = Workspace(Settings(work_dir=tmp_path / str(tile_above), tile_above_pixels=tile_above))
+        list(turn(ws, "how many trees?", uploads=[path]))
+        result, valid = ws.last_result().result, ws.rasters["image"].valid_mask()  # type: ignore[union-attr]
+        assert all(valid[min(int(d.center[1]), h - 1), min(int(d.center[0]), w - 1)] for d in result.kept.detections)
+        found[tile_above] = (result.figures.count, round(result.figures.density_per_ha, 1))
+        ws.close()
+    assert found[0] == found[16_000_000]
+
+
+def test_a_warped_after_image_keeps_its_black_edge_out_of_the_warp(tmp_path: Path) -> None:
+    """The after file's undeclared black edge, bilinearly blended into its neighbours by
+    the warp, made a dark seam of 'data' (mean 51 against 102 beside it)."""
+    from dataclasses import replace as with_
+
+    from affine import Affine
+
+    with rasterio.open(AFTER) as ds:
+        data, profile = ds.read()[:3], ds.profile
+    data[:, :, :100] = 0
+    profile.update(count=3, photometric="RGB", nodata=None, transform=ds.transform * Affine.translation(0.5, 0.5))
+    with rasterio.open(tmp_path / "after.tif", "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(BEFORE) as ds:
+        data, profile = ds.read()[:3], ds.profile
+    profile.update(count=3, photometric="RGB")
+    with rasterio.open(tmp_path / "before.tif", "w", **profile) as dst:
+        dst.write(data)
+    before = open_source(tmp_path / "before.tif")
+    pair = PairSource(before, with_(open_source(tmp_path / "after.tif"), nodata=0))  # as read_scene finds it
+    assert pair.warped
+    _, after, valid = pair.read(Window(0, 0, before.width, before.height))
+    seam, inside = after[:, valid[:, 100], 100].mean(), after[:, valid[:, 110], 110].mean()
+    assert seam > 0.8 * inside

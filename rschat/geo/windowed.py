@@ -240,8 +240,17 @@ class PairSource:
             yield ds
             return
         b = self.before
+        # A black edge the file does not declare (source.nodata 0, found on reading) is no
+        # data for the warp too: blended into its neighbours it would be a dark seam of data.
+        fill = {} if self.after.nodata is None else {"src_nodata": self.after.nodata, "nodata": self.after.nodata}
         with WarpedVRT(
-            ds, crs=b.crs, transform=b.transform, width=b.width, height=b.height, resampling=Resampling.bilinear
+            ds,
+            crs=b.crs,
+            transform=b.transform,
+            width=b.width,
+            height=b.height,
+            resampling=Resampling.bilinear,
+            **fill,
         ) as vrt:
             yield vrt
 

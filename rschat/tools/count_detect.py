@@ -78,6 +78,9 @@ def detect_lite(target: str, raster: Raster) -> tuple[list[cc.Detection], str, l
     return dets, cc.BUILDING_METHOD, limits, notes, gsd
 
 
+NEAREST_FILL_MAX_PX = 16_000_000  # above this, a no-data edge takes the median colour (memory)
+
+
 def _filled(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The picture with the no data along its edge (a warp's fill) given the nearest
     pixel's colour: a black edge is a hard edge the crown and roof finders take for
@@ -94,6 +97,10 @@ def _filled(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     edge = ndimage.binary_propagation(seeds, mask=~valid)
     if not edge.any():
         return rgb
+    if edge.size > NEAREST_FILL_MAX_PX:  # the index planes would take 8 bytes a pixel: the median colour
+        filled = rgb.copy()
+        filled[edge] = np.median(rgb[valid][::97], axis=0).astype(rgb.dtype)
+        return filled
     rows, cols = ndimage.distance_transform_edt(edge, return_distances=False, return_indices=True)
     return rgb[rows, cols]
 

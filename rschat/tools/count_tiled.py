@@ -54,6 +54,8 @@ def _tile_detections(
     except InputError:  # a blank tile (no data, one value): nothing to count there
         return []
     inside = area_mask(area, source, tile.read_window, (raster.height, raster.width))
+    valid = raster.valid_mask()  # no object is counted on no data (a warp's black edge)
+    inside = valid if inside is None else inside & valid
     kept = []
     for d in dets:
         cx, cy = d.center
@@ -61,7 +63,7 @@ def _tile_detections(
             tile.row <= tile.read_row + cy < tile.row + tile.height
             and tile.col <= tile.read_col + cx < tile.col + tile.width
         )
-        if in_core and (inside is None or inside[min(int(cy), raster.height - 1), min(int(cx), raster.width - 1)]):
+        if in_core and inside[min(int(cy), raster.height - 1), min(int(cx), raster.width - 1)]:
             kept.append(d.shifted(tile.read_col, tile.read_row))
     return kept
 
@@ -105,12 +107,14 @@ def _analysed_area_m2(
     args: CountArgs, ctx: ToolContext, image: Raster, src: RasterSource, window: windows.Window
 ) -> float | None:
     """The analysed area in m2, measured on the overview's grid (its pixels' areas are
-    exact for it): the window, and the drawn region when the count is restricted to it."""
+    exact for it): the window's pixels with data, and the drawn region when the count is
+    restricted to it."""
     sx, sy = image.width / src.width, image.height / src.height
     mask = np.zeros((image.height, image.width), dtype=bool)
     mask[int(window.row_off * sy) : int(np.ceil((window.row_off + window.height) * sy)),
          int(window.col_off * sx) : int(np.ceil((window.col_off + window.width) * sx))] = True  # fmt: skip
     inside = region_mask_of(args.region, ctx, image)
+    mask &= image.valid_mask()
     return image.area_m2(mask if inside is None else mask & inside)
 
 
