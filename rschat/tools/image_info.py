@@ -45,6 +45,11 @@ class InfoFigures(Figures):
 # land-cover and counting phrases ("how many bands" is no count of objects, "what area
 # does the image cover" no class's area).
 _IMAGE = r"(?:image|images|scene|tile|file|raster|photo|picture)"
+# "how much of the image ...", "what share of the pixels ...": the image's own coverage
+_SHARE_OF_IMAGE = (
+    r"\b(?:how much|how many|what (?:share|part|fraction|percent(?:age)?|proportion)) of (?:the |this |its )?"
+    rf"(?:{_IMAGE[3:-1]}|pixels)\b[^.?!;,]{{0,30}}\b"
+)
 ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
     ("pixel_size", re.compile(
         r"\b(?:what|which)(?: is|'s| are)? (?:the |its |this image's |the image's )?(?:spatial |ground )?"
@@ -76,12 +81,9 @@ ABOUT_WORDS: list[tuple[About, re.Pattern[str]]] = [
     # "how much of the image has no data?", "what share of the pixels have data?": read from
     # the pixels' validity (nodata, NaN, a black edge), not a land cover
     ("no_data", re.compile(
-        r"\b(?:how much|how many|what (?:share|part|fraction|percent(?:age)?|proportion)) of (?:the |this |its )?"
-        rf"(?:{_IMAGE[3:-1]}|pixels)\b[^.?!;,]{{0,30}}\b(?:is|are|has|have|holds?) (?:no[ -]?data|missing|empty|blank)\b"
+        rf"{_SHARE_OF_IMAGE}(?:is|are|has|have|holds?) (?:no[ -]?data|missing|empty|blank)\b"
         r"|^\W*(?:is|are) there (?:any )?(?:no[ -]?data|missing data|empty pixels)(?: pixels| areas?)?(?: in (?:the|this) \w+)?\W*$", re.I)),
-    ("data", re.compile(
-        r"\b(?:how much|how many|what (?:share|part|fraction|percent(?:age)?|proportion)) of (?:the |this |its )?"
-        rf"(?:{_IMAGE[3:-1]}|pixels)\b[^.?!;,]{{0,30}}\b(?:has|have|holds?) (?:valid )?data\W*$", re.I)),
+    ("data", re.compile(rf"{_SHARE_OF_IMAGE}(?:has|have|holds?) (?:valid )?data\W*$", re.I)),
     ("all", re.compile(rf"\b{_IMAGE} (?:info|information|metadata|properties|details)\b|\bmetadata\b", re.I)),
 ]  # fmt: skip
 PHRASES = (Phrase("image_info", re.compile("|".join(f"(?:{p.pattern})" for _, p in ABOUT_WORDS), re.I), 5),)
