@@ -20,11 +20,10 @@ from affine import Affine
 from PIL import Image, ImageOps, UnidentifiedImageError
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from scipy import ndimage
 
 from rschat.geo.bands import UNKNOWN_ORDER, alpha_holds_data, normalise_band_name, unnamed_four_bands
 from rschat.geo.errors import InputError, TooLargeError
-from rschat.geo.raster import Raster
+from rschat.geo.raster import Raster, connected_to_edge
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PIL_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG"}
@@ -215,9 +214,7 @@ def black_collar_nodata(data: np.ndarray, name: str) -> tuple[np.ndarray, float 
     if np.count_nonzero(~frame.any(axis=0)) < COLLAR_FRAME_SHARE * frame.shape[1]:
         return data, None, []
     black = np.asarray(~data.any(axis=0), dtype=bool)
-    seeds = np.zeros_like(black)
-    seeds[[0, -1], :], seeds[:, [0, -1]] = black[[0, -1], :], black[:, [0, -1]]
-    edge = ndimage.binary_propagation(seeds, mask=black)
+    edge = connected_to_edge(black)
     filled = int(np.count_nonzero(edge))
     if filled < max(data.shape[1:]) or filled == black.size:
         return data, None, []  # too little to be a fill, or a blank image (said as such by the tools)

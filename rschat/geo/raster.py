@@ -129,3 +129,13 @@ def clip_box(box: tuple[int, int, int, int] | list[int], width: int, height: int
     if x1 - x0 < 2 or y1 - y0 < 2:
         raise ValueError(f"the box {list(box)} does not cover the {width}x{height} image")
     return x0, y0, x1, y1
+
+
+def connected_to_edge(mask: np.ndarray) -> np.ndarray:
+    """The True pixels of an (H, W) mask connected to the image's frame: a warp's or a
+    crop's fill, told from a dark object or a speck inside the picture."""
+    from scipy import ndimage
+
+    seeds = np.zeros_like(mask, dtype=bool)
+    seeds[[0, -1], :], seeds[:, [0, -1]] = mask[[0, -1], :], mask[:, [0, -1]]
+    return np.asarray(ndimage.binary_propagation(seeds, mask=mask), dtype=bool)

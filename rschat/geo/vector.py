@@ -17,6 +17,7 @@ import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio import features
+from rasterio.crs import CRS
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, mapping, shape
 
@@ -201,11 +202,16 @@ def pixels_to_lonlat(raster: Raster, xs: np.ndarray, ys: np.ndarray, offset: tup
     """``pixel_to_lonlat`` for many points in one transform: [[lon, lat], ...] (a count's
     thousands of boxes took 13,000 single transforms)."""
     xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-    t = raster.transform if raster.georeferenced else None
-    if t is None or raster.crs is None:
+    if not raster.georeferenced or raster.transform is None or raster.crs is None:
         return np.stack([xs + offset[0], ys + offset[1]], axis=-1).tolist()
+    return grid_lonlat(raster.crs, raster.transform, xs, ys)
+
+
+def grid_lonlat(crs: CRS, transform: Affine, xs: np.ndarray, ys: np.ndarray) -> list:
+    """[[lon, lat], ...] (EPSG:4326, 8 decimals) of pixel positions on a grid."""
+    t = transform
     mx, my = t.a * xs + t.b * ys + t.c, t.d * xs + t.e * ys + t.f
-    lon, lat = Transformer.from_crs(raster.crs.to_wkt(), "EPSG:4326", always_xy=True).transform(mx, my)
+    lon, lat = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True).transform(mx, my)
     return np.round(np.stack([lon, lat], axis=-1), 8).tolist()
 
 

@@ -11,7 +11,7 @@ from rschat.backends import learned, lite_models
 from rschat.geo import memo
 from rschat.geo.errors import InputError
 from rschat.geo.preview import rgb_preview
-from rschat.geo.raster import Raster
+from rschat.geo.raster import Raster, connected_to_edge
 
 SUPPORTED = {"tree": "trees", "building": "buildings"}
 # Targets the planner knows but lite mode cannot count reliably, with why.
@@ -90,17 +90,15 @@ def _filled(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     that tile's count from 65 to 73 of 61."""
     if valid.all() or not valid.any():
         return rgb
-    from scipy import ndimage
-
-    seeds = np.zeros_like(valid)
-    seeds[[0, -1], :], seeds[:, [0, -1]] = ~valid[[0, -1], :], ~valid[:, [0, -1]]
-    edge = ndimage.binary_propagation(seeds, mask=~valid)
+    edge = connected_to_edge(~valid)
     if not edge.any():
         return rgb
     if edge.size > NEAREST_FILL_MAX_PX:  # the index planes would take 8 bytes a pixel: the median colour
         filled = rgb.copy()
         filled[edge] = np.median(rgb[valid][::97], axis=0).astype(rgb.dtype)
         return filled
+    from scipy import ndimage
+
     rows, cols = ndimage.distance_transform_edt(edge, return_distances=False, return_indices=True)
     return rgb[rows, cols]
 

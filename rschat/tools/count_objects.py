@@ -19,7 +19,7 @@ from rschat.geo.places import place
 from rschat.geo.preview import rgb_preview
 from rschat.geo.raster import Raster, clip_box
 from rschat.geo.shapes import Shape, Size, SizeKind, describe, describe_bounds, matches, size_unresolved, within
-from rschat.geo.vector import PIXEL_COORDINATES, lat_lon_text, pixels_to_lonlat, write_geojson
+from rschat.geo.vector import PIXEL_COORDINATES, grid_lonlat, lat_lon_text, pixels_to_lonlat, write_geojson
 from rschat.tools.base import (
     Args,
     Artifact,
@@ -404,11 +404,7 @@ def _where(result: ToolResult, det: cc.Detection) -> str:
     kept = result.kept
     text = f", in {place(x, y, kept.shape[-1], kept.shape[-2])} of {kept.scope}" if kept.shape else ""
     if kept.grid is not None:
-        from pyproj import Transformer
-
-        crs, transform = kept.grid
-        mx, my = transform * (x, y)
-        lon, lat = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True).transform(mx, my)
+        ((lon, lat),) = grid_lonlat(*kept.grid, np.array([x]), np.array([y]))
         text += f", centred at {lat_lon_text(lat, lon)}"
     return text
 

@@ -414,7 +414,8 @@ def answer(result: ToolResult, reading: Reading) -> str:
         return (
             f"I cannot tell rural from urban at {d['pixel_size_m']:,.0f} m pixels: a town is a few pixels there, and "
             f"grey rock and bare ground take the colour of built-up land (land coloured as built-up covers "
-            f"{d.get('built_up_percent') or 0.0:.1f}% of {result.kept.scope or 'the image'}). At 4-30 m pixels "
+            f"{d.get('built_up_percent') or 0.0:.1f}% of {result.kept.scope or 'the image'}). At "
+            f"{landuse.LANDUSE_GSD_M[0]:g}-{URBAN_MAX_GSD_M:g} m pixels "
             f"(Sentinel-2, Landsat) the land-use model reads towns ({source})."
         )
     if reading.focus == "rural_urban" and d.get("buildings_percent") is not None:
