@@ -182,7 +182,7 @@ def _parts(raster: Raster, f: InfoFigures) -> dict[str, str]:
         "date": _date_text(raster),
         "sensor": "the sensor is not named in what rschat reads from the file (its bands, grid and date)",
         "no_data": f"{share_text(100 - f.valid_percent)} of its pixels are no data",
-        "data": f"{f.valid_percent:.1f}% of its pixels hold data",
+        "data": f"{share_text(f.valid_percent)} of its pixels hold data",
     }
 
 
